@@ -1,0 +1,418 @@
+"""One frozen `Settings`, resolved once: flag > `AUDITOR_*` environment > auditor.toml > default.
+
+The configuration file is TOML (path from `--config`, else `AUDITOR_CONFIG`, else
+`./auditor.toml` when it exists). Secrets are never read from it: client secrets and
+certificates come from the Azure variables `AZURE_CLIENT_SECRET`,
+`AZURE_CLIENT_CERTIFICATE_PATH` and `AZURE_CLIENT_CERTIFICATE_PASSWORD` (or, for device code,
+from the token cache). Every error names the key, where it came from, and what is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from auditor.errors import ConfigError
+
+AUTH_METHODS = ("client-secret", "client-certificate", "managed-identity", "device-code")
+# Keys that would hold a secret: refused in the file so nobody commits one by mistake.
+SECRET_KEYS = frozenset(
+    {"client_secret", "secret", "password", "certificate_password", "client_certificate_password"}
+)
+
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True, repr=False)
+class Secret:
+    """A secret value whose repr and str never show it (so it cannot leak into logs)."""
+
+    value: str
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Secrets from the environment only."""
+
+    client_secret: Secret | None = None
+    certificate_path: Path | None = None
+    certificate_password: Secret | None = None
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """An environment named in the configuration file."""
+
+    name: str
+    id: str
+    dataverse_url: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the auditor needs to know, resolved and validated."""
+
+    config_file: Path | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    auth_method: str = "client-secret"
+    authority_host: str = "https://login.microsoftonline.com"
+    discover_environments: bool = True
+    environments: tuple[EnvironmentConfig, ...] = ()
+    admin_api_url: str = "https://api.bap.microsoft.com"
+    admin_api_scope: str = "https://service.powerapps.com/.default"
+    flow_api_url: str = "https://api.flow.microsoft.com"
+    flow_api_scope: str = "https://service.flow.microsoft.com/.default"
+    flow_api_enabled: bool = True
+    store_path: Path = Path("auditor-data/auditor.duckdb")
+    ca_bundle: Path | None = None
+    max_concurrency: int = 16
+    timeout_seconds: float = 60.0
+    max_retries: int = 6
+    page_size: int = 5000
+    token_cache_path: Path = field(default_factory=lambda: _default_cache_path())
+    thresholds: Mapping[str, Mapping[str, Scalar]] = field(default_factory=dict)
+    credentials: Credentials = field(default_factory=Credentials, repr=False)
+    # Where each resolved value came from ("default", "file <path>", "env NAME", "flag"),
+    # for `auditor config` and for error messages.
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def threshold(self, check_id: str, name: str, default: Scalar) -> Scalar:
+        """A check's threshold: `[checks.<id>] <name> = value` in the file, else `default`."""
+        return self.thresholds.get(check_id, {}).get(name, default)
+
+
+def _default_cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "auditor" / "msal-token-cache.bin"
+
+
+# --- value parsers: each returns the parsed value or raises ValueError(expected text) -------
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value.strip()
+
+
+def _https_url(value: Any) -> str:
+    text = _text(value)
+    parts = urlsplit(text)
+    if parts.scheme != "https" or not parts.netloc:
+        raise ValueError(f"must be an https:// URL, got {text!r}")
+    return text.rstrip("/")
+
+
+def _scope(value: Any) -> str:
+    text = _text(value)
+    if not text.startswith("https://"):
+        raise ValueError(f"must be an OAuth scope such as https://host/.default, got {text!r}")
+    return text
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _text(value)
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}; got {text!r}")
+        return text
+
+    return parse
+
+
+def _int_range(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"must be a whole number from {low} to {high}, got {value!r}"
+            ) from None
+        if isinstance(value, float) and value != number:
+            raise ValueError(f"must be a whole number from {low} to {high}, got {value!r}")
+        if not low <= number <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}, got {number}")
+        return number
+
+    return parse
+
+
+def _positive_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a positive number of seconds")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a positive number of seconds, got {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"must be a positive number of seconds, got {number}")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {value!r}")
+
+
+def _path(value: Any) -> Path:
+    return Path(_text(value)).expanduser()
+
+
+def _existing_file(value: Any) -> Path:
+    path = _path(value)
+    if not path.is_file():
+        raise ValueError(f"must name an existing file; {str(path)!r} does not exist")
+    return path
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    toml: tuple[str, ...]  # path of the key in auditor.toml
+    env: tuple[str, ...]  # environment variables, first wins
+    parse: Callable[[Any], Any]
+    relative_to_file: bool = False  # a relative path in the file is relative to the file
+
+
+_FIELDS: tuple[_Field, ...] = (
+    _Field("tenant_id", ("tenant_id",), ("AUDITOR_TENANT_ID", "AZURE_TENANT_ID"), _text),
+    _Field("client_id", ("auth", "client_id"), ("AUDITOR_CLIENT_ID", "AZURE_CLIENT_ID"), _text),
+    _Field("auth_method", ("auth", "method"), ("AUDITOR_AUTH_METHOD",), _choice(AUTH_METHODS)),
+    _Field(
+        "authority_host",
+        ("auth", "authority_host"),
+        ("AUDITOR_AUTHORITY_HOST", "AZURE_AUTHORITY_HOST"),
+        _https_url,
+    ),
+    _Field(
+        "token_cache_path",
+        ("auth", "token_cache"),
+        ("AUDITOR_TOKEN_CACHE",),
+        _path,
+        relative_to_file=True,
+    ),
+    _Field("admin_api_url", ("apis", "admin_url"), ("AUDITOR_ADMIN_API_URL",), _https_url),
+    _Field("admin_api_scope", ("apis", "admin_scope"), ("AUDITOR_ADMIN_API_SCOPE",), _scope),
+    _Field("flow_api_url", ("apis", "flow_url"), ("AUDITOR_FLOW_API_URL",), _https_url),
+    _Field("flow_api_scope", ("apis", "flow_scope"), ("AUDITOR_FLOW_API_SCOPE",), _scope),
+    _Field("flow_api_enabled", ("apis", "flow_enabled"), ("AUDITOR_FLOW_API_ENABLED",), _bool),
+    _Field("store_path", ("store",), ("AUDITOR_STORE",), _path, relative_to_file=True),
+    _Field("ca_bundle", ("http", "ca_bundle"), ("AUDITOR_CA_BUNDLE",), _existing_file, True),
+    _Field(
+        "max_concurrency",
+        ("http", "max_concurrency"),
+        ("AUDITOR_MAX_CONCURRENCY",),
+        _int_range(1, 50),
+    ),
+    _Field("timeout_seconds", ("http", "timeout_seconds"), ("AUDITOR_TIMEOUT",), _positive_float),
+    _Field("max_retries", ("http", "max_retries"), ("AUDITOR_MAX_RETRIES",), _int_range(0, 20)),
+    _Field("page_size", ("http", "page_size"), ("AUDITOR_PAGE_SIZE",), _int_range(1, 5000)),
+)
+
+# Every key the file may hold (tables and their keys); anything else is a typo to report.
+_KNOWN_KEYS: dict[str, set[str]] = {"": {"tenant_id", "store", "environments", "checks"}}
+for _f in _FIELDS:
+    if len(_f.toml) == 2:
+        _KNOWN_KEYS.setdefault(_f.toml[0], set()).add(_f.toml[1])
+        _KNOWN_KEYS[""].add(_f.toml[0])
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve the settings from flags (None = not given), the environment and the file."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    environ = os.environ if environ is None else environ
+    cwd = cwd or Path.cwd()
+
+    config_file, document = _read_config(flags.get("config"), environ, cwd)
+    file_label = f"{config_file}" if config_file else ""
+    values: dict[str, Any] = {"config_file": config_file}
+    sources: dict[str, str] = {}
+
+    for spec in _FIELDS:
+        raw, source, key = _lookup(spec, flags, environ, document, file_label)
+        if source is None:
+            continue
+        try:
+            value = spec.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(key, source, str(exc)) from None
+        if isinstance(value, Path) and not value.is_absolute():
+            base = config_file.parent if source.startswith("file") and config_file else cwd
+            value = base / value
+        values[spec.name] = value
+        sources[spec.name] = source
+
+    values.setdefault("store_path", cwd / Settings.store_path)
+    discover, environments = _environments(document, file_label)
+    if flags.get("all_environments"):
+        discover, sources["environments"] = True, "flag"
+    values["discover_environments"] = discover
+    values["environments"] = environments
+    values["thresholds"] = _thresholds(document, file_label)
+    values["credentials"] = _credentials(environ)
+    values["sources"] = sources
+    return Settings(**values)
+
+
+def _read_config(
+    flag: Any, environ: Mapping[str, str], cwd: Path
+) -> tuple[Path | None, dict[str, Any]]:
+    if flag is not None:
+        path, origin = Path(str(flag)).expanduser(), "--config"
+    elif environ.get("AUDITOR_CONFIG"):
+        path, origin = Path(environ["AUDITOR_CONFIG"]).expanduser(), "AUDITOR_CONFIG"
+    else:
+        path, origin = cwd / "auditor.toml", ""
+        if not path.is_file():
+            return None, {}
+    if not path.is_absolute():
+        path = cwd / path
+    if not path.is_file():
+        raise ConfigError(
+            "config",
+            origin,
+            f"names {str(path)!r}, which does not exist",
+            hint="Give the path of an auditor.toml, or run `auditor demo` to see one.",
+        )
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("(file)", str(path), f"is not valid TOML: {exc}") from None
+    _check_keys(document, str(path))
+    return path, document
+
+
+def _check_keys(document: Mapping[str, Any], label: str) -> None:
+    for key, value in document.items():
+        _refuse_secret(key, label)
+        if key not in _KNOWN_KEYS[""]:
+            raise ConfigError(key, label, "is not a known setting", hint=_known_hint(""))
+        if key in _KNOWN_KEYS and key not in ("", "checks"):
+            if not isinstance(value, dict):
+                raise ConfigError(key, label, "must be a table ([" + key + "])")
+            for sub in value:
+                _refuse_secret(f"{key}.{sub}", label)
+                if sub not in _KNOWN_KEYS[key]:
+                    raise ConfigError(
+                        f"{key}.{sub}", label, "is not a known setting", hint=_known_hint(key)
+                    )
+
+
+def _refuse_secret(key: str, label: str) -> None:
+    if key.rsplit(".", 1)[-1] in SECRET_KEYS:
+        raise ConfigError(
+            key,
+            label,
+            "holds a secret, and secrets are never read from the file",
+            hint="Remove it from the file and set AZURE_CLIENT_SECRET (or "
+            "AZURE_CLIENT_CERTIFICATE_PATH / AZURE_CLIENT_CERTIFICATE_PASSWORD) instead.",
+        )
+
+
+def _known_hint(table: str) -> str:
+    keys = sorted(_KNOWN_KEYS[table])
+    where = f"[{table}]" if table else "the top level"
+    return f"Known keys in {where}: {', '.join(keys)}."
+
+
+def _lookup(
+    spec: _Field,
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    document: Mapping[str, Any],
+    file_label: str,
+) -> tuple[Any, str | None, str]:
+    if spec.name in flags:
+        return flags[spec.name], "flag", "--" + spec.name.replace("_", "-")
+    for name in spec.env:
+        if environ.get(name):
+            return environ[name], f"env {name}", name
+    node: Any = document
+    for part in spec.toml:
+        if not isinstance(node, dict) or part not in node:
+            return None, None, ".".join(spec.toml)
+        node = node[part]
+    return node, f"file {file_label}", ".".join(spec.toml)
+
+
+def _environments(
+    document: Mapping[str, Any], label: str
+) -> tuple[bool, tuple[EnvironmentConfig, ...]]:
+    raw = document.get("environments")
+    if raw is None or raw == "all":
+        return True, ()
+    if not isinstance(raw, list):
+        raise ConfigError(
+            "environments",
+            label,
+            'must be "all" or a list of [[environments]] tables with name, id and dataverse_url',
+        )
+    items: list[EnvironmentConfig] = []
+    for index, item in enumerate(raw):
+        key = f"environments[{index}]"
+        if not isinstance(item, dict):
+            raise ConfigError(key, label, "must be a table with name, id and dataverse_url")
+        unknown = set(item) - {"name", "id", "dataverse_url"}
+        if unknown:
+            raise ConfigError(f"{key}.{sorted(unknown)[0]}", label, "is not a known setting")
+        parsed: dict[str, str] = {}
+        for name, parse in (("name", _text), ("id", _text), ("dataverse_url", _https_url)):
+            if not item.get(name):
+                what = "an https:// Dataverse URL" if name == "dataverse_url" else "text"
+                raise ConfigError(f"{key}.{name}", label, f"is required ({what})")
+            try:
+                parsed[name] = parse(item[name])
+            except ValueError as exc:
+                raise ConfigError(f"{key}.{name}", label, str(exc)) from None
+        items.append(EnvironmentConfig(**parsed))
+    return False, tuple(items)
+
+
+def _thresholds(document: Mapping[str, Any], label: str) -> dict[str, dict[str, Scalar]]:
+    raw = document.get("checks", {})
+    if not isinstance(raw, dict):
+        raise ConfigError("checks", label, "must be a table of [checks.<check id>] tables")
+    result: dict[str, dict[str, Scalar]] = {}
+    for check_id, values in raw.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"checks.{check_id}", label, "must be a table of thresholds")
+        for name, value in values.items():
+            if not isinstance(value, str | int | float | bool):
+                raise ConfigError(
+                    f"checks.{check_id}.{name}", label, "must be a number, string or boolean"
+                )
+        result[check_id] = dict(values)
+    return result
+
+
+def _credentials(environ: Mapping[str, str]) -> Credentials:
+    secret = environ.get("AZURE_CLIENT_SECRET")
+    cert = environ.get("AZURE_CLIENT_CERTIFICATE_PATH")
+    password = environ.get("AZURE_CLIENT_CERTIFICATE_PASSWORD")
+    return Credentials(
+        client_secret=Secret(secret) if secret else None,
+        certificate_path=Path(cert).expanduser() if cert else None,
+        certificate_password=Secret(password) if password else None,
+    )

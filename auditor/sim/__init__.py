@@ -1,0 +1,1 @@
+"""The simulated tenant: a scenario generator, its ground truth and an HTTPS server."""

@@ -1,0 +1,240 @@
+"""The retry policy, the per-host cap and typed errors, each against a respx-mocked API."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import respx
+
+from auditor.errors import (
+    BadRequest,
+    BadResponse,
+    PermissionDenied,
+    ServiceUnavailable,
+    Throttled,
+    TransportFailure,
+)
+from auditor.http import (
+    HostLimiter,
+    RequestStats,
+    current_stats,
+    get_json,
+    make_client,
+    retry_after_seconds,
+)
+from auditor.settings import Settings
+
+pytestmark = pytest.mark.anyio
+URL = "https://contoso.crm.dynamics.com/api/data/v9.2/plugintracelogs"
+NOW = 1_800_000_000.0  # the injected clock
+
+
+class FakeSleep:
+    """Records waits instead of sleeping, so tests about seconds take milliseconds."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def sleep() -> FakeSleep:
+    return FakeSleep()
+
+
+@pytest.fixture
+async def client(sleep: FakeSleep) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(max_retries=4)
+    async with make_client(
+        settings,
+        limiter=HostLimiter(16),
+        sleep=sleep,
+        clock=lambda: NOW,
+        rng=random.Random(1),
+    ) as made:
+        yield made
+
+
+def page(rows: int = 1) -> httpx.Response:
+    return httpx.Response(200, json={"value": [{"id": i} for i in range(rows)]})
+
+
+@respx.mock
+async def test_429_with_retry_after_seconds_waits_and_succeeds(
+    client: httpx.AsyncClient, sleep: FakeSleep
+) -> None:
+    route = respx.get(URL).mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "2"}), page()]
+    )
+    stats = RequestStats()
+    token = current_stats.set(stats)
+    try:
+        body = await get_json(client, URL)
+    finally:
+        current_stats.reset(token)
+    assert body == {"value": [{"id": 0}]}
+    assert route.call_count == 2
+    assert sleep.waits == [2.0]
+    assert (stats.requests, stats.retries, stats.throttled, stats.throttle_wait_s) == (2, 1, 1, 2.0)
+
+
+@respx.mock
+async def test_429_with_an_http_date_waits_until_that_date(
+    client: httpx.AsyncClient, sleep: FakeSleep
+) -> None:
+    when = email.utils.formatdate(NOW + 7, usegmt=True)
+    respx.get(URL).mock(side_effect=[httpx.Response(429, headers={"Retry-After": when}), page()])
+    await get_json(client, URL)
+    assert sleep.waits == [pytest.approx(7.0, abs=1.0)]
+
+
+@respx.mock
+async def test_429_without_retry_after_backs_off_with_jitter(
+    client: httpx.AsyncClient, sleep: FakeSleep
+) -> None:
+    respx.get(URL).mock(side_effect=[httpx.Response(429), httpx.Response(429), page()])
+    await get_json(client, URL)
+    assert len(sleep.waits) == 2
+    assert 0 <= sleep.waits[0] <= 0.5  # full jitter below base * 2**0
+    assert 0 <= sleep.waits[1] <= 1.0  # and below base * 2**1
+
+
+@respx.mock
+async def test_503_then_200(client: httpx.AsyncClient, sleep: FakeSleep) -> None:
+    route = respx.get(URL).mock(side_effect=[httpx.Response(503), page(3)])
+    body = await get_json(client, URL)
+    assert len(body["value"]) == 3
+    assert route.call_count == 2
+    assert len(sleep.waits) == 1
+
+
+@respx.mock
+async def test_503_honours_retry_after(client: httpx.AsyncClient, sleep: FakeSleep) -> None:
+    respx.get(URL).mock(side_effect=[httpx.Response(503, headers={"Retry-After": "4"}), page()])
+    await get_json(client, URL)
+    assert sleep.waits == [4.0]
+
+
+@respx.mock
+async def test_connection_reset_then_200(client: httpx.AsyncClient) -> None:
+    route = respx.get(URL).mock(
+        side_effect=[httpx.ReadError("Connection reset by peer"), httpx.ReadTimeout("slow"), page()]
+    )
+    assert (await get_json(client, URL))["value"] == [{"id": 0}]
+    assert route.call_count == 3
+
+
+@respx.mock
+async def test_malformed_json_is_retried(client: httpx.AsyncClient) -> None:
+    broken = httpx.Response(
+        200, content=b'{"value": [{"id"', headers={"Content-Type": "application/json"}
+    )
+    route = respx.get(URL).mock(side_effect=[broken, page()])
+    assert (await get_json(client, URL))["value"] == [{"id": 0}]
+    assert route.call_count == 2
+
+
+@pytest.mark.parametrize(
+    ("answers", "error", "hint_word"),
+    [
+        ([httpx.Response(429, headers={"Retry-After": "1"})] * 5, Throttled, "concurrency"),
+        ([httpx.Response(503)] * 5, ServiceUnavailable, "resumes"),
+        ([httpx.ConnectError("Connection refused")] * 5, TransportFailure, "network"),
+        (
+            [httpx.Response(200, content=b"{", headers={"Content-Type": "application/json"})] * 5,
+            BadResponse,
+            "malformed",
+        ),
+    ],
+)
+@respx.mock
+async def test_exhausted_retries_raise_a_typed_error_with_a_hint(
+    client: httpx.AsyncClient,
+    sleep: FakeSleep,
+    answers: list[object],
+    error: type[Exception],
+    hint_word: str,
+) -> None:
+    route = respx.get(URL).mock(side_effect=answers)
+    with pytest.raises(error) as caught:
+        await get_json(client, URL)
+    assert route.call_count == 5  # the first try and max_retries=4 retries, no more
+    assert len(sleep.waits) == 4
+    assert hint_word in caught.value.hint  # type: ignore[attr-defined]
+    assert caught.value.exit_code == 3  # type: ignore[attr-defined]
+
+
+@respx.mock
+async def test_403_fails_at_once_naming_the_privilege(client: httpx.AsyncClient) -> None:
+    body = {
+        "error": {
+            "code": "0x80040220",
+            "message": "Principal user is missing prvReadPluginTraceLog",
+        }
+    }
+    route = respx.get(URL).mock(return_value=httpx.Response(403, json=body))
+    with pytest.raises(PermissionDenied) as caught:
+        await get_json(client, URL, privilege="read on Plug-in Trace Log (prvReadPluginTraceLog)")
+    assert route.call_count == 1
+    assert caught.value.status == 403
+    assert caught.value.api_code == "0x80040220"
+    assert "prvReadPluginTraceLog" in caught.value.hint
+    assert "missing prvReadPluginTraceLog" in caught.value.message
+
+
+@respx.mock
+async def test_400_carries_the_api_message(client: httpx.AsyncClient) -> None:
+    body = {"error": {"code": "0x80060888", "message": "Could not find a property named 'nope'."}}
+    respx.get(URL).mock(return_value=httpx.Response(400, json=body))
+    with pytest.raises(BadRequest, match="Could not find a property named 'nope'"):
+        await get_json(client, URL)
+
+
+@respx.mock
+async def test_the_concurrency_cap_is_never_exceeded() -> None:
+    in_flight = 0
+    peak = 0
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.002)
+        in_flight -= 1
+        return page()
+
+    respx.get(URL).mock(side_effect=answer)
+    other = "https://fabrikam.crm4.dynamics.com/api/data/v9.2/asyncoperations"
+    respx.get(other).mock(side_effect=answer)
+    limiter = HostLimiter(16)
+    async with (
+        make_client(Settings(), limiter=limiter) as first,
+        make_client(Settings(), limiter=limiter) as second,
+    ):
+        await asyncio.gather(
+            *(get_json(first, URL) for _ in range(100)),
+            *(get_json(second, URL) for _ in range(100)),
+        )
+    # Two clients sharing one limiter: 200 requests to one host, never more than 16 at once.
+    assert peak == 16
+    assert limiter.peak == {"contoso.crm.dynamics.com": 16}
+
+
+async def test_the_cap_stays_below_dataverse_limit() -> None:
+    with pytest.raises(ValueError, match="from 1 to 50"):
+        HostLimiter(60)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("2", 2.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), (None, None)],
+)
+def test_retry_after_parsing(header: str | None, expected: float | None) -> None:
+    assert retry_after_seconds(header, NOW) == expected
