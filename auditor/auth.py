@@ -148,11 +148,18 @@ class MsalCredential:
         acquire: Callable[[str, bool], Mapping[str, Any] | None],
         *,
         describe: str,
+        http: MsalHttpClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._acquire = acquire
         self.describe = describe
+        self._http = http
         self._clock = clock
+
+    def close(self) -> None:
+        """Close the HTTP client MSAL used (its keep-alive connections)."""
+        if self._http is not None:
+            self._http.close()
 
     def get_token(self, scope: str, *, force_refresh: bool = False) -> AccessToken:
         """A token for `scope`, or an `AuthError` saying what to fix."""
@@ -219,7 +226,7 @@ def build_credential(
             result: Mapping[str, Any] = client.acquire_token_for_client(resource=resource)
             return result
 
-        return MsalCredential(acquire_mi, describe="managed identity")
+        return MsalCredential(acquire_mi, describe="managed identity", http=http)
 
     client_id = _require_client_id(settings)
     authority = authority_url(settings)
@@ -243,7 +250,7 @@ def build_credential(
             )
             return result
 
-        return MsalCredential(acquire_silent, describe="device code sign-in")
+        return MsalCredential(acquire_silent, describe="device code sign-in", http=http)
 
     credential = _client_credential(settings)
     with _translate_msal_errors():
@@ -264,7 +271,7 @@ def build_credential(
         result: Mapping[str, Any] = confidential.acquire_token_for_client(scopes=[scope])
         return result
 
-    return MsalCredential(acquire_app, describe=method)
+    return MsalCredential(acquire_app, describe=method, http=http)
 
 
 def _require_client_id(settings: Settings) -> str:

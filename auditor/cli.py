@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -21,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from auditor import __version__
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, UsageError
 from auditor.logs import configure_logging
 from auditor.settings import Settings, load_settings
 
@@ -41,6 +43,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+sim_app = typer.Typer(
+    help="The simulated tenant: a local HTTPS server that speaks the tenant's APIs.",
+    no_args_is_help=True,
+)
+app.add_typer(sim_app, name="sim", rich_help_panel="Simulated tenant")
+
 SETUP = "Set up"
 
 
@@ -165,6 +173,106 @@ def show_config(
     for name, state in secrets.items():
         table.add_row(name, state, "environment")
     out.print(table)
+
+
+@sim_app.command("serve")
+@handles_errors
+def sim_serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1; 0 picks a free one.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the generated tenant.")] = 7,
+    scale: Annotated[str, typer.Option(help="tiny, small, medium or large.")] = "small",
+    latency_ms: Annotated[float, typer.Option(help="Latency added to every API request.")] = 0.0,
+    faults: Annotated[
+        str,
+        typer.Option(
+            help="Fault rates, e.g. 429=0.1,503=0.05,reset=0.02,timeout=0.01,badjson=0.005."
+        ),
+    ] = "",
+    ca_out: Annotated[
+        Path, typer.Option(help="Folder for ca.pem, auditor.toml and env (the client's files).")
+    ] = Path("auditor-sim"),
+    token_lifetime: Annotated[int, typer.Option(help="Token lifetime in seconds.")] = 3600,
+    max_concurrent: Annotated[
+        int, typer.Option(help="Service protection: concurrent requests per client.")
+    ] = 52,
+    deny: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="ENV:ENTITYSET answered with 403 (repeatable), e.g. dev:plugintracelogs."
+        ),
+    ] = None,
+) -> None:
+    """Serve the simulated tenant over HTTPS until stopped (Ctrl-C)."""
+    from auditor.sim.faults import parse_faults
+    from auditor.sim.model import SCALES, SimOptions
+    from auditor.sim.scenario import generate
+    from auditor.sim.server import SimServer
+
+    if scale not in SCALES:
+        raise UsageError(f"--scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    try:
+        fault_rates = parse_faults(faults)
+    except ValueError as exc:
+        raise UsageError(f"--faults: {exc}") from None
+    denied = set()
+    for item in deny or []:
+        env, sep, table = item.partition(":")
+        if not sep or not env or not table:
+            raise UsageError(f"--deny takes ENV:ENTITYSET, got {item!r}")
+        denied.add((env, table))
+    options = SimOptions(
+        seed=seed,
+        scale=scale,
+        latency_ms=latency_ms,
+        faults=fault_rates,
+        token_lifetime_s=token_lifetime,
+        max_concurrent=max_concurrent,
+        deny=frozenset(denied),
+    )
+    tenant = generate(seed, scale)
+    server = SimServer(tenant, options, port=port)
+    base_url = server.start()
+    try:
+        ca_out.mkdir(parents=True, exist_ok=True)
+        server.write_client_files(ca_out)
+        out.print(f"Simulated tenant (seed {seed}, scale {scale}) at {base_url}")
+        out.print(f"Client files in {ca_out.resolve()}: ca.pem, auditor.toml, env")
+        out.print(
+            f"Use it:  set -a; . {ca_out / 'env'}; set +a; "
+            f"auditor <command> --config {ca_out / 'auditor.toml'}",
+            soft_wrap=True,
+        )
+        out.print("Press Ctrl-C to stop.")
+        _wait_for_interrupt()
+    finally:
+        server.stop()
+
+
+def _wait_for_interrupt() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
+@sim_app.command("truth")
+@handles_errors
+def sim_truth(
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the JSON.")],
+    seed: Annotated[int, typer.Option(help="Seed of the generated tenant.")] = 7,
+    scale: Annotated[str, typer.Option(help="tiny, small, medium or large.")] = "small",
+) -> None:
+    """Write the ground truth of a simulated tenant: row counts, verdicts, key metrics."""
+    from auditor.sim.model import SCALES
+    from auditor.sim.truth import write_truth
+
+    if scale not in SCALES:
+        raise UsageError(f"--scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    write_truth(seed, scale, out_file)
+    out.print(f"Ground truth of seed {seed}, scale {scale} written to {out_file}")
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ runner = CliRunner()
 def test_help_lists_only_built_command_groups() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for word in ("login", "config", "Set up"):
+    for word in ("login", "config", "sim", "Set up", "Simulated tenant"):
         assert word in result.output
     # Planned commands that are not built yet are absent, not stubs.
     for planned in (" scan ", " collect ", " report ", " lint "):

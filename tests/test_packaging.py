@@ -63,7 +63,7 @@ def test_wheel_installs_and_finds_its_queries(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
     )
-    assert "Set up" in helped.stdout
+    assert "Simulated tenant" in helped.stdout
     probe = (
         "import auditor.queries as q, auditor.resources as r; "
         "spec = q.default_catalog()['plugintracelogs']; "
