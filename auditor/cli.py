@@ -9,23 +9,30 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import signal
 import sys
 import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from auditor import __version__
 from auditor.errors import AuditorError, UsageError
 from auditor.logs import configure_logging
 from auditor.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from auditor.collect import CollectSummary
+    from auditor.sources.base import QueryOutcome
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,6 +63,7 @@ SETUP = "Set up"
 class _State:
     config: Path | None = None
     debug: bool = False
+    quiet: bool = False
     flags: dict[str, Any] = field(default_factory=dict)
 
     def settings(self, **flags: Any) -> Settings:
@@ -115,6 +123,7 @@ def options(
     """Options shared by every command."""
     _state.config = config
     _state.debug = debug
+    _state.quiet = quiet
     configure_logging(verbose + (2 if debug else 0), quiet=quiet)
 
 
@@ -172,6 +181,180 @@ def show_config(
         table.add_row(str(row["key"]), str(row["value"]), str(row["source"]))
     for name, state in secrets.items():
         table.add_row(name, state, "environment")
+    out.print(table)
+
+
+COLLECT = "Scan"
+
+
+def _duration(text: str) -> timedelta:
+    match = re.fullmatch(r"\s*(\d+)\s*([dhm])\s*", text)
+    if not match:
+        raise UsageError(f"--since takes a duration such as 30d, 12h or 90m; got {text!r}")
+    amount, unit = int(match.group(1)), match.group(2)
+    return {"d": timedelta(days=amount), "h": timedelta(hours=amount)}.get(
+        unit, timedelta(minutes=amount)
+    )
+
+
+class _CollectProgress:
+    """Rows per environment and query while collecting; one line per query."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[tuple[str, str], TaskID] = {}
+
+    def _task(self, environment: str, query_id: str) -> TaskID:
+        key = (environment, query_id)
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(f"{environment[:36]} {query_id}", total=None)
+        return self.tasks[key]
+
+    def rows(self, environment: str, query_id: str, count: int) -> None:
+        self.progress.advance(self._task(environment, query_id), count)
+
+    def done(self, outcome: QueryOutcome) -> None:
+        task = self._task(outcome.environment_id, outcome.query_id)
+        self.progress.update(task, total=max(outcome.rows, 1), completed=max(outcome.rows, 1))
+
+
+@app.command(rich_help_panel=COLLECT)
+@handles_errors
+def collect(
+    environment: Annotated[
+        list[str] | None,
+        typer.Option("--environment", "-e", help="Environment name or id (repeatable)."),
+    ] = None,
+    all_environments: Annotated[
+        bool, typer.Option(help="Every environment the admin API lists.")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Read this far back (30d, 12h); default: since the last scan, first 7d."),
+    ] = None,
+    action_sample: Annotated[
+        int, typer.Option(help="Runs per flow read with action detail; 0 turns it off.")
+    ] = 50,
+    resume: Annotated[
+        bool, typer.Option(help="Resume an interrupted scan (the default when there is one).")
+    ] = True,
+    fresh: Annotated[
+        bool, typer.Option(help="Abandon an interrupted scan and start a new one.")
+    ] = False,
+    store: Annotated[Path | None, typer.Option(help="The store file (AUDITOR_STORE).")] = None,
+    max_concurrency: Annotated[
+        int | None, typer.Option(help="Requests in flight per host, 1..50.")
+    ] = None,
+) -> None:
+    """Collect flows, runs, plug-in steps, trace logs and system jobs into the store."""
+    from auditor import collect as collecting
+
+    settings = _state.settings(
+        store_path=store, max_concurrency=max_concurrency, all_environments=all_environments or None
+    )
+    if action_sample < 0:
+        raise UsageError("--action-sample must be 0 or more")
+    options = collecting.CollectOptions(
+        environments=tuple(environment or ()),
+        since=_duration(since) if since else None,
+        action_sample=action_sample,
+        fresh=fresh or not resume,
+    )
+    if _state.quiet:
+        summary = collecting.run(settings, options)
+    else:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed:>9,.0f} rows"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            summary = collecting.run(settings, options, _CollectProgress(progress))
+    _print_collect_summary(summary, settings)
+    if summary.status == "failed":
+        raise typer.Exit(3)
+
+
+def _print_collect_summary(summary: CollectSummary, settings: Settings) -> None:
+    from rich.table import Table
+
+    stats = summary.stats
+    warnings = [o for o in summary.outcomes if o.reason and not o.resumed]
+    if not _state.quiet:
+        table = Table(
+            "environment",
+            "query",
+            "status",
+            "rows",
+            "requests",
+            "retries",
+            "429s",
+            "waited",
+            title=f"Scan {summary.scan_id}" + (" (resumed)" if summary.resumed else ""),
+        )
+        for result in summary.results:
+            for o in result.outcomes:
+                table.add_row(
+                    escape(result.environment.display_name),
+                    o.query_id,
+                    "resumed" if o.resumed else o.status,
+                    f"{o.rows:,}",
+                    f"{o.stats.requests:,}",
+                    f"{o.stats.retries:,}",
+                    f"{o.stats.throttled:,}",
+                    f"{o.stats.throttle_wait_s:.0f}s",
+                )
+        out.print(table)
+    names = {r.environment.id: r.environment.display_name for r in summary.results}
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for o in warnings:
+        key = (o.environment_id, (o.reason or "").removeprefix("not attempted: "), o.hint or "")
+        grouped.setdefault(key, []).append(o.query_id)
+    for (environment_id, reason, hint), queries in grouped.items():
+        err.print(
+            f"[yellow]warning:[/] {escape(names.get(environment_id, environment_id))} "
+            f"({', '.join(queries)}): {escape(reason)}",
+            soft_wrap=True,
+        )
+        if hint and not _state.quiet:
+            err.print(f"  [dim]hint:[/] {escape(hint)}", soft_wrap=True)
+    out.print(
+        f"Scan {summary.scan_id} {summary.status}: {sum(o.rows for o in summary.outcomes):,} rows,"
+        f" {stats.requests:,} requests, {stats.retries:,} retries, {stats.throttled:,} throttled"
+        f" ({stats.throttle_wait_s:.0f}s waited), window {summary.window_start:%Y-%m-%d %H:%M}"
+        f" to {summary.window_end:%Y-%m-%d %H:%M} UTC, {summary.seconds:.1f}s."
+        f" Store: {settings.store_path}",
+        soft_wrap=True,
+    )
+
+
+@app.command("environments", rich_help_panel=COLLECT)
+@handles_errors
+def list_environments(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """List the environments a scan would collect, with their Dataverse URLs."""
+    import asyncio
+
+    from auditor import collect as collecting
+
+    found = asyncio.run(collecting.list_environments(_state.settings()))
+    if as_json:
+        out.print_json(json.dumps([vars(e) for e in found]))
+        return
+    from rich.table import Table
+
+    table = Table("name", "id", "type", "Dataverse URL", "from")
+    for env in found:
+        table.add_row(
+            escape(env.display_name),
+            escape(env.id),
+            escape(env.sku or ""),
+            escape(env.dataverse_url or "(no Dataverse)"),
+            env.discovered_by,
+        )
     out.print(table)
 
 

@@ -249,6 +249,37 @@ def default_headers() -> dict[str, str]:
     }
 
 
+def make_transport(settings: Settings, limiter: HostLimiter) -> httpx.AsyncHTTPTransport:
+    """The connection pool of a scan, shared by its clients (keep-alive, HTTP/1.1).
+
+    Sized to the concurrency cap: more idle connections only cost bookkeeping on every request.
+    """
+    return httpx.AsyncHTTPTransport(
+        verify=ssl_context(settings),
+        http1=True,
+        http2=False,
+        limits=httpx.Limits(max_connections=limiter.cap * 2, max_keepalive_connections=limiter.cap),
+    )
+
+
+class _Shared(httpx.AsyncBaseTransport):
+    """A transport that clients share: closing one client leaves the pool open."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """The owner of the pool closes it, not each client."""
+
+
+def shared(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+    """`inner` wrapped so that clients closing do not close it."""
+    return _Shared(inner)
+
+
 def make_client(
     settings: Settings,
     *,
@@ -261,12 +292,7 @@ def make_client(
     inner: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
     """An async client with timeouts, HTTP/1.1 keep-alive, the retry policy and the cap."""
-    transport = inner or httpx.AsyncHTTPTransport(
-        verify=ssl_context(settings),
-        http1=True,
-        http2=False,
-        limits=httpx.Limits(max_connections=limiter.cap * 4, max_keepalive_connections=limiter.cap),
-    )
+    transport = inner or make_transport(settings, limiter)
     return httpx.AsyncClient(
         base_url=base_url,
         auth=auth,

@@ -173,7 +173,7 @@ def _bool(value: Any) -> bool:
 
 
 def _path(value: Any) -> Path:
-    return Path(_text(value)).expanduser()
+    return Path(value if isinstance(value, Path) else _text(value)).expanduser()
 
 
 def _existing_file(value: Any) -> Path:
@@ -190,6 +190,7 @@ class _Field:
     env: tuple[str, ...]  # environment variables, first wins
     parse: Callable[[Any], Any]
     relative_to_file: bool = False  # a relative path in the file is relative to the file
+    flag: str = ""  # the command-line flag, when not --<name with dashes>
 
 
 _FIELDS: tuple[_Field, ...] = (
@@ -214,7 +215,7 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("flow_api_url", ("apis", "flow_url"), ("AUDITOR_FLOW_API_URL",), _https_url),
     _Field("flow_api_scope", ("apis", "flow_scope"), ("AUDITOR_FLOW_API_SCOPE",), _scope),
     _Field("flow_api_enabled", ("apis", "flow_enabled"), ("AUDITOR_FLOW_API_ENABLED",), _bool),
-    _Field("store_path", ("store",), ("AUDITOR_STORE",), _path, relative_to_file=True),
+    _Field("store_path", ("store",), ("AUDITOR_STORE",), _path, True, "--store"),
     _Field("ca_bundle", ("http", "ca_bundle"), ("AUDITOR_CA_BUNDLE",), _existing_file, True),
     _Field(
         "max_concurrency",
@@ -345,7 +346,7 @@ def _lookup(
     file_label: str,
 ) -> tuple[Any, str | None, str]:
     if spec.name in flags:
-        return flags[spec.name], "flag", "--" + spec.name.replace("_", "-")
+        return flags[spec.name], "flag", spec.flag or "--" + spec.name.replace("_", "-")
     for name in spec.env:
         if environ.get(name):
             return environ[name], f"env {name}", name

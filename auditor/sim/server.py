@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import email.utils
 import json
 import logging
 import re
@@ -30,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -90,6 +91,12 @@ class Reply:
 def _json_bytes(value: Any) -> bytes:
     # Compact and UTF-8 like the real services; sort-free so field order stays documented.
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _http_date(moment: datetime) -> str:
+    """An HTTP date (RFC 9110) of a moment of the simulated clock."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return email.utils.format_datetime(aware.astimezone(UTC), usegmt=True)
 
 
 def _reply(status: int, value: Any, headers: Headers | None = None) -> Reply:
@@ -184,6 +191,9 @@ class SimApp:
             reply = await self._identity(request, identity.group(1), identity.group(2))
             await self._send(send, reply)
             return
+        if path == "/_sim/clock":
+            await self._send(send, await self._clock(request))
+            return
         api = self._route(path)
         if api is None:
             await self._send(send, _error(404, "NotFound", f"No API is served at '{path}'."))
@@ -193,6 +203,8 @@ class SimApp:
     async def _send(self, send: Any, reply: Reply, cut: bool = False) -> None:
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
         headers.append((b"content-length", str(len(reply.body)).encode()))
+        # The tenant's clock, not the machine's: clients take a scan's end from it.
+        headers.append((b"date", _http_date(self.tenant.now).encode("latin-1")))
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         if cut:
             # Half the body, then an exception: uvicorn closes the transport, and the client
@@ -206,6 +218,20 @@ class SimApp:
             )
             raise SimulatedReset("connection reset by the fault plan")
         await send({"type": "http.response.body", "body": reply.body})
+
+    async def _clock(self, request: Request) -> Reply:
+        """The simulator's own control: GET reads the clock, POST ?advance_minutes=N moves it.
+
+        Only for driving a simulator in another process (benchmarks); the server listens on
+        loopback only.
+        """
+        if request.method == "POST":
+            try:
+                minutes = float(request.query_params.get("advance_minutes", "0"))
+            except ValueError:
+                return _error(400, "BadRequest", "advance_minutes must be a number")
+            self.tenant.advance(timedelta(minutes=minutes))
+        return _reply(200, {"now": _http_date(self.tenant.now), "end": _http_date(self.tenant.end)})
 
     # -- identity ----------------------------------------------------------------------
 
@@ -1070,6 +1096,8 @@ class SimServer:
             ws="none",
             http="h11",
             timeout_graceful_shutdown=1,
+            date_header=False,  # SimApp sends the simulated clock's date
+            server_header=False,
         )
         logging.getLogger("uvicorn.error").addFilter(self._log_filter)
         self._server = uvicorn.Server(config)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import os
+import ssl
 import stat
 import subprocess
 import tomllib
@@ -751,3 +753,16 @@ def test_paging_a_query_evaluates_it_once(sim: Sim) -> None:
     _, pages = sim.page_all(PROD, "plugintracelogs", 100, **params)
     assert pages > 5
     assert store.index_builds == before + 1
+
+
+def test_responses_carry_the_simulated_clock_as_date(tmp_path: Path) -> None:
+    """Clients take a scan's end from the tenant's Date header: it must be the sim's clock."""
+    from auditor.sim.scenario import generate
+
+    tenant = generate(7, "tiny")
+    with SimServer(tenant, SimOptions(seed=7, scale="tiny")) as server:
+        ctx = ssl.create_default_context(cadata=server.ca_pem.decode())
+        with httpx.Client(verify=ctx) as client:
+            answer = client.get(f"{server.base_url}/bap/providers/x")
+        assert email.utils.parsedate_to_datetime(answer.headers["date"]) == tenant.now
+        assert len(answer.headers.get_list("date")) == 1

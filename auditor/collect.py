@@ -1,0 +1,570 @@
+"""One collection scan: environments -> sources -> store, resumable at any point.
+
+The scan's end is the tenant's clock (the `Date` of its first answer), so windows line up with
+the server's `createdon` whatever the local clock says. Every page is stored with its
+checkpoint; a scan that was killed is resumed by the next `auditor collect` (same window, same
+samples) and ends with the same rows as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import functools
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import httpx
+import pandas as pd
+
+from auditor.auth import BearerAuth, TokenProvider, build_credential
+from auditor.errors import CollectionError
+from auditor.http import HostLimiter, RequestStats, make_client, make_transport, shared
+from auditor.queries import Catalog, default_catalog
+from auditor.settings import Settings
+from auditor.sources import dataverse, environments, flow_api
+from auditor.sources.base import (
+    COLLECTED,
+    DEFAULT_LOOKBACK,
+    NOT_COLLECTED,
+    OVERLAP,
+    Environment,
+    FlowActivity,
+    QueryOutcome,
+    ResumePoint,
+    ScanWindow,
+)
+from auditor.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CollectOptions:
+    """What to collect (the `auditor collect` flags)."""
+
+    environments: tuple[str, ...] = ()
+    since: timedelta | None = None
+    action_sample: int = 50
+    fresh: bool = False  # abandon an interrupted scan instead of resuming it
+
+    def arguments(self) -> dict[str, Any]:
+        """The options as stored with the scan (and read back to resume it)."""
+        return {
+            "environments": list(self.environments),
+            "since_seconds": self.since.total_seconds() if self.since else None,
+            "action_sample": self.action_sample,
+        }
+
+    @classmethod
+    def from_arguments(cls, arguments: Mapping[str, Any]) -> CollectOptions:
+        """The options of a stored scan."""
+        since = arguments.get("since_seconds")
+        return cls(
+            environments=tuple(arguments.get("environments") or ()),
+            since=timedelta(seconds=float(since)) if since else None,
+            action_sample=int(arguments.get("action_sample", 50)),
+        )
+
+
+@dataclass
+class EnvironmentResult:
+    """The outcomes of one environment."""
+
+    environment: Environment
+    outcomes: list[QueryOutcome] = field(default_factory=list)
+
+
+@dataclass
+class CollectSummary:
+    """What a scan did: per environment and query, rows, requests, retries, status."""
+
+    scan_id: int
+    resumed: bool
+    status: str  # completed | partial | failed
+    window_start: datetime
+    window_end: datetime
+    results: list[EnvironmentResult]
+    seconds: float
+
+    @property
+    def outcomes(self) -> list[QueryOutcome]:
+        """Every query outcome of the scan."""
+        return [o for result in self.results for o in result.outcomes]
+
+    @property
+    def stats(self) -> RequestStats:
+        """Requests, retries and throttling of the whole scan."""
+        total = RequestStats()
+        for outcome in self.outcomes:
+            total.add(outcome.stats)
+        return total
+
+
+class Progress(Protocol):
+    """Where the collector reports what it does (a rich display, or nothing)."""
+
+    def rows(self, environment: str, query_id: str, count: int) -> None:
+        """Rows read by a query."""
+
+    def done(self, outcome: QueryOutcome) -> None:
+        """A query finished."""
+
+
+class _Silent:
+    def rows(self, environment: str, query_id: str, count: int) -> None:
+        pass
+
+    def done(self, outcome: QueryOutcome) -> None:
+        pass
+
+
+class StoreSink:
+    """The `Sink` of one environment in one scan, backed by the store."""
+
+    def __init__(self, store: Store, scan_id: int, environment: str, progress: Progress) -> None:
+        self.store = store
+        self.scan_id = scan_id
+        self.environment = environment
+        self._progress = progress
+        self.dataverse_collected: set[str] = set()  # Dataverse queries collected in this run
+        self._finished = {
+            str(row.query_id)
+            for row in store.scan_queries(scan_id).itertuples()
+            if row.environment_id == environment and row.status == COLLECTED
+        }
+
+    def resume_point(self, query_id: str, unit: str) -> ResumePoint | None:
+        found = self.store.checkpoint(self.scan_id, self.environment, query_id, unit)
+        return ResumePoint(found.next_link, found.done) if found else None
+
+    async def write(
+        self,
+        query_id: str,
+        unit: str,
+        table: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        next_link: str | None,
+        done: bool,
+    ) -> int:
+        # In a worker thread: a page's coercion and transaction take milliseconds that would
+        # otherwise stall every request in flight (the store serialises its own access).
+        return await asyncio.to_thread(
+            functools.partial(
+                self.store.write_page,
+                scan_id=self.scan_id,
+                environment_id=self.environment,
+                query_id=query_id,
+                unit=unit,
+                table=table,
+                rows=rows,
+                next_link=next_link,
+                done=done,
+            )
+        )
+
+    async def write_units(
+        self, table: str, rows: Sequence[Mapping[str, Any]], units: Sequence[tuple[str, str, int]]
+    ) -> int:
+        return await asyncio.to_thread(
+            functools.partial(
+                self.store.write_units,
+                scan_id=self.scan_id,
+                environment_id=self.environment,
+                table=table,
+                rows=rows,
+                units=units,
+            )
+        )
+
+    async def replace(self, query_id: str, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        return await asyncio.to_thread(
+            functools.partial(
+                self.store.replace_environment_table,
+                scan_id=self.scan_id,
+                environment_id=self.environment,
+                query_id=query_id,
+                table=table,
+                rows=rows,
+            )
+        )
+
+    def watermark(self, query_id: str) -> datetime | None:
+        return self.store.watermark(self.environment, query_id)
+
+    def finished(self, query_id: str) -> bool:
+        return query_id in self._finished
+
+    def runs(self, start: datetime, end: datetime) -> dict[str, list[tuple[str, str]]]:
+        frame = self.store.frame(
+            "SELECT r.flow_name, r.run_name, r.status FROM flow_api_runs r"
+            " WHERE r.environment_id = ? AND r.start_time >= ? AND r.start_time < ?"
+            " AND NOT EXISTS (SELECT 1 FROM flow_run_actions a WHERE a.environment_id ="
+            " r.environment_id AND a.flow_name = r.flow_name AND a.run_name = r.run_name)"
+            " ORDER BY r.flow_name, r.run_name",
+            [self.environment, _naive(start), _naive(end)],
+        )
+        found: dict[str, list[tuple[str, str]]] = {}
+        for flow, run, status in zip(
+            frame["flow_name"], frame["run_name"], frame["status"], strict=True
+        ):
+            found.setdefault(str(flow), []).append((str(run), str(status)))
+        return found
+
+    def flow_activity(self, start: datetime, end: datetime) -> FlowActivity:
+        window = [self.environment, _naive(start), _naive(end)]
+        # Solution flows that ran: Dataverse run history (ingested minutes after a run ends),
+        # the Dataverse trigger jobs (created when the trigger fires, no lag), and flows whose
+        # stored runs reach into the start of the window (they were running just before).
+        active = self.store.frame(
+            "SELECT DISTINCT lower(coalesce(workflow_ref, workflowid)) AS id FROM flowruns"
+            " WHERE environment_id = ? AND createdon >= ? AND createdon < ?"
+            " UNION SELECT DISTINCT lower(workflowactivationid) FROM asyncoperations"
+            " WHERE environment_id = ? AND operationtype = 79 AND createdon >= ? AND createdon < ?"
+            " UNION SELECT DISTINCT lower(f.workflowid) FROM flow_api_runs r JOIN flows f"
+            " ON f.environment_id = r.environment_id AND f.flow_name = r.flow_name"
+            " WHERE r.environment_id = ? AND r.start_time >= ? AND r.start_time < ?",
+            [*window, *window, *window],
+        )
+        running = self.store.frame(
+            "SELECT flow_name, min(start_time) AS since FROM flow_api_runs"
+            " WHERE environment_id = ? AND status = 'Running' GROUP BY flow_name",
+            [self.environment],
+        )
+        gaps = self.store.frame(
+            "SELECT count(*) AS n FROM flowevents WHERE environment_id = ?"
+            " AND eventtype = 'FlowRunIngestion' AND createdon >= ? AND createdon < ?",
+            window,
+        )
+        stored = self.store.frame(
+            "SELECT flow_name, last_modified_time, definition FROM flows"
+            " WHERE environment_id = ? AND workflowid IS NULL",
+            [self.environment],
+        )
+        last = self.store.frame(
+            "SELECT flow_name, max(start_time) AS latest FROM flow_api_runs"
+            " WHERE environment_id = ? GROUP BY flow_name",
+            [self.environment],
+        )
+        solution = self.store.frame(
+            "SELECT lower(workflowid) AS id, clientdata FROM workflows WHERE environment_id = ?",
+            [self.environment],
+        )
+        return FlowActivity(
+            active_workflows=frozenset(str(v) for v in active["id"].dropna()),
+            running_since={
+                str(f): s.to_pydatetime()
+                for f, s in zip(running["flow_name"], running["since"], strict=True)
+            },
+            ingestion_gaps=bool(gaps["n"].iloc[0]),
+            definitions={
+                str(f): (
+                    None if pd.isna(m) else m.to_pydatetime(),
+                    d if isinstance(d, str) else None,
+                )
+                for f, m, d in zip(
+                    stored["flow_name"],
+                    stored["last_modified_time"],
+                    stored["definition"],
+                    strict=True,
+                )
+            },
+            flowruns_collected="flowruns" in self.dataverse_collected,
+            last_run={
+                str(f): t.to_pydatetime()
+                for f, t in zip(last["flow_name"], last["latest"], strict=True)
+                if not pd.isna(t)
+            },
+            solution_definitions={
+                str(i): c
+                for i, c in zip(solution["id"], solution["clientdata"], strict=True)
+                if isinstance(c, str)
+            },
+        )
+
+    def progress(self, query_id: str, rows: int) -> None:
+        self._progress.rows(self.environment, query_id, rows)
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+class ServerClock:
+    """The tenant's time, from the `Date` header of its answers."""
+
+    def __init__(self) -> None:
+        self.first: datetime | None = None
+
+    async def observe(self, response: httpx.Response) -> None:
+        """Response hook: keep the first parseable `Date`."""
+        if self.first is None and "date" in response.headers:
+            try:
+                moment = email.utils.parsedate_to_datetime(response.headers["date"])
+            except (TypeError, ValueError):
+                return
+            if moment.tzinfo is not None:
+                self.first = moment.astimezone(UTC)
+
+
+async def collect(
+    settings: Settings,
+    options: CollectOptions,
+    *,
+    progress: Progress | None = None,
+    catalog: Catalog | None = None,
+) -> CollectSummary:
+    """Run (or resume) one scan and return what it did; store and clients are closed after."""
+    catalog = catalog or default_catalog()
+    progress = progress or _Silent()
+    started = time.monotonic()
+    with Store.open(settings.store_path) as store:
+        resumed = store.unfinished_scan()
+        if resumed is not None and options.fresh:
+            store.finish_scan(resumed.scan_id, status="failed", ended=datetime.now(UTC))
+            resumed = None
+        if resumed is not None:
+            options = CollectOptions.from_arguments(resumed.arguments)
+            log.info("resuming scan %d", resumed.scan_id)
+
+        credential = build_credential(settings)
+        clock = ServerClock()
+        limiter = HostLimiter(settings.max_concurrency)
+        tokens = TokenProvider(credential)
+        clients: list[httpx.AsyncClient] = []
+        pool = make_transport(settings, limiter)  # one connection pool for the whole scan
+
+        def client(base_url: str, scope: str) -> httpx.AsyncClient:
+            made = make_client(
+                settings,
+                limiter=limiter,
+                auth=BearerAuth(tokens, scope),
+                base_url=base_url,
+                inner=shared(pool),
+            )
+            made.event_hooks["response"].append(clock.observe)
+            clients.append(made)
+            return made
+
+        try:
+            envs = await _environments(settings, catalog, options, client)
+            if resumed is not None:
+                scan_id, until = resumed.scan_id, resumed.window_end
+            else:
+                until = await _tenant_time(envs, clock, client)
+                since = until - options.since if options.since else None
+                previous = store.latest_scan()
+                earliest = (
+                    previous.window_end - OVERLAP
+                    if previous is not None and previous.status in ("completed", "partial")
+                    else until - DEFAULT_LOOKBACK
+                )
+                scan_id = store.begin_scan(
+                    window_start=since or earliest,
+                    window_end=until,
+                    arguments={
+                        **options.arguments(),
+                        "flow_api": {
+                            "enabled": settings.flow_api_enabled,
+                            "supported_by_microsoft": False,
+                            "note": flow_api.UNSUPPORTED_NOTE,
+                        },
+                    },
+                    started=datetime.now(UTC),
+                )
+            window = ScanWindow(until=until, since=until - options.since if options.since else None)
+            for env in envs:
+                store.write_page(
+                    scan_id=scan_id,
+                    environment_id=env.id,
+                    query_id="environments",
+                    unit="",
+                    table="environments",
+                    rows=[
+                        {
+                            "display_name": env.display_name,
+                            "sku": env.sku,
+                            "dataverse_url": env.dataverse_url,
+                            "discovered_by": env.discovered_by,
+                        }
+                    ],
+                    next_link=None,
+                    done=True,
+                )
+            results = await asyncio.gather(
+                *(
+                    _environment(
+                        settings, catalog, store, scan_id, env, window, options, client, progress
+                    )
+                    for env in envs
+                )
+            )
+        finally:
+            for made in clients:
+                await made.aclose()
+            await pool.aclose()
+            credential.close()
+
+        outcomes = [o for result in results for o in result.outcomes]
+        collected = [o for o in outcomes if o.status != NOT_COLLECTED]
+        if not collected:
+            status = "failed"
+        elif len(collected) == len(outcomes) and all(o.status == COLLECTED for o in outcomes):
+            status = "completed"
+        else:
+            status = "partial"
+        store.finish_scan(scan_id, status=status, ended=datetime.now(UTC))
+        scan = store.scan(scan_id)
+        return CollectSummary(
+            scan_id=scan_id,
+            resumed=resumed is not None,
+            status=status,
+            window_start=scan.window_start,
+            window_end=scan.window_end,
+            results=list(results),
+            seconds=time.monotonic() - started,
+        )
+
+
+async def _environments(
+    settings: Settings, catalog: Catalog, options: CollectOptions, client: Any
+) -> list[Environment]:
+    if settings.discover_environments:
+        admin = client(settings.admin_api_url + "/", settings.admin_api_scope)
+        found = await environments.discover(admin, catalog)
+    else:
+        found = environments.configured(settings)
+    chosen = environments.select(found, options.environments)
+    if not chosen:
+        raise CollectionError(
+            "No environment to collect.",
+            hint="Name environments in auditor.toml or use --all-environments.",
+        )
+    return chosen
+
+
+async def _tenant_time(envs: list[Environment], clock: ServerClock, client: Any) -> datetime:
+    """The tenant's current time, asked of the first Dataverse when discovery did not tell."""
+    if clock.first is None:
+        first = next((e for e in envs if e.dataverse_url), None)
+        if first is not None and first.dataverse_url is not None:
+            probe = client(
+                f"{first.dataverse_url}/api/data/v9.2/", f"{first.dataverse_url}/.default"
+            )
+            try:
+                await probe.get("organizations", params={"$select": "organizationid"})
+            except httpx.HTTPError as exc:
+                log.warning("could not read the tenant's clock: %s", exc)
+    moment = clock.first or datetime.now(UTC)
+    return moment.replace(microsecond=0)
+
+
+async def _environment(
+    settings: Settings,
+    catalog: Catalog,
+    store: Store,
+    scan_id: int,
+    env: Environment,
+    window: ScanWindow,
+    options: CollectOptions,
+    client: Any,
+    progress: Progress,
+) -> EnvironmentResult:
+    sink = StoreSink(store, scan_id, env.id, progress)
+    result = EnvironmentResult(env)
+    if env.dataverse_url:
+        source = dataverse.DataverseSource(
+            client(f"{env.dataverse_url}/api/data/v9.2/", f"{env.dataverse_url}/.default"),
+            catalog,
+            sink,
+            env,
+            window,
+            page_size=settings.page_size,
+        )
+        result.outcomes.extend(await source.collect())
+        sink.dataverse_collected = {o.query_id for o in result.outcomes if o.status == COLLECTED}
+    else:
+        result.outcomes.extend(
+            QueryOutcome(
+                q,
+                env.id,
+                status=NOT_COLLECTED,
+                reason="the environment has no Dataverse database",
+                hint="Nothing to do unless Dataverse is added to this environment.",
+            )
+            for q in dataverse.QUERIES
+        )
+    if settings.flow_api_enabled:
+        flows = flow_api.FlowApiSource(
+            client(settings.flow_api_url + "/", settings.flow_api_scope),
+            catalog,
+            sink,
+            env,
+            window,
+            scan_id=scan_id,
+            action_sample=options.action_sample,
+        )
+        result.outcomes.extend(await flows.collect())
+    else:
+        result.outcomes.extend(
+            QueryOutcome(
+                q,
+                env.id,
+                status=NOT_COLLECTED,
+                reason="the flow API is turned off (apis.flow_enabled = false)",
+                hint="Flows outside solutions, action results and retries are not visible.",
+            )
+            for q in flow_api.QUERIES
+        )
+    for outcome in result.outcomes:
+        _record(store, scan_id, outcome)
+        progress.done(outcome)
+    return result
+
+
+async def list_environments(settings: Settings) -> list[Environment]:
+    """The environments a scan would collect (the admin API's list, or the configured ones)."""
+    if not settings.discover_environments:
+        return environments.configured(settings)
+    credential = build_credential(settings)
+    try:
+        async with make_client(
+            settings,
+            limiter=HostLimiter(settings.max_concurrency),
+            auth=BearerAuth(TokenProvider(credential), settings.admin_api_scope),
+            base_url=settings.admin_api_url + "/",
+        ) as admin:
+            return await environments.discover(admin, default_catalog())
+    finally:
+        credential.close()
+
+
+def _record(store: Store, scan_id: int, outcome: QueryOutcome) -> None:
+    if outcome.resumed:
+        return
+    store.record_query(
+        scan_id=scan_id,
+        environment_id=outcome.environment_id,
+        query_id=outcome.query_id,
+        status=outcome.status,
+        rows=outcome.rows,
+        requests=outcome.stats.requests,
+        retries=outcome.stats.retries,
+        throttled=outcome.stats.throttled,
+        reason=outcome.reason,
+        hint=outcome.hint,
+    )
+    if outcome.status == COLLECTED and outcome.watermark is not None:
+        store.set_watermark(outcome.environment_id, outcome.query_id, outcome.watermark)
+
+
+def run(
+    settings: Settings, options: CollectOptions, progress: Progress | None = None
+) -> CollectSummary:
+    """`collect` for synchronous callers (the CLI)."""
+    return asyncio.run(collect(settings, options, progress=progress))

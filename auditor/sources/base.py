@@ -1,0 +1,147 @@
+"""The collectors' interface: what a source is given, and what it gives back.
+
+Sources talk to one API each and never touch the store: they hand pages to a `Sink` (the
+orchestrator binds it to the store, one per scan and environment), ask it where an interrupted
+scan stopped, and return one `QueryOutcome` per query, so a query that fails is a result
+(`not-collected`, with the reason and what to do), never a silent gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from auditor.http import RequestStats
+
+COLLECTED = "collected"
+PARTIAL = "partial"
+NOT_COLLECTED = "not-collected"
+
+# First scan of an environment: this far back. Later scans start at the query's watermark
+# minus the overlap (rows committed late are caught again; keys deduplicate them).
+DEFAULT_LOOKBACK = timedelta(days=7)
+OVERLAP = timedelta(hours=1)
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Environment:
+    """An environment to collect: its id (the admin API `name`) and its Dataverse URL."""
+
+    id: str
+    display_name: str
+    dataverse_url: str | None  # None: the environment has no Dataverse database
+    sku: str | None = None
+    discovered_by: str = "configuration"  # or "admin API"
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where an interrupted unit of work (one nextLink chain) stopped."""
+
+    next_link: str | None
+    done: bool
+
+
+@dataclass
+class QueryOutcome:
+    """How one query of one environment went."""
+
+    query_id: str
+    environment_id: str
+    status: str = COLLECTED
+    rows: int = 0
+    stats: RequestStats = field(default_factory=RequestStats)
+    reason: str | None = None  # why it is not collected, or a warning about what it holds
+    hint: str | None = None
+    watermark: datetime | None = None  # set the query's watermark to this when collected
+    resumed: bool = False  # completed before the scan was interrupted: already recorded
+
+
+class Sink(Protocol):
+    """Where a source puts what it read (the store, for one scan and one environment)."""
+
+    def resume_point(self, query_id: str, unit: str) -> ResumePoint | None:
+        """How far this unit got in an interrupted run of the same scan, if at all."""
+
+    async def write(
+        self,
+        query_id: str,
+        unit: str,
+        table: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        next_link: str | None,
+        done: bool,
+    ) -> int:
+        """Store a page and the unit's progress together (all or nothing); rows written."""
+
+    async def write_units(
+        self, table: str, rows: Sequence[Mapping[str, Any]], units: Sequence[tuple[str, str, int]]
+    ) -> int:
+        """Store the rows of several finished units and mark each done, all or nothing.
+
+        `units` holds (query id, unit, rows of that unit)."""
+
+    async def replace(self, query_id: str, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Replace the environment's rows of a table read in full (deletions show)."""
+
+    def watermark(self, query_id: str) -> datetime | None:
+        """The end of the last complete read of this query, if any."""
+
+    def finished(self, query_id: str) -> bool:
+        """Whether this query already completed in this scan (before an interruption)."""
+
+    def runs(self, start: datetime, end: datetime) -> dict[str, list[tuple[str, str]]]:
+        """Per flow, (run name, status) of its stored runs that started in `[start, end)` and
+        whose actions are not stored yet (an overlap must not sample a run twice)."""
+
+    def flow_activity(self, start: datetime, end: datetime) -> FlowActivity:
+        """What the store already knows about flows, to read only what may have changed."""
+
+    def progress(self, query_id: str, rows: int) -> None:
+        """Report rows read, for the progress display."""
+
+
+@dataclass(frozen=True)
+class FlowActivity:
+    """Signals from the store that decide which flows an incremental scan pages again."""
+
+    # workflowid (lower case) of solution flows with Dataverse `flowruns` in the window
+    active_workflows: frozenset[str] = frozenset()
+    # flow name -> start of its oldest stored run still `Running` (it must be read again)
+    running_since: Mapping[str, datetime] = field(default_factory=dict)
+    # Dataverse reported flow-run ingestion gaps in the window: its run history is incomplete
+    ingestion_gaps: bool = False
+    # flow name -> (last modified, definition JSON) as stored, to reuse unchanged definitions
+    definitions: Mapping[str, tuple[datetime | None, str | None]] = field(default_factory=dict)
+    # whether the Dataverse `flowruns` of this scan were read (else there is no signal)
+    flowruns_collected: bool = False
+    # flow name -> start of its newest stored run
+    last_run: Mapping[str, datetime] = field(default_factory=dict)
+    # workflowid (lower case) -> clientdata of solution flows (to find scheduled ones)
+    solution_definitions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScanWindow:
+    """The time range of a scan: up to `until` (the tenant's clock), from `since` if given."""
+
+    until: datetime
+    since: datetime | None = None  # --since; else each query starts at its watermark
+
+    def start_for(self, watermark: datetime | None) -> datetime:
+        """Where a windowed query starts: --since, else its watermark minus the overlap."""
+        if self.since is not None:
+            return self.since
+        if watermark is not None:
+            return min(watermark - OVERLAP, self.until)
+        return self.until - DEFAULT_LOOKBACK
+
+
+def unit_of(start: datetime, end: datetime) -> str:
+    """The checkpoint name of a time window."""
+    return f"{start.isoformat()}/{end.isoformat()}"

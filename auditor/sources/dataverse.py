@@ -1,0 +1,265 @@
+"""Dataverse Web API v9.2: the tables of design.md section 4, per environment.
+
+- `organizations` first: it is the access check (a 403 here means the app has no application
+  user in the environment) and it tells whether plug-in trace logging is on.
+- Configuration tables (`workflows`, `callbackregistrations`, plug-in steps) are read in full
+  every scan and replace what the store held, so deleted or changed rows show.
+- Event tables (`plugintracelogs`, `asyncoperations`, `flowruns`, `flowevents`) are read over
+  the scan window, split into one-day windows paged concurrently; every page is stored with
+  its checkpoint, so an interrupted scan resumes where it stopped.
+https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/page-results
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from auditor.errors import AuditorError, PermissionDenied
+from auditor.http import RequestStats, current_stats
+from auditor.odata import iter_pages, split_windows
+from auditor.queries import Catalog, QuerySpec
+from auditor.sources.base import (
+    COLLECTED,
+    NOT_COLLECTED,
+    PARTIAL,
+    Environment,
+    QueryOutcome,
+    Row,
+    ScanWindow,
+    Sink,
+    unit_of,
+)
+
+log = logging.getLogger(__name__)
+
+CONFIGURATION_QUERIES = ("workflows", "callbackregistrations", "sdkmessageprocessingsteps")
+EVENT_QUERIES = ("plugintracelogs", "asyncoperations", "flowruns", "flowevents")
+QUERIES = ("organizations", *CONFIGURATION_QUERIES, *EVENT_QUERIES)
+WINDOW = timedelta(days=1)
+TRACE_SETTING = {0: "Off", 1: "Exception", 2: "All"}
+
+# Where each query's rows go in the store, when the table name differs.
+TABLES = {"sdkmessageprocessingsteps": "plugin_steps"}
+
+NO_APP_USER_HINT = (
+    "Create an application user for the app registration in this environment (Power Platform "
+    "admin center > Environments > Settings > Users + permissions > Application users) and "
+    "give it a security role that can read the tables listed in the README."
+)
+TRACE_OFF_HINT = (
+    "Set 'Enable logging to plug-in trace log' to All (Settings > Administration > System "
+    "Settings > Customization), or at least Exception, then scan again: trace logs are kept "
+    "only about 24 hours. https://learn.microsoft.com/power-apps/developer/data-platform/"
+    "logging-tracing"
+)
+
+
+def plain_row(row: Row) -> Row:
+    """A Web API row with annotations dropped and lookups `_x_value` renamed to `x`."""
+    result: Row = {}
+    for key, value in row.items():
+        if "@" in key:
+            continue
+        if key.startswith("_") and key.endswith("_value"):
+            key = key[1:-6]
+        result[key] = value
+    return result
+
+
+def flowrun_row(row: Row) -> Row:
+    """`flowruns`: the workflow lookup is kept apart from the text column `workflowid`."""
+    result = plain_row({k: v for k, v in row.items() if k != "_workflow_value"})
+    result["workflow_ref"] = row.get("_workflow_value")
+    return result
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def step_row(row: Row) -> Row:
+    """A plug-in step flattened from the one-query inventory (message, table, type, assembly)."""
+    message = _object(row.get("sdkmessageid"))
+    message_filter = _object(row.get("sdkmessagefilterid"))
+    plugin_type = _object(row.get("plugintypeid"))
+    assembly = _object(plugin_type.get("pluginassemblyid"))
+    return {
+        "stepid": row.get("sdkmessageprocessingstepid"),
+        "name": row.get("name"),
+        "stage": row.get("stage"),
+        "mode": row.get("mode"),
+        "rank": row.get("rank"),
+        "filteringattributes": row.get("filteringattributes"),
+        "asyncautodelete": row.get("asyncautodelete"),
+        "statecode": row.get("statecode"),
+        "statuscode": row.get("statuscode"),
+        "ismanaged": row.get("ismanaged"),
+        "customizationlevel": row.get("customizationlevel"),
+        "modifiedon": row.get("modifiedon"),
+        "eventhandler_id": row.get("_eventhandler_value"),
+        "message_name": message.get("name"),
+        "primary_entity": message_filter.get("primaryobjecttypecode"),
+        "plugintype_id": row.get("_plugintypeid_value"),
+        "plugintype_typename": plugin_type.get("typename"),
+        "plugintype_name": plugin_type.get("name"),
+        "assembly_name": assembly.get("name") or plugin_type.get("assemblyname"),
+        "assembly_version": assembly.get("version"),
+        "isolationmode": assembly.get("isolationmode"),
+        "sourcetype": assembly.get("sourcetype"),
+        "isworkflowactivity": plugin_type.get("isworkflowactivity"),
+    }
+
+
+CONVERTERS: dict[str, Callable[[Row], Row]] = {
+    "sdkmessageprocessingsteps": step_row,
+    "flowruns": flowrun_row,
+}
+
+
+class DataverseSource:
+    """Reads one environment's Dataverse tables into a sink."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        catalog: Catalog,
+        sink: Sink,
+        environment: Environment,
+        window: ScanWindow,
+        *,
+        page_size: int = 5000,
+    ) -> None:
+        self.client = client  # base URL: <dataverse url>/api/data/v9.2/
+        self.catalog = catalog
+        self.sink = sink
+        self.environment = environment
+        self.window = window
+        self.page_size = page_size
+        self.trace_setting: int | None = None
+
+    async def collect(self) -> list[QueryOutcome]:
+        """Every Dataverse query of the environment; failures are outcomes, not exceptions."""
+        first = await self._run("organizations", self._organizations)
+        if first.status == NOT_COLLECTED:
+            # Without access to the environment no other query can succeed: say so once.
+            return [first] + [
+                QueryOutcome(
+                    query_id,
+                    self.environment.id,
+                    status=NOT_COLLECTED,
+                    reason=f"not attempted: {first.reason}",
+                    hint=first.hint,
+                )
+                for query_id in (*CONFIGURATION_QUERIES, *EVENT_QUERIES)
+            ]
+        rest = await asyncio.gather(
+            *(self._run(q, self._configuration) for q in CONFIGURATION_QUERIES),
+            *(self._run(q, self._windowed) for q in EVENT_QUERIES),
+        )
+        outcomes = [first, *rest]
+        self._warn_about_trace_setting(outcomes)
+        return outcomes
+
+    async def _run(
+        self, query_id: str, read: Callable[[QuerySpec, QueryOutcome], Any]
+    ) -> QueryOutcome:
+        outcome = QueryOutcome(query_id, self.environment.id, stats=RequestStats())
+        if self.sink.finished(query_id):
+            outcome.resumed = True
+            return outcome
+        token = current_stats.set(outcome.stats)
+        try:
+            await read(self.catalog[query_id], outcome)
+        except AuditorError as exc:
+            outcome.status = PARTIAL if outcome.rows else NOT_COLLECTED
+            outcome.reason, outcome.hint = exc.message, exc.hint
+            if query_id == "organizations" and isinstance(exc, PermissionDenied):
+                outcome.reason = f"no access to the environment: {exc.message}"
+                outcome.hint = NO_APP_USER_HINT
+        except Exception as exc:  # a bug must not stop the other queries of the scan
+            log.exception("query %s of %s failed", query_id, self.environment.id)
+            outcome.status = PARTIAL if outcome.rows else NOT_COLLECTED
+            outcome.reason = f"unexpected error: {type(exc).__name__}: {exc}"
+            outcome.hint = "This is a bug in the auditor; run with --debug and report it."
+        finally:
+            current_stats.reset(token)
+        return outcome
+
+    async def _organizations(self, spec: QuerySpec, outcome: QueryOutcome) -> None:
+        rows = await self._read_all(spec)
+        outcome.rows = await self.sink.replace(spec.id, "organizations", rows)
+        setting = rows[0].get("plugintracelogsetting") if rows else None
+        self.trace_setting = setting if isinstance(setting, int) else None
+
+    async def _configuration(self, spec: QuerySpec, outcome: QueryOutcome) -> None:
+        rows = await self._read_all(spec)
+        outcome.rows = await self.sink.replace(spec.id, TABLES.get(spec.id, spec.id), rows)
+
+    async def _read_all(self, spec: QuerySpec) -> list[Row]:
+        convert = CONVERTERS.get(spec.id, plain_row)
+        path, params = spec.render()
+        rows: list[Row] = []
+        async for page in iter_pages(
+            self.client, path, params=params, page_size=self.page_size, privilege=spec.privilege
+        ):
+            rows.extend(convert(row) for row in page.rows)
+            self.sink.progress(spec.id, len(page.rows))
+        return rows
+
+    async def _windowed(self, spec: QuerySpec, outcome: QueryOutcome) -> None:
+        start = self.window.start_for(self.sink.watermark(spec.id))
+        windows = split_windows(start, self.window.until, WINDOW)
+        results = await asyncio.gather(
+            *(self._window(spec, a, b, outcome) for a, b in windows), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+        outcome.watermark = self.window.until
+
+    async def _window(self, spec: QuerySpec, start: Any, end: Any, outcome: QueryOutcome) -> None:
+        unit = unit_of(start, end)
+        resume = self.sink.resume_point(spec.id, unit)
+        if resume is not None and resume.done:
+            return
+        convert = CONVERTERS.get(spec.id, plain_row)
+        table = TABLES.get(spec.id, spec.id)
+        path, params = spec.render(start=start, end=end)
+        async for page in iter_pages(
+            self.client,
+            path,
+            params=params,
+            page_size=self.page_size,
+            privilege=spec.privilege,
+            resume_from=resume.next_link if resume else None,
+        ):
+            # Await first: `x += await ...` reads x before the await and loses concurrent adds.
+            written = await self.sink.write(
+                spec.id,
+                unit,
+                table,
+                [convert(row) for row in page.rows],
+                next_link=page.next_link,
+                done=page.next_link is None,
+            )
+            outcome.rows += written
+            self.sink.progress(spec.id, len(page.rows))
+
+    def _warn_about_trace_setting(self, outcomes: list[QueryOutcome]) -> None:
+        setting = self.trace_setting
+        if setting == 2:
+            return
+        label = TRACE_SETTING.get(setting, "unknown") if setting is not None else "unknown"
+        for outcome in outcomes:
+            if outcome.query_id == "plugintracelogs" and outcome.status == COLLECTED:
+                outcome.reason = (
+                    f"plug-in trace logging is {label}: plug-in performance evidence will be "
+                    "missing" + (" (only failures are logged)" if setting == 1 else "")
+                )
+                outcome.hint = TRACE_OFF_HINT

@@ -1,0 +1,465 @@
+"""Power Automate management API (`Microsoft.ProcessSimple`, api-version 2016-11-01).
+
+Microsoft does not support this API ("use it at your own risk";
+https://learn.microsoft.com/power-automate/manage-flows-with-code), but it is the only source
+of flows outside solutions and of per-action results with `retryHistory`. So it is optional
+(`apis.flow_enabled`), labelled as unsupported in every scan, and read sparingly:
+- every flow of the environment (definitions fetched only for flows outside solutions; the
+  others come from Dataverse `workflows.clientdata`);
+- each flow's runs in the scan window;
+- for a bounded sample of runs per flow (all failed runs first, then a seeded random draw of
+  the rest, `--action-sample N`), the run with every action's status, times, error and
+  retry history. The sample and its size are stored so rates carry confidence intervals.
+Shapes: reference/power-automate-apis.md sections 1.5-1.7 (Logic Apps WorkflowRun and
+WorkflowRunAction schema).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pandas as pd
+
+from auditor.errors import AuditorError
+from auditor.http import RequestStats, current_stats, get_json
+from auditor.odata import iter_pages
+from auditor.queries import Catalog
+from auditor.sources.base import (
+    NOT_COLLECTED,
+    PARTIAL,
+    Environment,
+    QueryOutcome,
+    Row,
+    ScanWindow,
+    Sink,
+)
+
+log = logging.getLogger(__name__)
+
+QUERIES = ("flows", "flow_runs", "flow_run_actions")
+UNSUPPORTED_NOTE = (
+    "The Power Automate management API (api.flow.microsoft.com) is not supported by "
+    "Microsoft; its flows, runs and action results are used as evidence but may change."
+)
+TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled", "TimedOut", "Skipped", "Aborted"})
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _error(value: Any) -> tuple[Any, Any]:
+    error = _object(value)
+    inner = _object(error.get("error"))  # retryHistory wraps it: {"error": {"code", ...}}
+    error = inner or error
+    return error.get("code"), error.get("message")
+
+
+def flow_row(item: Row) -> Row:
+    """A flow of the list (or GET) response, flattened."""
+    props = _object(item.get("properties"))
+    triggers = _object(props.get("definitionSummary")).get("triggers")
+    first = triggers[0] if isinstance(triggers, list) and triggers else {}
+    definition = props.get("definition")
+    return {
+        "flow_name": item.get("name"),
+        "display_name": props.get("displayName"),
+        "state": props.get("state"),
+        "created_time": props.get("createdTime"),
+        "last_modified_time": props.get("lastModifiedTime"),
+        "workflowid": props.get("workflowEntityId"),
+        "suspension_reason": props.get("flowSuspensionReason"),
+        "trigger_type": _object(first).get("type"),
+        "definition": json.dumps(definition) if isinstance(definition, dict) else None,
+    }
+
+
+def run_row(flow_name: str, item: Row) -> Row:
+    """A run of the runs list, flattened."""
+    props = _object(item.get("properties"))
+    code, message = _error(props.get("error"))
+    return {
+        "flow_name": flow_name,
+        "run_name": item.get("name"),
+        "start_time": props.get("startTime"),
+        "end_time": props.get("endTime") or None,
+        "status": props.get("status"),
+        "code": props.get("code"),
+        "error_code": code,
+        "error_message": message,
+        "trigger_name": _object(props.get("trigger")).get("name"),
+        "client_tracking_id": _object(props.get("correlation")).get("clientTrackingId"),
+    }
+
+
+def action_rows(flow_name: str, run_name: str, body: Row) -> list[Row]:
+    """Every action of a run (`$expand=properties/actions`: a map keyed by action name)."""
+    actions = _object(body.get("properties")).get("actions")
+    if isinstance(actions, list):  # the /actions list form: [{name, properties}]
+        actions = {a.get("name"): a.get("properties") for a in actions if isinstance(a, dict)}
+    rows: list[Row] = []
+    for name, props in _object(actions).items():
+        if not isinstance(name, str) or not isinstance(props, dict):
+            continue
+        history = props.get("retryHistory")
+        history = history if isinstance(history, list) else []
+        codes = sorted({str(_object(h).get("code")) for h in history if _object(h).get("code")})
+        code, message = _error(props.get("error"))
+        rows.append(
+            {
+                "flow_name": flow_name,
+                "run_name": run_name,
+                "action_name": name,
+                "status": props.get("status"),
+                "code": props.get("code"),
+                "start_time": props.get("startTime"),
+                "end_time": props.get("endTime"),
+                "error_code": code,
+                "error_message": message,
+                "retry_count": len(history),
+                "retry_codes": ",".join(codes) or None,
+                "retry_history": json.dumps(history) if history else None,
+                "repetition_count": props.get("repetitionCount"),
+            }
+        )
+    return rows
+
+
+def choose_sample(
+    runs: list[tuple[str, str]], size: int, rng: random.Random
+) -> tuple[list[str], int]:
+    """Up to `size` finished runs: every failed run first, then a random draw of the rest.
+
+    Returns the chosen run names and how many of them failed.
+    """
+    finished = sorted((name, status) for name, status in runs if status in TERMINAL)
+    failed = [name for name, status in finished if status == "Failed"]
+    rest = [name for name, status in finished if status != "Failed"]
+    chosen_failed = failed if len(failed) <= size else rng.sample(failed, size)
+    room = size - len(chosen_failed)
+    chosen_rest = rng.sample(rest, min(room, len(rest))) if room > 0 else []
+    return sorted(chosen_failed + chosen_rest), len(chosen_failed)
+
+
+class FlowApiSource:
+    """Reads one environment's flows, runs and a sample of action results into a sink."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        catalog: Catalog,
+        sink: Sink,
+        environment: Environment,
+        window: ScanWindow,
+        *,
+        scan_id: int,
+        action_sample: int = 50,
+    ) -> None:
+        self.client = client  # base URL: the flow API root
+        self.catalog = catalog
+        self.sink = sink
+        self.environment = environment
+        self.window = window
+        self.scan_id = scan_id
+        self.action_sample = action_sample
+        self.flow_names: list[str] = []
+        self.workflow_ids: dict[str, str | None] = {}
+
+    async def collect(self) -> list[QueryOutcome]:
+        """Flows, then runs per flow, then the action sample; failures are outcomes."""
+        flows = await self._run("flows", self._flows)
+        if flows.status == NOT_COLLECTED:
+            return [flows] + [
+                QueryOutcome(
+                    q,
+                    self.environment.id,
+                    status=NOT_COLLECTED,
+                    reason=f"not attempted: {flows.reason}",
+                    hint=flows.hint,
+                )
+                for q in ("flow_runs", "flow_run_actions")
+            ]
+        runs = await self._run("flow_runs", self._runs)
+        if self.action_sample <= 0:
+            actions = QueryOutcome(
+                "flow_run_actions",
+                self.environment.id,
+                status=NOT_COLLECTED,
+                reason="action sampling is off (--action-sample 0)",
+                hint="Sample runs (the default is 50 per flow) to measure unnecessary runs "
+                "and retries.",
+            )
+        else:
+            actions = await self._run("flow_run_actions", self._actions)
+        return [flows, runs, actions]
+
+    async def _run(
+        self, query_id: str, read: Callable[[QueryOutcome], Awaitable[None]]
+    ) -> QueryOutcome:
+        outcome = QueryOutcome(query_id, self.environment.id, stats=RequestStats())
+        token = current_stats.set(outcome.stats)
+        try:
+            if query_id == "flows" or not self.sink.finished(query_id):
+                await read(outcome)
+            else:
+                outcome.resumed = True
+        except AuditorError as exc:
+            outcome.status = PARTIAL if outcome.rows else NOT_COLLECTED
+            outcome.reason, outcome.hint = exc.message, exc.hint
+        except Exception as exc:  # a bug must not stop the rest of the scan
+            log.exception("query %s of %s failed", query_id, self.environment.id)
+            outcome.status = PARTIAL if outcome.rows else NOT_COLLECTED
+            outcome.reason = f"unexpected error: {type(exc).__name__}: {exc}"
+            outcome.hint = "This is a bug in the auditor; run with --debug and report it."
+        finally:
+            current_stats.reset(token)
+        return outcome
+
+    async def _flows(self, outcome: QueryOutcome) -> None:
+        spec = self.catalog["flows"]
+        path, params = spec.render(environment=self.environment.id)
+        rows: list[Row] = []
+        async for page in iter_pages(self.client, path, params=params, privilege=spec.privilege):
+            rows.extend(flow_row(item) for item in page.rows)
+            self.sink.progress(spec.id, len(page.rows))
+        # Definitions of flows outside solutions come only from this API; one that has not
+        # changed since the last scan is kept rather than read again.
+        stored = self.sink.flow_activity(self._start(), self.window.until).definitions
+        outside = [row for row in rows if not row["workflowid"] and row["flow_name"]]
+        changed = []
+        for row in outside:
+            modified, definition = stored.get(str(row["flow_name"]), (None, None))
+            if definition and modified is not None and _same_time(modified, row):
+                row["definition"] = definition
+            else:
+                changed.append(row)
+        await asyncio.gather(*(self._definition(path, row) for row in changed))
+        self.flow_names = sorted(str(row["flow_name"]) for row in rows if row["flow_name"])
+        self.workflow_ids = {
+            str(row["flow_name"]): str(row["workflowid"]).lower() if row["workflowid"] else None
+            for row in rows
+            if row["flow_name"]
+        }
+        outcome.rows = await self.sink.replace(spec.id, "flows", rows)
+
+    async def _definition(self, flows_path: str, row: Row) -> None:
+        body = await get_json(
+            self.client,
+            f"{flows_path}/{row['flow_name']}",
+            params={"api-version": "2016-11-01"},
+            privilege=self.catalog["flows"].privilege,
+        )
+        if isinstance(body, dict):
+            definition = _object(body.get("properties")).get("definition")
+            row["definition"] = json.dumps(definition) if isinstance(definition, dict) else None
+
+    def _start(self) -> datetime:
+        return self.window.start_for(self.sink.watermark("flow_runs"))
+
+    def _flows_to_page(self, start: datetime) -> dict[str, datetime]:
+        """The flows whose runs may have changed, each with where its listing starts.
+
+        The first scan pages every flow. Later scans page a solution flow only when the
+        supported Dataverse run history shows it ran (or, with an ingestion gap reported, or
+        no run history read, every flow); flows outside solutions have no such signal and are
+        always paged; a flow with a run still `Running` is paged from that run's start; a
+        scheduled flow is paged when its next run is due (its newest run plus its recurrence
+        interval), because Dataverse records a run only minutes after it ends.
+        A run of an instant or HTTP-called solution flow that starts in those last minutes and
+        is not recorded yet is read by the next scan.
+        """
+        activity = self.sink.flow_activity(start, self.window.until)
+        first = self.window.since is not None or self.sink.watermark("flow_runs") is None
+        page_all = first or activity.ingestion_gaps or not activity.flowruns_collected
+        chosen: dict[str, datetime] = {}
+        for flow in self.flow_names:
+            workflow = self.workflow_ids.get(flow)
+            since = activity.running_since.get(flow)
+            last = activity.last_run.get(flow)
+            every = (
+                recurrence_interval(activity.solution_definitions.get(workflow, ""))
+                if workflow
+                else None
+            )
+            due = every is not None and (last is None or last + every <= self.window.until)
+            if (
+                page_all
+                or workflow is None
+                or workflow in activity.active_workflows
+                or since is not None
+                or due
+            ):
+                chosen[flow] = min(start, since) if since is not None else start
+        return chosen
+
+    async def _runs(self, outcome: QueryOutcome) -> None:
+        spec = self.catalog["flow_runs"]
+        plan = self._flows_to_page(self._start())
+
+        batch = _Batch(self.sink, "flow_api_runs")
+
+        async def one(flow: str) -> None:
+            # An interrupted scan re-reads at most the few pages of the flows not yet stored.
+            resume = self.sink.resume_point(spec.id, flow)
+            if resume is not None and resume.done:
+                return
+            path, params = spec.render(
+                environment=self.environment.id, flow=flow, start=plan[flow], end=self.window.until
+            )
+            rows: list[Row] = []
+            async for page in iter_pages(
+                self.client, path, params=params, privilege=spec.privilege
+            ):
+                rows.extend(run_row(flow, item) for item in page.rows)
+                self.sink.progress(spec.id, len(page.rows))
+            # A flow's runs are done together; many flows share one transaction.
+            written = await batch.add(spec.id, flow, rows)
+            outcome.rows += written
+
+        try:
+            await _all(one(flow) for flow in plan)
+        finally:
+            outcome.rows += await batch.flush()
+        outcome.watermark = self.window.until
+
+    async def _actions(self, outcome: QueryOutcome) -> None:
+        spec = self.catalog["flow_run_actions"]
+        start = self._start()
+        actions = _Batch(self.sink, "flow_run_actions")
+        samples = _Batch(self.sink, "action_samples")
+        stored = self.sink.runs(start, self.window.until)
+
+        async def one(flow: str) -> None:
+            runs = stored.get(flow, [])
+            rng = random.Random(f"{self.scan_id}:{self.environment.id}:{flow}")
+            sample, sampled_failed = choose_sample(runs, self.action_sample, rng)
+            resume = self.sink.resume_point(spec.id, flow)
+            if resume is None or not resume.done:
+                # The sample's actions are done together, like the runs.
+                fetched = await asyncio.gather(*(self._run_actions(flow, run) for run in sample))
+                written = await actions.add(
+                    spec.id, flow, [row for found in fetched for row in found]
+                )
+                outcome.rows += written
+            await samples.add(
+                spec.id,
+                f"{flow}#sample",
+                [
+                    {
+                        "flow_name": flow,
+                        "runs_in_window": len(runs),
+                        "failed_in_window": sum(status == "Failed" for _, status in runs),
+                        "sampled": len(sample),
+                        "sampled_failed": sampled_failed,
+                    }
+                ],
+            )
+
+        try:
+            await _all(one(flow) for flow in self.flow_names)
+        finally:
+            outcome.rows += await actions.flush()
+            await samples.flush()
+
+    async def _run_actions(self, flow: str, run: str) -> list[Row]:
+        spec = self.catalog["flow_run_actions"]
+        path, params = spec.render(environment=self.environment.id, flow=flow, run=run)
+        body = await get_json(self.client, path, params=params, privilege=spec.privilege)
+        found = action_rows(flow, run, body if isinstance(body, dict) else {})
+        self.sink.progress(spec.id, len(found))
+        return found
+
+
+_FREQUENCIES = {
+    "second": timedelta(seconds=1),
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(weeks=1),
+    "month": timedelta(days=28),  # the shortest month: never later than the real due time
+}
+
+
+def recurrence_interval(clientdata: str) -> timedelta | None:
+    """How often a scheduled flow runs (its trigger's `recurrence`), None if not scheduled.
+
+    Recurrence triggers and polling triggers both carry `recurrence {frequency, interval}`
+    (reference/power-automate-apis.md section 4.2).
+    """
+    if "recurrence" not in clientdata:
+        return None
+    try:
+        document = json.loads(clientdata)
+    except ValueError:
+        return None
+    definition = _object(_object(_object(document).get("properties")).get("definition"))
+    for trigger in _object(definition.get("triggers")).values():
+        recurrence = _object(_object(trigger).get("recurrence"))
+        unit = _FREQUENCIES.get(str(recurrence.get("frequency", "")).lower())
+        interval = recurrence.get("interval", 1)
+        if unit is not None and isinstance(interval, int) and interval > 0:
+            return unit * interval
+    return None
+
+
+def _same_time(stored: datetime, row: Row) -> bool:
+    """Whether a flow's lastModifiedTime equals the stored one (to the microsecond)."""
+    value = row.get("last_modified_time")
+    if not isinstance(value, str):
+        return False
+    try:
+        current = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return False
+    if pd.isna(current):
+        return False
+    if current.tzinfo is None:
+        current = current.tz_localize("UTC")
+    return bool(current.floor("us") == pd.Timestamp(stored).tz_convert("UTC").floor("us"))
+
+
+class _Batch:
+    """Rows of finished units, written to the sink together once there are enough.
+
+    Each unit (a flow) is marked done in the same transaction as its rows, so an interrupted
+    scan resumes exactly as with one transaction per unit, at a fraction of the commits.
+    """
+
+    def __init__(self, sink: Sink, table: str, rows: int = 5000, units: int = 200) -> None:
+        self.sink = sink
+        self.table = table
+        self.max_rows = rows
+        self.max_units = units
+        self.rows: list[Row] = []
+        self.units: list[tuple[str, str, int]] = []
+
+    async def add(self, query_id: str, unit: str, rows: list[Row]) -> int:
+        """Keep a finished unit; returns the rows written if this filled the batch."""
+        self.rows.extend(rows)
+        self.units.append((query_id, unit, len(rows)))
+        if len(self.rows) >= self.max_rows or len(self.units) >= self.max_units:
+            return await self.flush()
+        return 0
+
+    async def flush(self) -> int:
+        """Write what is kept (nothing to do when empty)."""
+        if not self.units:
+            return 0
+        rows, units = self.rows, self.units
+        self.rows, self.units = [], []
+        return await self.sink.write_units(self.table, rows, units)
+
+
+async def _all(tasks: Any) -> None:
+    """Run every task; when any failed, raise the first failure after all have ended."""
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]

@@ -1,0 +1,160 @@
+"""Collection throughput: concurrent windows vs a sequential nextLink pager, and increments.
+
+Starts `auditor sim serve` (scale medium, 100 ms latency per request) in its own process,
+then runs `auditor collect` against it:
+1. with the default concurrency cap (16 per host),
+2. with `--max-concurrency 1` (one request at a time: a sequential nextLink pager),
+on the same seed, into fresh stores; then advances the simulator's clock by 100 minutes
+(about 1 % new data) and runs an incremental collection into the first store.
+
+Prints rows, requests, seconds and rows per second of each run, the speedup, the bound set
+by latency x concurrency cap (requests / (cap / latency)), and the incremental scan's requests
+as a share of the first scan's. Figures, not assertions: see bench/README.md.
+
+Usage: python bench/collect.py [--scale medium] [--latency-ms 100] [--action-sample 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from auditor.store import Store
+
+
+def serve(folder: Path, scale: str, latency_ms: float) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "auditor",
+            "sim",
+            "serve",
+            "--port",
+            "0",
+            "--seed",
+            "7",
+            "--scale",
+            scale,
+            "--latency-ms",
+            str(latency_ms),
+            "--ca-out",
+            str(folder),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if " at https://" in line:
+            return process, line.rsplit(" at ", 1)[1].strip()
+    raise SystemExit("the simulator did not start")
+
+
+def collect(folder: Path, store: Path, *flags: str) -> float:
+    environment = {**os.environ}
+    for line in (folder / "env").read_text().splitlines():
+        name, _, value = line.partition("=")
+        environment[name] = value.strip("'\"")
+    started = time.monotonic()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "auditor",
+            "--quiet",
+            "--config",
+            str(folder / "auditor.toml"),
+            "collect",
+            "--all-environments",
+            "--store",
+            str(store),
+            *flags,
+        ],
+        env=environment,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.monotonic() - started
+
+
+def figures(store: Path, scan_id: int) -> tuple[int, int]:
+    with Store.open(store, read_only=True) as opened:
+        queries = opened.scan_queries(scan_id)
+    return int(queries["rows"].sum()), int(queries["requests"].sum())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="medium")
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--action-sample", default="2")
+    parser.add_argument("--cap", type=int, default=16)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="auditor-bench-"))
+    process, base_url = serve(work / "sim", args.scale, args.latency_ms)
+    try:
+        sample = ("--action-sample", args.action_sample)
+        runs = {}
+        for label, cap in (("concurrent", args.cap), ("sequential", 1)):
+            store = work / f"{label}.duckdb"
+            seconds = collect(work / "sim", store, "--max-concurrency", str(cap), *sample)
+            rows, requests = figures(store, 1)
+            runs[label] = {"cap": cap, "rows": rows, "requests": requests, "seconds": seconds}
+        ca = str(work / "sim" / "ca.pem")
+        trust = ssl.create_default_context(cafile=ca)
+        httpx.post(f"{base_url}/_sim/clock", params={"advance_minutes": 100}, verify=trust)
+        seconds = collect(
+            work / "sim", work / "concurrent.duckdb", "--max-concurrency", str(args.cap), *sample
+        )
+        rows, requests = figures(work / "concurrent.duckdb", 2)
+        runs["incremental"] = {
+            "cap": args.cap,
+            "rows": rows,
+            "requests": requests,
+            "seconds": seconds,
+        }
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+    latency = args.latency_ms / 1000
+    print(
+        f"scale {args.scale}, latency {args.latency_ms:.0f} ms, action sample "
+        f"{args.action_sample}, machine {os.cpu_count()} cores"
+    )
+    print(f"{'run':<12} {'cap':>4} {'rows':>10} {'requests':>9} {'seconds':>9} {'rows/s':>9}")
+    for label, run in runs.items():
+        print(
+            f"{label:<12} {run['cap']:>4} {run['rows']:>10,} {run['requests']:>9,} "
+            f"{run['seconds']:>9.1f} {run['rows'] / run['seconds']:>9,.0f}"
+        )
+    concurrent, sequential = runs["concurrent"], runs["sequential"]
+    bound = concurrent["requests"] * latency / args.cap
+    print(
+        f"speedup over the sequential pager: {sequential['seconds'] / concurrent['seconds']:.1f}x"
+    )
+    print(
+        f"bound (requests x latency / cap): {bound:.1f}s; concurrent run reached "
+        f"{bound / concurrent['seconds']:.0%} of it"
+    )
+    print(
+        f"incremental scan: {runs['incremental']['requests']:,} requests = "
+        f"{runs['incremental']['requests'] / concurrent['requests']:.1%} of the first scan's"
+    )
+    print(json.dumps(runs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""Collection against the simulated tenant: counts, faults, denied tables, increments, crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from auditor.sim.model import SimOptions
+from auditor.sim.scenario import generate
+from auditor.sim.server import SimServer
+from auditor.sim.truth import compute_truth
+from auditor.sources import dataverse as dataverse_queries
+from auditor.store import TABLES, Store
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+# Truth counts are per Dataverse entity set / flow API resource; the store names its tables.
+TRUTH_TABLES = {
+    "organizations": "organizations",
+    "workflows": "workflows",
+    "callbackregistrations": "callbackregistrations",
+    "sdkmessageprocessingsteps": "plugin_steps",
+    "plugintracelogs": "plugintracelogs",
+    "asyncoperations": "asyncoperations",
+    "flowruns": "flowruns",
+    "flowevents": "flowevents",
+    "flows": "flows",
+    "flow_runs": "flow_api_runs",
+}
+
+
+class Simulator:
+    """A simulated tenant served in this process, with its client files."""
+
+    def __init__(self, folder: Path, scale: str, options: SimOptions) -> None:
+        self.tenant = generate(options.seed, scale)
+        self.server = SimServer(self.tenant, options)
+        self.server.start()
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.server.write_client_files(folder)
+        self.config = folder / "auditor.toml"
+        self.secret = self.tenant.client_secret
+
+    def env(self) -> dict[str, str]:
+        return {"AZURE_CLIENT_SECRET": self.secret, "SSL_CERT_FILE": str(self.folder / "ca.pem")}
+
+    def collect(self, store: Path, *args: str) -> Any:
+        result = runner.invoke(
+            app,
+            [
+                "--config",
+                str(self.config),
+                "collect",
+                "--all-environments",
+                "--store",
+                str(store),
+                *args,
+            ],
+            env=self.env(),
+        )
+        return result
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class SimulatorProcess(Simulator):
+    """The same, served by `auditor sim serve` in its own process (so it has its own core).
+
+    The local tenant is generated from the same seed and advanced in step, for the truth.
+    """
+
+    def __init__(self, folder: Path, scale: str, options: SimOptions) -> None:
+        self.tenant = generate(options.seed, scale)
+        self.folder = folder
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "auditor",
+                "sim",
+                "serve",
+                "--port",
+                "0",
+                "--seed",
+                str(options.seed),
+                "--scale",
+                scale,
+                "--ca-out",
+                str(folder),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        assert self.process.stdout is not None
+        self.base_url = ""
+        for line in self.process.stdout:
+            if " at https://" in line:
+                self.base_url = line.rsplit(" at ", 1)[1].strip()
+                break
+        self.config = folder / "auditor.toml"
+        self.secret = self.tenant.client_secret
+
+    def advance(self, minutes: float) -> None:
+        httpx.post(
+            f"{self.base_url}/_sim/clock",
+            params={"advance_minutes": minutes},
+            verify=ssl.create_default_context(cafile=str(self.folder / "ca.pem")),
+        ).raise_for_status()
+        self.tenant.advance(timedelta(minutes=minutes))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.communicate(timeout=30)
+
+
+@pytest.fixture
+def simulator_process(tmp_path: Path) -> Iterator[SimulatorProcess]:
+    sim = SimulatorProcess(tmp_path / "sim", "small", SimOptions(seed=7, scale="small"))
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> Iterator[Any]:
+    started: list[Simulator] = []
+
+    def start(scale: str = "tiny", **options: Any) -> Simulator:
+        sim = Simulator(
+            tmp_path / f"sim{len(started)}", scale, SimOptions(seed=7, scale=scale, **options)
+        )
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop()
+
+
+def store_counts(path: Path) -> dict[str, dict[str, int]]:
+    with Store.open(path, read_only=True) as store:
+        return store.table_counts()
+
+
+def assert_counts_equal_truth(path: Path, truth: dict[str, Any]) -> None:
+    counts = store_counts(path)
+    compared = 0
+    for env in truth["environments"]:
+        for key, expected in env["row_counts"].items():
+            table = TRUTH_TABLES[key]
+            got = counts.get(table, {}).get(env["id"], 0)
+            assert got == expected, f"{env['name']} {table}: {got} != {expected}"
+            compared += expected
+    assert compared > 0
+
+
+def table_contents(path: Path) -> dict[str, pd.DataFrame]:
+    """Every data table, sorted by its key, for row-for-row comparison."""
+    contents = {}
+    with Store.open(path, read_only=True) as store:
+        for name, spec in TABLES.items():
+            keys = ", ".join(spec.key)
+            query = f"SELECT * FROM {name} ORDER BY {keys}"  # noqa: S608 - names from TABLES
+            contents[name] = store.frame(query).reset_index(drop=True)
+    return contents
+
+
+def assert_same_store(a: Path, b: Path) -> None:
+    left, right = table_contents(a), table_contents(b)
+    for frames in (left, right):  # two simulators answer on two ports
+        urls = frames["environments"]["dataverse_url"]
+        frames["environments"]["dataverse_url"] = urls.str.replace(
+            r"127\.0\.0\.1:\d+", "sim", regex=True
+        )
+    for name in TABLES:
+        pd.testing.assert_frame_equal(left[name], right[name], obj=name)
+
+
+def test_collect_matches_the_ground_truth_and_rescans_incrementally(
+    simulator_process: SimulatorProcess, tmp_path: Path
+) -> None:
+    """Must-show 1 and 4 share the first scan of the small tenant (default sampling)."""
+    sim = simulator_process
+    path = tmp_path / "s.duckdb"
+    first = sim.collect(path)
+    assert first.exit_code == 0, first.output
+    assert_counts_equal_truth(path, compute_truth(sim.tenant))
+    # The environment without Dataverse is reported as such, and the scan says what it did.
+    assert "no Dataverse database" in first.output
+    assert " requests, " in first.output
+
+    sim.advance(100)  # about 1 % new data
+    second = sim.collect(path)
+    assert second.exit_code == 0, second.output
+    assert_counts_equal_truth(path, compute_truth(sim.tenant))  # exactly the new rows, no more
+    with Store.open(path, read_only=True) as store:
+        first_requests = int(store.scan_queries(1)["requests"].sum())
+        second_requests = int(store.scan_queries(2)["requests"].sum())
+        duplicates = store.frame(
+            "SELECT count(*) - count(DISTINCT (environment_id, flow_name, run_name)) AS n"
+            " FROM flow_api_runs"
+        )
+    print(f"first scan {first_requests} requests, second {second_requests}")
+    assert second_requests <= 0.05 * first_requests
+    assert int(duplicates["n"].iloc[0]) == 0
+
+
+def test_faults_leave_the_store_identical_and_show_in_the_summary(
+    simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clean = simulator("tiny")
+    faulty = simulator(
+        "tiny",
+        faults={"429": 0.1, "503": 0.05, "reset": 0.03, "timeout": 0.01},
+        timeout_s=3.0,
+    )
+    monkeypatch.setenv("AUDITOR_TIMEOUT", "1")
+    assert clean.collect(tmp_path / "clean.duckdb").exit_code == 0
+    result = faulty.collect(tmp_path / "faulty.duckdb")
+    assert result.exit_code == 0, result.output
+    assert_same_store(tmp_path / "clean.duckdb", tmp_path / "faulty.duckdb")
+    with Store.open(tmp_path / "faulty.duckdb", read_only=True) as store:
+        queries = store.scan_queries(1)
+    assert set(queries["status"]) == {"collected", "not-collected"}  # no Dataverse in Teams
+    assert queries["retries"].sum() > 20
+    assert queries["throttled"].sum() > 5
+    assert f"{int(queries['retries'].sum()):,} retries" in result.output
+
+
+def test_a_denied_table_is_not_collected_with_its_reason_and_everything_else_is(
+    simulator: Any, tmp_path: Path
+) -> None:
+    sim = simulator("tiny", deny=frozenset({("contoso-production", "plugintracelogs")}))
+    result = sim.collect(tmp_path / "d.duckdb")
+    assert result.exit_code == 0, result.output
+    assert "prvReadPluginTraceLog" in result.output
+    with Store.open(tmp_path / "d.duckdb", read_only=True) as store:
+        queries = store.scan_queries(1)
+        scan = store.scan(1)
+    prod = next(e.env_id for e in sim.tenant.environments if e.slug == "contoso-production")
+    denied = queries[(queries.environment_id == prod) & (queries.query_id == "plugintracelogs")]
+    assert denied.iloc[0]["status"] == "not-collected"
+    assert "Permission denied" in denied.iloc[0]["reason"]
+    assert "prvReadPluginTraceLog" in denied.iloc[0]["hint"]
+    others = queries.drop(denied.index)
+    dataverse_envs = {e.env_id for e in sim.tenant.environments if e.has_dataverse}
+    assert set(others[others.environment_id.isin(dataverse_envs)]["status"]) == {"collected"}
+    assert scan.status == "partial"
+
+
+def _collect_process(sim: Simulator, store: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "auditor",
+            "--quiet",
+            "--config",
+            str(sim.config),
+            "collect",
+            "--all-environments",
+            "--store",
+            str(store),
+        ],
+        env={**os.environ, **sim.env()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_a_killed_collection_resumes_to_the_same_store(simulator: Any, tmp_path: Path) -> None:
+    sim = simulator("tiny", latency_ms=20)
+    reference = tmp_path / "reference.duckdb"
+    assert sim.collect(reference).exit_code == 0
+    killed = tmp_path / "killed.duckdb"
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(4):
+        process = _collect_process(sim, killed)
+        time.sleep(rng.uniform(0.8, 2.5))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.communicate(timeout=60)
+    assert kills >= 2
+    finish = _collect_process(sim, killed)
+    _, errors = finish.communicate(timeout=300)
+    assert finish.returncode == 0, errors.decode()
+    assert_same_store(reference, killed)
+    with Store.open(killed, read_only=True) as store:
+        scans = store.frame("SELECT scan_id, status FROM scans ORDER BY scan_id")
+    # One scan, resumed across the kills: no second scan, no duplicated rows.
+    assert len(scans) == 1
+    print(json.dumps({"kills": kills}))
+
+
+def test_a_wrong_secret_is_exit_3_with_the_entra_error_and_a_hint(
+    simulator: Any, tmp_path: Path
+) -> None:
+    sim = simulator("tiny")
+    sim.secret = "not-the-secret"
+    result = sim.collect(tmp_path / "w.duckdb")
+    assert result.exit_code == 3
+    assert "AADSTS7000215" in result.output
+    assert "AZURE_CLIENT_SECRET" in result.output
+    assert "Traceback" not in result.output
+    assert "not-the-secret" not in result.output
+
+
+def test_nothing_collected_is_exit_3(
+    simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = simulator("tiny")
+    monkeypatch.setenv("AUDITOR_FLOW_API_ENABLED", "false")
+    teams = next(e.display_name for e in sim.tenant.environments if not e.has_dataverse)
+    result = sim.collect(tmp_path / "n.duckdb", "--environment", teams)
+    assert result.exit_code == 3, result.output
+    assert "no Dataverse database" in result.output
+    assert "flow API is turned off" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--environment", "Contoso Prodution"], "Did you mean 'Contoso Production'"),
+        (["--since", "a week"], "--since takes a duration"),
+    ],
+)
+def test_usage_errors_are_exit_2(
+    simulator: Any, tmp_path: Path, args: list[str], message: str
+) -> None:
+    sim = simulator("tiny")
+    result = sim.collect(tmp_path / "u.duckdb", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_no_application_user_says_how_to_create_one(simulator: Any, tmp_path: Path) -> None:
+    sim = simulator("tiny", deny=frozenset({("contoso-production", "organizations")}))
+    result = sim.collect(tmp_path / "a.duckdb")
+    assert result.exit_code == 0, result.output  # the other environments were collected
+    assert "no access to the environment" in result.output
+    assert "Application users" in result.output
+    with Store.open(tmp_path / "a.duckdb", read_only=True) as store:
+        queries = store.scan_queries(1)
+    prod = next(e.env_id for e in sim.tenant.environments if e.slug == "contoso-production")
+    dataverse = queries[
+        (queries.environment_id == prod) & queries.query_id.isin(dataverse_queries.QUERIES)
+    ]
+    assert set(dataverse["status"]) == {"not-collected"}
+    assert len(dataverse) == len(dataverse_queries.QUERIES)
+
+
+def test_a_wrong_dataverse_url_is_reported_for_that_environment(
+    simulator: Any, tmp_path: Path
+) -> None:
+    sim = simulator("tiny")
+    base = sim.server.base_url
+    good = next(e for e in sim.tenant.environments if e.has_dataverse)
+    config = tmp_path / "configured.toml"
+    config.write_text(
+        sim.config.read_text().replace('environments = "all"\n', "")
+        + f"""
+[[environments]]
+name = "Good"
+id = "{good.env_id}"
+dataverse_url = "{base}/dv/{good.slug}"
+
+[[environments]]
+name = "Typo"
+id = "typo"
+dataverse_url = "{base}/dv/contoso-prodution"
+"""
+    )
+    result = runner.invoke(
+        app,
+        ["--config", str(config), "collect", "--store", str(tmp_path / "c.duckdb")],
+        env=sim.env(),
+    )
+    assert result.exit_code == 0, result.output
+    assert "Typo" in result.output
+    assert "Dataverse URL" in result.output
+    with Store.open(tmp_path / "c.duckdb", read_only=True) as store:
+        queries = store.scan_queries(1)
+    typo = queries[(queries.environment_id == "typo") & (queries.query_id == "organizations")]
+    assert typo.iloc[0]["status"] == "not-collected"
+    assert set(queries[queries.environment_id == good.env_id]["status"]) == {"collected"}
