@@ -169,7 +169,11 @@ class StoreSink:
         )
 
     async def write_units(
-        self, table: str, rows: Sequence[Mapping[str, Any]], units: Sequence[tuple[str, str, int]]
+        self,
+        table: str,
+        rows: Sequence[Mapping[str, Any]],
+        units: Sequence[tuple[str, str, int]],
+        also: tuple[str, Sequence[Mapping[str, Any]]] | None = None,
     ) -> int:
         return await asyncio.to_thread(
             functools.partial(
@@ -179,6 +183,7 @@ class StoreSink:
                 table=table,
                 rows=rows,
                 units=units,
+                also=also,
             )
         )
 

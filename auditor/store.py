@@ -563,28 +563,33 @@ class Store:
         table: str,
         rows: Sequence[Mapping[str, Any]],
         units: Sequence[tuple[str, str, int]],
+        also: tuple[str, Sequence[Mapping[str, Any]]] | None = None,
     ) -> int:
         """Upserts the rows of several finished units and marks each done, in one transaction.
 
         For many small units (the runs of one flow, one flow's action sample): one commit for
-        hundreds of them instead of one each. `units` holds (query id, unit, rows of it).
+        hundreds of them instead of one each. `units` holds (query id, unit, rows of it);
+        `also` is (table, rows) written in the same transaction (a sample's description goes
+        with its rows). Returns the rows written into `table`.
         """
         spec = _table_spec(table)
         frame = _page_frame(table, spec, rows, environment_id, scan_id)
-
-        def attempt(replace: bool) -> None:
-            with self._transaction(f"writing {len(units)} units into {table}"):
-                self._insert(table, spec, frame, replace=replace)
-                for query_id, unit, count in units:
-                    self._put_checkpoint(
-                        scan_id, environment_id, query_id, unit, None, True, count, add=False
-                    )
-
-        with self._page_view(frame):  # plain INSERT first, as write_page does
-            try:
-                attempt(replace=False)
-            except _KeyExists:
-                attempt(replace=True)
+        extra_table, extra_rows = also if also is not None else (table, [])
+        extra_spec = _table_spec(extra_table)
+        extra = _page_frame(extra_table, extra_spec, extra_rows, environment_id, scan_id)
+        with (
+            self._page_view(frame),
+            self._page_view(extra, "_auditor_extra"),
+            self._transaction(f"writing {len(units)} units into {table}"),
+        ):
+            # INSERT OR REPLACE: a batch is one commit for hundreds of units, and a resumed
+            # scan may rewrite the rows of a unit it had not marked done.
+            self._insert(table, spec, frame, replace=True)
+            self._insert(extra_table, extra_spec, extra, replace=True, view="_auditor_extra")
+            for query_id, unit, count in units:
+                self._put_checkpoint(
+                    scan_id, environment_id, query_id, unit, None, True, count, add=False
+                )
         return len(frame)
 
     def replace_environment_table(
@@ -632,15 +637,23 @@ class Store:
         next_link, done, count, pages = rows[0]
         return Checkpoint(next_link=next_link, done=bool(done), rows=int(count), pages=int(pages))
 
-    def _insert(self, table: str, spec: TableSpec, frame: pd.DataFrame, *, replace: bool) -> None:
-        """Inserts the page in `_auditor_page` (keys unique within it); `_KeyExists` when a
+    def _insert(
+        self,
+        table: str,
+        spec: TableSpec,
+        frame: pd.DataFrame,
+        *,
+        replace: bool,
+        view: str = "_auditor_page",
+    ) -> None:
+        """Inserts the page registered as `view` (keys unique within it); `_KeyExists` when a
         key is already stored and `replace` is off."""
         if frame.empty:
             return
         columns = ", ".join(f'"{c}"' for c in spec.names())
         casts = ", ".join(f'CAST("{c}" AS {t})' for c, t in spec.columns)
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        sql = f'{verb} INTO "{table}" ({columns}) SELECT {casts} FROM _auditor_page'  # noqa: S608
+        sql = f'{verb} INTO "{table}" ({columns}) SELECT {casts} FROM {view}'  # noqa: S608
         try:
             self._run(sql)
         except duckdb.ConstraintException as exc:
@@ -648,15 +661,15 @@ class Store:
             raise _KeyExists from exc
 
     @contextmanager
-    def _page_view(self, frame: pd.DataFrame) -> Iterator[None]:
-        """Makes the frame readable as `_auditor_page`, outside any transaction (unregistering
-        inside an aborted transaction would fail)."""
+    def _page_view(self, frame: pd.DataFrame, view: str = "_auditor_page") -> Iterator[None]:
+        """Makes the frame readable as `view`, outside any transaction (unregistering inside
+        an aborted transaction would fail)."""
         with self._lock:
-            self._con.register("_auditor_page", frame)
+            self._con.register(view, frame)
             try:
                 yield
             finally:
-                self._con.unregister("_auditor_page")
+                self._con.unregister(view)
 
     def _put_checkpoint(
         self,

@@ -80,11 +80,16 @@ class Sink(Protocol):
         """Store a page and the unit's progress together (all or nothing); rows written."""
 
     async def write_units(
-        self, table: str, rows: Sequence[Mapping[str, Any]], units: Sequence[tuple[str, str, int]]
+        self,
+        table: str,
+        rows: Sequence[Mapping[str, Any]],
+        units: Sequence[tuple[str, str, int]],
+        also: tuple[str, Sequence[Mapping[str, Any]]] | None = None,
     ) -> int:
         """Store the rows of several finished units and mark each done, all or nothing.
 
-        `units` holds (query id, unit, rows of that unit)."""
+        `units` holds (query id, unit, rows of that unit); `also` is (table, rows) stored in
+        the same transaction."""
 
     async def replace(self, query_id: str, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Replace the environment's rows of a table read in full (deletions show)."""

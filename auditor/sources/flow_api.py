@@ -332,8 +332,7 @@ class FlowApiSource:
     async def _actions(self, outcome: QueryOutcome) -> None:
         spec = self.catalog["flow_run_actions"]
         start = self._start()
-        actions = _Batch(self.sink, "flow_run_actions")
-        samples = _Batch(self.sink, "action_samples")
+        actions = _Batch(self.sink, "flow_run_actions", also="action_samples")
         stored = self.sink.runs(start, self.window.until)
 
         async def one(flow: str) -> None:
@@ -341,32 +340,27 @@ class FlowApiSource:
             rng = random.Random(f"{self.scan_id}:{self.environment.id}:{flow}")
             sample, sampled_failed = choose_sample(runs, self.action_sample, rng)
             resume = self.sink.resume_point(spec.id, flow)
-            if resume is None or not resume.done:
-                # The sample's actions are done together, like the runs.
-                fetched = await asyncio.gather(*(self._run_actions(flow, run) for run in sample))
-                written = await actions.add(
-                    spec.id, flow, [row for found in fetched for row in found]
-                )
-                outcome.rows += written
-            await samples.add(
-                spec.id,
-                f"{flow}#sample",
-                [
-                    {
-                        "flow_name": flow,
-                        "runs_in_window": len(runs),
-                        "failed_in_window": sum(status == "Failed" for _, status in runs),
-                        "sampled": len(sample),
-                        "sampled_failed": sampled_failed,
-                    }
-                ],
+            if resume is not None and resume.done:
+                return
+            # The sample's actions and its description are stored together, with the
+            # flow's checkpoint: a resumed scan never describes a sample it did not draw.
+            fetched = await asyncio.gather(*(self._run_actions(flow, run) for run in sample))
+            described = {
+                "flow_name": flow,
+                "runs_in_window": len(runs),
+                "failed_in_window": sum(status == "Failed" for _, status in runs),
+                "sampled": len(sample),
+                "sampled_failed": sampled_failed,
+            }
+            written = await actions.add(
+                spec.id, flow, [row for found in fetched for row in found], [described]
             )
+            outcome.rows += written
 
         try:
             await _all(one(flow) for flow in self.flow_names)
         finally:
             outcome.rows += await actions.flush()
-            await samples.flush()
 
     async def _run_actions(self, flow: str, run: str) -> list[Row]:
         spec = self.catalog["flow_run_actions"]
@@ -428,21 +422,29 @@ def _same_time(stored: datetime, row: Row) -> bool:
 class _Batch:
     """Rows of finished units, written to the sink together once there are enough.
 
-    Each unit (a flow) is marked done in the same transaction as its rows, so an interrupted
-    scan resumes exactly as with one transaction per unit, at a fraction of the commits.
+    Each unit (a flow) is marked done in the same transaction as its rows (and, for action
+    samples, the sample's description), so an interrupted scan resumes exactly as with one
+    transaction per unit, at a fraction of the commits.
     """
 
-    def __init__(self, sink: Sink, table: str, rows: int = 5000, units: int = 200) -> None:
+    def __init__(
+        self, sink: Sink, table: str, also: str | None = None, rows: int = 5000, units: int = 200
+    ) -> None:
         self.sink = sink
         self.table = table
+        self.also = also
         self.max_rows = rows
         self.max_units = units
         self.rows: list[Row] = []
+        self.also_rows: list[Row] = []
         self.units: list[tuple[str, str, int]] = []
 
-    async def add(self, query_id: str, unit: str, rows: list[Row]) -> int:
+    async def add(
+        self, query_id: str, unit: str, rows: list[Row], also: list[Row] | None = None
+    ) -> int:
         """Keep a finished unit; returns the rows written if this filled the batch."""
         self.rows.extend(rows)
+        self.also_rows.extend(also or [])
         self.units.append((query_id, unit, len(rows)))
         if len(self.rows) >= self.max_rows or len(self.units) >= self.max_units:
             return await self.flush()
@@ -452,9 +454,10 @@ class _Batch:
         """Write what is kept (nothing to do when empty)."""
         if not self.units:
             return 0
-        rows, units = self.rows, self.units
-        self.rows, self.units = [], []
-        return await self.sink.write_units(self.table, rows, units)
+        rows, also, units = self.rows, self.also_rows, self.units
+        self.rows, self.also_rows, self.units = [], [], []
+        extra = (self.also, also) if self.also is not None else None
+        return await self.sink.write_units(self.table, rows, units, extra)
 
 
 async def _all(tasks: Any) -> None:
