@@ -137,10 +137,26 @@ class StoreSink:
             for row in store.scan_queries(scan_id).itertuples()
             if row.environment_id == environment and row.status == COLLECTED
         }
+        # Where an interrupted run of this scan stopped, read once: asking the store per
+        # unit from the event loop would wait on the lock while a worker thread writes.
+        stopped = store.frame(
+            "SELECT query_id, unit, next_link, done FROM checkpoints"
+            " WHERE scan_id = ? AND environment_id = ?",
+            [scan_id, environment],
+        )
+        self._resume = {
+            (str(q), str(u)): ResumePoint(n if isinstance(n, str) else None, bool(d))
+            for q, u, n, d in zip(
+                stopped["query_id"],
+                stopped["unit"],
+                stopped["next_link"],
+                stopped["done"],
+                strict=True,
+            )
+        }
 
     def resume_point(self, query_id: str, unit: str) -> ResumePoint | None:
-        found = self.store.checkpoint(self.scan_id, self.environment, query_id, unit)
-        return ResumePoint(found.next_link, found.done) if found else None
+        return self._resume.get((query_id, unit))
 
     async def write(
         self,

@@ -8,12 +8,16 @@ scan stopped, and return one `QueryOutcome` per query, so a query that fails is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from auditor.http import RequestStats
+from auditor.errors import AuditorError
+from auditor.http import RequestStats, current_stats
+
+log = logging.getLogger(__name__)
 
 COLLECTED = "collected"
 PARTIAL = "partial"
@@ -150,3 +154,40 @@ class ScanWindow:
 def unit_of(start: datetime, end: datetime) -> str:
     """The checkpoint name of a time window."""
     return f"{start.isoformat()}/{end.isoformat()}"
+
+
+async def run_query(
+    query_id: str,
+    environment_id: str,
+    read: Callable[[QueryOutcome], Awaitable[None]],
+    *,
+    explain: Callable[[AuditorError, QueryOutcome], None] | None = None,
+) -> QueryOutcome:
+    """Run one query, counting its requests, and turn any failure into its outcome.
+
+    An `AuditorError` (403, retries exhausted, ...) becomes `not-collected` (or `partial` when
+    some rows were stored) with the error's message and hint, which `explain` may sharpen; any
+    other exception is a bug, logged with its traceback, and must not stop the other queries.
+    """
+    outcome = QueryOutcome(query_id, environment_id, stats=RequestStats())
+    token = current_stats.set(outcome.stats)
+    try:
+        await read(outcome)
+    except AuditorError as exc:
+        outcome.status = PARTIAL if outcome.rows else NOT_COLLECTED
+        outcome.reason, outcome.hint = exc.message, exc.hint
+        if explain is not None:
+            explain(exc, outcome)
+    except Exception as exc:
+        log.exception("query %s of %s failed", query_id, environment_id)
+        outcome.status = PARTIAL if outcome.rows else NOT_COLLECTED
+        outcome.reason = f"unexpected error: {type(exc).__name__}: {exc}"
+        outcome.hint = "This is a bug in the auditor; run with --debug and report it."
+    finally:
+        current_stats.reset(token)
+    return outcome
+
+
+def resumed(query_id: str, environment_id: str) -> QueryOutcome:
+    """The outcome of a query that completed before the scan was interrupted."""
+    return QueryOutcome(query_id, environment_id, resumed=True)

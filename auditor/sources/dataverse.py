@@ -14,25 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import httpx
 
 from auditor.errors import AuditorError, PermissionDenied
-from auditor.http import RequestStats, current_stats
 from auditor.odata import iter_pages, split_windows
 from auditor.queries import Catalog, QuerySpec
 from auditor.sources.base import (
     COLLECTED,
     NOT_COLLECTED,
-    PARTIAL,
     Environment,
     QueryOutcome,
     Row,
     ScanWindow,
     Sink,
+    resumed,
+    run_query,
     unit_of,
 )
 
@@ -167,29 +167,21 @@ class DataverseSource:
         return outcomes
 
     async def _run(
-        self, query_id: str, read: Callable[[QuerySpec, QueryOutcome], Any]
+        self, query_id: str, read: Callable[[QuerySpec, QueryOutcome], Awaitable[None]]
     ) -> QueryOutcome:
-        outcome = QueryOutcome(query_id, self.environment.id, stats=RequestStats())
         if self.sink.finished(query_id):
-            outcome.resumed = True
-            return outcome
-        token = current_stats.set(outcome.stats)
-        try:
-            await read(self.catalog[query_id], outcome)
-        except AuditorError as exc:
-            outcome.status = PARTIAL if outcome.rows else NOT_COLLECTED
-            outcome.reason, outcome.hint = exc.message, exc.hint
-            if query_id == "organizations" and isinstance(exc, PermissionDenied):
-                outcome.reason = f"no access to the environment: {exc.message}"
+            return resumed(query_id, self.environment.id)
+
+        def explain(error: AuditorError, outcome: QueryOutcome) -> None:
+            # The first call is the access check: a 403 there means no application user.
+            if query_id == "organizations" and isinstance(error, PermissionDenied):
+                outcome.reason = f"no access to the environment: {error.message}"
                 outcome.hint = NO_APP_USER_HINT
-        except Exception as exc:  # a bug must not stop the other queries of the scan
-            log.exception("query %s of %s failed", query_id, self.environment.id)
-            outcome.status = PARTIAL if outcome.rows else NOT_COLLECTED
-            outcome.reason = f"unexpected error: {type(exc).__name__}: {exc}"
-            outcome.hint = "This is a bug in the auditor; run with --debug and report it."
-        finally:
-            current_stats.reset(token)
-        return outcome
+
+        spec = self.catalog[query_id]
+        return await run_query(
+            query_id, self.environment.id, lambda outcome: read(spec, outcome), explain=explain
+        )
 
     async def _organizations(self, spec: QuerySpec, outcome: QueryOutcome) -> None:
         rows = await self._read_all(spec)

@@ -27,18 +27,18 @@ from typing import Any
 import httpx
 import pandas as pd
 
-from auditor.errors import AuditorError
-from auditor.http import RequestStats, current_stats, get_json
+from auditor.http import get_json
 from auditor.odata import iter_pages
 from auditor.queries import Catalog
 from auditor.sources.base import (
     NOT_COLLECTED,
-    PARTIAL,
     Environment,
     QueryOutcome,
     Row,
     ScanWindow,
     Sink,
+    resumed,
+    run_query,
 )
 
 log = logging.getLogger(__name__)
@@ -203,24 +203,10 @@ class FlowApiSource:
     async def _run(
         self, query_id: str, read: Callable[[QueryOutcome], Awaitable[None]]
     ) -> QueryOutcome:
-        outcome = QueryOutcome(query_id, self.environment.id, stats=RequestStats())
-        token = current_stats.set(outcome.stats)
-        try:
-            if query_id == "flows" or not self.sink.finished(query_id):
-                await read(outcome)
-            else:
-                outcome.resumed = True
-        except AuditorError as exc:
-            outcome.status = PARTIAL if outcome.rows else NOT_COLLECTED
-            outcome.reason, outcome.hint = exc.message, exc.hint
-        except Exception as exc:  # a bug must not stop the rest of the scan
-            log.exception("query %s of %s failed", query_id, self.environment.id)
-            outcome.status = PARTIAL if outcome.rows else NOT_COLLECTED
-            outcome.reason = f"unexpected error: {type(exc).__name__}: {exc}"
-            outcome.hint = "This is a bug in the auditor; run with --debug and report it."
-        finally:
-            current_stats.reset(token)
-        return outcome
+        # The flow list is read again on resume: the other queries need its flow names.
+        if query_id != "flows" and self.sink.finished(query_id):
+            return resumed(query_id, self.environment.id)
+        return await run_query(query_id, self.environment.id, read)
 
     async def _flows(self, outcome: QueryOutcome) -> None:
         spec = self.catalog["flows"]
