@@ -103,7 +103,13 @@ class MsalHttpClient:
     def post(
         self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kwargs: Any
     ) -> Any:
-        """POST for MSAL (form bodies); ignores `requests`-only options."""
+        """POST for MSAL (form bodies); ignores `requests`-only options.
+
+        MSAL passes some form values as bytes (the client assertion of certificate sign-in);
+        `requests` encodes those as text, httpx would send their repr: decode them here.
+        """
+        if isinstance(data, dict):
+            data = {k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
         return self._client.post(url, params=params, data=data, headers=headers, **_timeout(kwargs))
 
     def close(self) -> None:
@@ -315,6 +321,7 @@ def _client_credential(settings: Settings) -> str | dict[str, str]:
 def _pem_credential(path: Path, password: str | None) -> dict[str, str]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     data = path.read_bytes()
     try:
@@ -328,6 +335,12 @@ def _pem_credential(path: Path, password: str | None) -> dict[str, str]:
             hint="Give one PEM file with both, or a PFX file and its password in "
             "AZURE_CLIENT_CERTIFICATE_PASSWORD.",
         ) from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise AuthError(
+            f"{path} holds a {type(key).__name__.removeprefix('_')} key; Microsoft Entra ID signs "
+            "client assertions with RSA (RS256) only.",
+            hint="Create the app registration's certificate with an RSA key (2048 bits or more).",
+        )
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

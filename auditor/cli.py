@@ -215,7 +215,18 @@ class _CollectProgress:
 
     def done(self, outcome: QueryOutcome) -> None:
         task = self._task(outcome.environment_id, outcome.query_id)
-        self.progress.update(task, total=max(outcome.rows, 1), completed=max(outcome.rows, 1))
+        stats = outcome.stats
+        detail = f" [{outcome.status}, {stats.requests} pages"
+        if stats.retries:
+            detail += f", {stats.retries} retries"
+        if stats.throttled:
+            detail += f", {stats.throttled} throttled, {stats.throttle_wait_s:.0f}s waited"
+        self.progress.update(
+            task,
+            description=f"{outcome.environment_id[:36]} {outcome.query_id}{escape(detail)}]",
+            total=max(outcome.rows, 1),
+            completed=max(outcome.rows, 1),
+        )
 
 
 @app.command(rich_help_panel=COLLECT)

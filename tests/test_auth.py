@@ -10,10 +10,12 @@ import stat
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import pytest
 import respx
+from cryptography.hazmat.primitives import serialization
 
 from auditor.auth import (
     AccessToken,
@@ -305,3 +307,66 @@ async def test_secret_and_tokens_never_reach_the_logs(caplog: pytest.LogCaptureF
     # ...and none of it may carry the secret or the token.
     assert SECRET not in text
     assert access_token not in text
+
+
+def test_client_certificate_signs_a_client_assertion(tmp_path: Path) -> None:
+    import hashlib
+
+    import trustme
+    from cryptography import x509
+
+    issued = trustme.CA().issue_cert("auditor-app", key_type=trustme.KeyType.RSA)
+    pem = tmp_path / "app.pem"
+    issued.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    certificate = x509.load_pem_x509_certificate(issued.cert_chain_pems[0].bytes())
+    thumbprint = hashlib.sha1(certificate.public_bytes(serialization.Encoding.DER)).digest()  # noqa: S324
+    with respx.mock(assert_all_mocked=True) as router:
+        route = mock_authority(
+            router,
+            httpx.Response(
+                200, json={"token_type": "Bearer", "expires_in": 3600, "access_token": "cert-at"}
+            ),
+        )
+        credential = build_credential(
+            settings(
+                auth_method="client-certificate",
+                credentials=Credentials(certificate_path=pem),
+            )
+        )
+        assert credential.get_token(SCOPE).token == "cert-at"
+        form = dict(
+            item.split("=", 1) for item in route.calls.last.request.content.decode().split("&")
+        )
+    assert form["client_assertion_type"].endswith("jwt-bearer")
+
+    def b64(text: str) -> bytes:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+    header = json.loads(b64(unquote(form["client_assertion"]).split(".")[0]))
+    assert header["alg"] == "RS256"
+    assert b64(header["x5t"]) == thumbprint
+    assert "client_secret" not in form
+
+
+def test_an_ec_certificate_is_refused_with_a_reason(tmp_path: Path) -> None:
+    import trustme
+
+    pem = tmp_path / "ec.pem"
+    trustme.CA().issue_cert("auditor-app").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    with pytest.raises(AuthError, match="RSA"):
+        build_credential(
+            settings(
+                auth_method="client-certificate", credentials=Credentials(certificate_path=pem)
+            )
+        )
+
+
+def test_a_certificate_file_without_a_key_is_an_auth_error(tmp_path: Path) -> None:
+    broken = tmp_path / "app.pem"
+    broken.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    with pytest.raises(AuthError, match="does not hold a PEM certificate"):
+        build_credential(
+            settings(
+                auth_method="client-certificate", credentials=Credentials(certificate_path=broken)
+            )
+        )

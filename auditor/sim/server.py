@@ -176,6 +176,7 @@ class SimApp:
         self._run_index: dict[tuple[str, int, datetime], dict[str, np.ndarray[Any, Any]]] = {}
         self._run_names: dict[tuple[str, int], dict[str, int]] = {}
         self._flow_names: dict[tuple[str, int], dict[str, int]] = {}
+        self._run_cache: dict[tuple[str, int], dict[str, list[Any]]] = {}
         self._principal_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"appuser:{tenant.client_id}"))
 
     # -- ASGI --------------------------------------------------------------------------
@@ -727,23 +728,34 @@ class SimApp:
             )
         return _reply(200, body)
 
+    def _run_columns(self, env: SimEnvironment) -> dict[str, list[Any]]:
+        """The runs frame as JSON-ready lists, built once per frame: a page or a single run
+        then costs list lookups, not a pandas slice per request."""
+        key = (env.env_id, id(env.runs))
+        columns = self._run_cache.get(key)
+        if columns is None:
+            runs = env.runs
+            columns = {
+                "start_time": odata.format_timestamps(runs["start_time"], 7),
+                "end_time": odata.format_timestamps(runs["end_time"], 7),
+            }
+            for name in runs.columns:
+                if not str(name).startswith("_sim_") and name not in columns:
+                    columns[str(name)] = odata.json_values(runs[name])
+            self._run_cache[key] = columns
+        return columns
+
     def _run_objects(
         self, env: SimEnvironment, positions: np.ndarray[Any, Any], now: datetime
     ) -> list[dict[str, Any]]:
         # Shape: reference/power-automate-apis.md section 1.6 (Logic Apps WorkflowRun).
         if len(positions) == 0:
             return []
-        rows = env.runs.iloc[positions]
-        starts = odata.format_timestamps(rows["start_time"], 7)
-        ends = odata.format_timestamps(rows["end_time"], 7)
+        columns = self._run_columns(env)
+        starts, ends = columns["start_time"], columns["end_time"]
         now_text = _stamp7(now)
-        columns = {
-            c: odata.json_values(rows[c])
-            for c in rows.columns
-            if not str(c).startswith("_sim_") and c not in ("start_time", "end_time")
-        }
         out = []
-        for i in range(len(rows)):
+        for i in (int(p) for p in positions):
             value = {c: v[i] for c, v in columns.items()}
             flow, run = str(value["flow_name"]), str(value["name"])
             props: dict[str, Any] = {"startTime": starts[i]}
@@ -796,7 +808,8 @@ class SimApp:
         names = self._run_names.get(names_key)
         if names is None:
             names = {str(n): i for i, n in enumerate(runs["name"].tolist())} if len(runs) else {}
-            self._run_names.clear()
+            # One entry per environment's runs frame: kept, not cleared, as requests for
+            # several environments interleave.
             self._run_names[names_key] = names
         position = names.get(run)
         not_found = _error(

@@ -1,0 +1,356 @@
+"""System jobs (`asyncoperations`): queue latency, run time, states, retries, recurring errors.
+
+Async plug-in steps run as system jobs of operationtype 1 (`owningextensionid` is the step),
+classic workflows as 10 and Dataverse flow triggers as 79 (`workflowactivationid` is the
+workflow); reference/dataverse-plugins.md section 6. Queue latency is `startedon - createdon`,
+run time `completedon - startedon`; both are reported in milliseconds with numpy's "linear"
+percentiles.
+
+A start before the creation (or an end before the start) can only be clock skew between the
+queue and the host: such a duration is clipped to 0, so it still counts as "no wait" in the
+percentiles, and the number of clipped values is reported so skew stays visible.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+# operationtype values the auditor reads; any other value is kept and labelled "other".
+OPERATION_TYPES: Mapping[int, str] = {1: "async plug-in", 10: "workflow", 79: "flow trigger"}
+ASYNC_PLUGIN = 1
+
+# statecode / statuscode, reference/dataverse-plugins.md section 6.3.
+SUSPENDED_STATE = 1
+LOCKED_STATE = 2
+COMPLETED_STATE = 3
+SUCCEEDED, FAILED, CANCELED = 30, 31, 32
+WAITING_STATUSES = (0, 10)  # Waiting For Resources, Waiting
+KNOWN_STATUSES = (0, 10, 20, 21, 22, 30, 31, 32)
+
+_PERCENTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+
+# Column names and dtypes of the frames this module returns, declared once.
+_STAT_DTYPES: dict[str, str] = {
+    "jobs": "int64",
+    "succeeded": "int64",
+    "failed": "int64",  # statuscode 31
+    "failed_without_message": "int64",
+    "failure_rate": "float64",  # failed / jobs
+    "canceled": "int64",  # statuscode 32
+    "suspended": "int64",  # statecode 1
+    "waiting": "int64",  # statuscode 0 or 10
+    "in_progress": "int64",  # statecode 2
+    "unknown_status": "int64",  # a statuscode that is not documented
+    "queue_latency_p50_ms": "float64",
+    "queue_latency_p95_ms": "float64",
+    "queue_latency_p99_ms": "float64",
+    "queue_latency_max_ms": "float64",
+    "run_time_p50_ms": "float64",
+    "run_time_p95_ms": "float64",
+    "run_time_p99_ms": "float64",
+    "run_time_max_ms": "float64",
+    "clipped_durations": "int64",  # negative latencies or run times set to 0
+    "retried": "int64",  # jobs with retrycount > 0
+    "retried_share": "float64",
+    "max_retrycount": "Int64",
+}
+JOB_STATS_DTYPES: dict[str, str] = {
+    "environment_id": "str",
+    "operationtype": "Int64",
+    "operation": "str",  # async plug-in / workflow / flow trigger / other
+    **_STAT_DTYPES,
+}
+OWNER_STATS_DTYPES: dict[str, str] = {
+    "environment_id": "str",
+    "operationtype": "Int64",
+    "operation": "str",
+    "owner_kind": "str",  # step (operationtype 1) or workflow
+    "owner_id": "str",  # owningextensionid or workflowactivationid; NaN when missing
+    "name": "str",  # the most frequent job name
+    **_STAT_DTYPES,
+    "max_failure_streak": "int64",  # consecutive failed jobs, by createdon then id
+    "current_failure_streak": "int64",  # failed jobs since the last one that did not fail
+    "error_clusters": "int64",  # distinct normalised messages of failed jobs
+    "top_error": "str",
+    "top_error_count": "int64",
+}
+ERROR_DTYPES: dict[str, str] = {
+    "environment_id": "str",
+    "operationtype": "Int64",
+    "owner_id": "str",
+    "error": "str",  # normalised message
+    "count": "int64",
+    "rank": "int64",  # 1 = the most frequent of its owner
+    "example": "str",  # one original message, shortened
+}
+JOB_STATS_COLUMNS = tuple(JOB_STATS_DTYPES)
+OWNER_STATS_COLUMNS = tuple(OWNER_STATS_DTYPES)
+
+_JOB_COLUMNS = [
+    "environment_id",
+    "asyncoperationid",
+    "name",
+    "operationtype",
+    "statecode",
+    "statuscode",
+    "retrycount",
+    "message",
+    "friendlymessage",
+    "createdon",
+    "startedon",
+    "completedon",
+    "owningextensionid",
+    "workflowactivationid",
+]
+_GUID = re.compile(r"\{?[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\}?")
+_HEX = re.compile(r"\b0x[0-9a-fA-F]+\b")
+# Digits not glued to letters, so "(500)" and "-2147220891" are masked and "cr4f1_x" is not.
+_NUMBER = re.compile(r"(?<![A-Za-z_])\d+(?:[.,:]\d+)*(?![A-Za-z_])")
+_SPACE = re.compile(r"\s+")
+
+
+def _typed(frame: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
+    """The declared columns in the declared order and dtypes, whatever the input gave."""
+    out = frame.reindex(columns=list(dtypes)).reset_index(drop=True)
+    return out.astype(dict(dtypes))
+
+
+def _number(series: pd.Series) -> pd.Series:
+    """Float values, NaN for nulls and for what is not a number (tenant data is untrusted)."""
+    return pd.to_numeric(series, errors="coerce").astype("float64")
+
+
+def _time(series: pd.Series) -> pd.Series:
+    """UTC timestamps, NaT for nulls and unparseable values."""
+    return pd.to_datetime(series, utc=True, errors="coerce")
+
+
+def _span_ms(start: pd.Series, end: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Milliseconds from start to end (NaN if either is missing) and which were negative."""
+    span = (_time(end) - _time(start)).dt.total_seconds() * 1000.0
+    span = span.astype("float64")
+    negative = span < 0
+    return span.clip(lower=0), negative
+
+
+def normalise_messages(messages: pd.Series, *, max_chars: int = 2000) -> pd.Series:
+    """Messages with GUIDs, hex codes and numbers masked, so one error's variants cluster.
+
+    Only the first `max_chars` characters are read: the cause is stated first, and a 1 MB
+    message must not cost more than a short one. Blank messages become NaN.
+    """
+    text = messages.astype("str").str.slice(0, max_chars)
+    text = text.str.replace(_GUID, "<guid>", regex=True)
+    text = text.str.replace(_HEX, "<hex>", regex=True)
+    text = text.str.replace(_NUMBER, "<n>", regex=True)
+    text = text.str.replace(_SPACE, " ", regex=True).str.strip()
+    return text.where(text != "")
+
+
+def _prepared(jobs: pd.DataFrame) -> pd.DataFrame:
+    """The columns the statistics need, typed, plus the owner of each job."""
+    jobs = jobs.reindex(columns=_JOB_COLUMNS)
+    operation = _number(jobs["operationtype"]).round()
+    is_step = operation == ASYNC_PLUGIN
+    queue, queue_negative = _span_ms(jobs["createdon"], jobs["startedon"])
+    run, run_negative = _span_ms(jobs["startedon"], jobs["completedon"])
+    message = jobs["message"].astype("str")
+    message = message.where(message.str.strip() != "")
+    return pd.DataFrame(
+        {
+            "environment_id": jobs["environment_id"].astype("str"),
+            "asyncoperationid": jobs["asyncoperationid"].astype("str"),
+            "name": jobs["name"].astype("str"),
+            "operationtype": operation,
+            "operation": operation.map(OPERATION_TYPES).fillna("other").astype("str"),
+            "owner_kind": is_step.map({True: "step", False: "workflow"}).astype("str"),
+            "owner_id": jobs["owningextensionid"]
+            .where(is_step, jobs["workflowactivationid"])
+            .astype("str"),
+            "state": _number(jobs["statecode"]),
+            "status": _number(jobs["statuscode"]),
+            "retrycount": _number(jobs["retrycount"]),
+            "message": message,
+            "createdon": _time(jobs["createdon"]),
+            "queue_latency": queue,
+            "run_time": run,
+            "clipped": queue_negative | run_negative,
+        }
+    )
+
+
+def _percentiles(values: pd.Series, keys: list[pd.Series], prefix: str) -> pd.DataFrame:
+    """p50 / p95 / p99 / max per group, nulls ignored; pandas' linear rule equals numpy's."""
+    grouped = values.groupby(keys, dropna=False, sort=False)
+    levels = np.array(list(_PERCENTILES.values()))
+    # reindex: with no group at all, unstack() has no columns to rename.
+    quantiles = grouped.quantile(levels, interpolation="linear").unstack().reindex(columns=levels)
+    quantiles.columns = pd.Index([f"{prefix}_{name}_ms" for name in _PERCENTILES])
+    quantiles[f"{prefix}_max_ms"] = grouped.max()
+    return quantiles
+
+
+def _stats(rows: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """The counts and percentiles of `_STAT_DTYPES` per group of `keys`."""
+    status, state = rows["status"], rows["state"]
+    flags = pd.DataFrame(
+        {
+            "succeeded": status == SUCCEEDED,
+            "failed": status == FAILED,
+            "failed_without_message": (status == FAILED) & rows["message"].isna(),
+            "canceled": status == CANCELED,
+            "suspended": state == SUSPENDED_STATE,
+            "waiting": status.isin(WAITING_STATUSES),
+            "in_progress": state == LOCKED_STATE,
+            "unknown_status": ~status.isin(KNOWN_STATUSES),
+            "clipped_durations": rows["clipped"],
+            "retried": rows["retrycount"] > 0,
+        }
+    )
+    groups = [rows[k] for k in keys]
+    counts = flags.groupby(groups, dropna=False, sort=False).sum()
+    counts["jobs"] = rows.groupby(groups, dropna=False, sort=False).size()
+    counts["max_retrycount"] = rows["retrycount"].groupby(groups, dropna=False, sort=False).max()
+    counts["failure_rate"] = counts["failed"] / counts["jobs"]
+    counts["retried_share"] = counts["retried"] / counts["jobs"]
+    return counts.join(
+        [
+            _percentiles(rows["queue_latency"], groups, "queue_latency"),
+            _percentiles(rows["run_time"], groups, "run_time"),
+        ]
+    ).reset_index()
+
+
+def job_stats(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per environment and operation type: volumes, outcomes, waits, run times and retries.
+
+    `jobs` has the columns of the store's `asyncoperations`. Job types other than 1, 10 and
+    79 are kept under their own number (labelled "other"), not dropped.
+    """
+    rows = _prepared(jobs)
+    stats = _stats(rows, ["environment_id", "operationtype", "operation"])
+    ordered = stats.sort_values(["environment_id", "operationtype"], kind="stable")
+    return _typed(ordered, JOB_STATS_DTYPES)
+
+
+def _streaks(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Longest and current run of consecutive failed jobs per group, in creation order."""
+    group = rows.groupby(keys, dropna=False, sort=False).ngroup().rename("group")
+    ordered = pd.DataFrame(
+        {
+            "group": group,
+            "createdon": rows["createdon"],
+            "asyncoperationid": rows["asyncoperationid"],
+            "failed": rows["status"] == FAILED,
+        }
+    ).sort_values(["group", "createdon", "asyncoperationid"], na_position="last", kind="stable")
+    changed = (ordered["group"].diff() != 0) | (ordered["failed"] != ordered["failed"].shift())
+    blocks = ordered.assign(block=changed.cumsum())
+    sizes = blocks.groupby("block").agg(
+        group=("group", "first"), failed=("failed", "first"), size=("failed", "size")
+    )
+    failing = sizes["size"].where(sizes["failed"], 0)
+    per_group = pd.DataFrame(
+        {
+            "max_failure_streak": failing.groupby(sizes["group"]).max(),
+            "current_failure_streak": failing.groupby(sizes["group"]).last(),
+        }
+    )
+    keyed = rows[keys].assign(group=group).drop_duplicates("group").set_index("group")
+    return keyed.join(per_group).reset_index(drop=True)
+
+
+def _clusters(rows: pd.DataFrame, max_chars: int, example_chars: int) -> pd.DataFrame:
+    """Every normalised message of failed jobs per owner, counted and ranked (1 = commonest)."""
+    failed = rows[(rows["status"] == FAILED) & rows["message"].notna()]
+    failed = failed.assign(
+        error=normalise_messages(failed["message"], max_chars=max_chars),
+        example=failed["message"].str.slice(0, example_chars),
+    )
+    keys = ["environment_id", "operationtype", "owner_id", "error"]
+    clusters = failed.groupby(keys, dropna=False, sort=False).agg(
+        count=("asyncoperationid", "size"), example=("example", "first")
+    )
+    clusters = clusters.reset_index().sort_values(
+        ["environment_id", "operationtype", "owner_id", "count", "error"],
+        ascending=[True, True, True, False, True],
+        kind="stable",
+    )
+    clusters["rank"] = clusters.groupby(keys[:3], dropna=False, sort=False).cumcount() + 1
+    return clusters
+
+
+def recurring_errors(
+    jobs: pd.DataFrame, *, top: int = 5, max_chars: int = 2000, example_chars: int = 300
+) -> pd.DataFrame:
+    """The `top` most frequent normalised messages of failed jobs, per step or workflow.
+
+    One cause failing again and again is one fix; counting it by its masked text separates
+    it from one-off failures. Failed jobs without a message are left out here (they are
+    `failed_without_message` in the statistics).
+    """
+    clusters = _clusters(_prepared(jobs), max_chars, example_chars)
+    return _typed(clusters[clusters["rank"] <= top], ERROR_DTYPES)
+
+
+def _commonest_name(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The most frequent job name per group (ties: the first in name order)."""
+    counts = rows.groupby([*keys, "name"], dropna=False, sort=False).size().rename("n")
+    ranked = counts.reset_index().sort_values(["n", "name"], ascending=[False, True])
+    return ranked.dropna(subset=["name"]).drop_duplicates(keys)[[*keys, "name"]]
+
+
+def job_stats_by_owner(
+    jobs: pd.DataFrame, *, max_chars: int = 2000, example_chars: int = 300
+) -> pd.DataFrame:
+    """`job_stats` per owning step (operationtype 1) or workflow, with streaks and errors.
+
+    A streak is what a failure rate hides: a step failing every job since yesterday is
+    broken now, even if its month looks healthy. Jobs without an owner are grouped under a
+    NaN `owner_id` rather than dropped. `recurring_errors` lists the clusters behind
+    `top_error`.
+    """
+    rows = _prepared(jobs)
+    keys = ["environment_id", "operationtype", "operation", "owner_kind", "owner_id"]
+    error_keys = ["environment_id", "operationtype", "owner_id"]
+    clusters = _clusters(rows, max_chars, example_chars)
+    distinct = clusters.groupby(error_keys, dropna=False).size().rename("error_clusters")
+    top = clusters[clusters["rank"] == 1].rename(
+        columns={"error": "top_error", "count": "top_error_count"}
+    )
+    merged = (
+        _stats(rows, keys)
+        .merge(_streaks(rows, keys), on=keys, how="left")
+        .merge(_commonest_name(rows, keys), on=keys, how="left")
+        .merge(distinct.reset_index(), on=error_keys, how="left")
+        .merge(top[[*error_keys, "top_error", "top_error_count"]], on=error_keys, how="left")
+    )
+    counts = ["error_clusters", "top_error_count"]
+    merged[counts] = merged[counts].fillna(0)
+    ordered = merged.sort_values(
+        ["environment_id", "operationtype", "jobs", "owner_id"],
+        ascending=[True, True, False, True],
+        kind="stable",
+    )
+    return _typed(ordered, OWNER_STATS_DTYPES)
+
+
+def queue_latency_p95(jobs: pd.DataFrame) -> pd.Series:
+    """p95 queue latency (ms) of completed async plug-in jobs per environment.
+
+    The ground truth's definition (auditor/sim/truth.py): operationtype 1, statecode 3, both
+    timestamps present; canceled jobs never started, so they drop out. Environments without
+    such a job are absent, not 0: no evidence is not a fast queue.
+    """
+    rows = _prepared(jobs)
+    done = rows[
+        (rows["operationtype"] == ASYNC_PLUGIN)
+        & (rows["state"] == COMPLETED_STATE)
+        & rows["queue_latency"].notna()
+    ]
+    p95 = done.groupby("environment_id")["queue_latency"].quantile(0.95, interpolation="linear")
+    return p95.rename("queue_latency_p95_ms").astype("float64")
