@@ -28,37 +28,8 @@ from pathlib import Path
 
 import httpx
 
+from auditor.sim.launch import serve_process
 from auditor.store import Store
-
-
-def serve(folder: Path, scale: str, latency_ms: float) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "auditor",
-            "sim",
-            "serve",
-            "--port",
-            "0",
-            "--seed",
-            "7",
-            "--scale",
-            scale,
-            "--latency-ms",
-            str(latency_ms),
-            "--ca-out",
-            str(folder),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if " at https://" in line:
-            return process, line.rsplit(" at ", 1)[1].strip()
-    raise SystemExit("the simulator did not start")
 
 
 def collect(folder: Path, store: Path, *flags: str) -> float:
@@ -103,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="auditor-bench-"))
-    process, base_url = serve(work / "sim", args.scale, args.latency_ms)
+    process, base_url = serve_process(work / "sim", scale=args.scale, latency_ms=args.latency_ms)
     try:
         sample = ("--action-sample", args.action_sample)
         runs = {}

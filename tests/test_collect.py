@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from auditor.cli import app
+from auditor.sim.launch import serve_process
 from auditor.sim.model import SimOptions
 from auditor.sim.scenario import generate
 from auditor.sim.server import SimServer
@@ -91,32 +92,7 @@ class SimulatorProcess(Simulator):
     def __init__(self, folder: Path, scale: str, options: SimOptions) -> None:
         self.tenant = generate(options.seed, scale)
         self.folder = folder
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "auditor",
-                "sim",
-                "serve",
-                "--port",
-                "0",
-                "--seed",
-                str(options.seed),
-                "--scale",
-                scale,
-                "--ca-out",
-                str(folder),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "COLUMNS": "200"},
-        )
-        assert self.process.stdout is not None
-        self.base_url = ""
-        for line in self.process.stdout:
-            if " at https://" in line:
-                self.base_url = line.rsplit(" at ", 1)[1].strip()
-                break
+        self.process, self.base_url = serve_process(folder, seed=options.seed, scale=scale)
         self.config = folder / "auditor.toml"
         self.secret = self.tenant.client_secret
 

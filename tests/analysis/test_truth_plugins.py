@@ -12,50 +12,20 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from simulated import collect_tenant
 
 from auditor.analysis.jobs import job_stats_by_owner, queue_latency_p95
 from auditor.analysis.plugins import step_stats, unfiltered_update_steps
-from auditor.cli import app
-from auditor.sim.model import SimOptions
-from auditor.sim.scenario import generate
-from auditor.sim.server import SimServer
-from auditor.sim.truth import THRESHOLDS, compute_truth
+from auditor.sim.truth import THRESHOLDS
 from auditor.store import Store
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
 
 
 def collect(seed: int, scale: str, folder: Path) -> tuple[dict[str, pd.DataFrame], Any]:
     """The store's plug-in and job tables after one scan, and the tenant's truth."""
-    tenant = generate(seed, scale)
-    server = SimServer(tenant, SimOptions(seed=seed, scale=scale))
-    server.start()
-    try:
-        server.write_client_files(folder)
-        store = folder / "store.duckdb"
-        result = runner.invoke(
-            app,
-            [
-                "--config",
-                str(folder / "auditor.toml"),
-                "collect",
-                "--all-environments",
-                "--store",
-                str(store),
-                "--action-sample",
-                "0",  # flow actions are not compared here
-            ],
-            env={
-                "AZURE_CLIENT_SECRET": tenant.client_secret,
-                "SSL_CERT_FILE": str(folder / "ca.pem"),
-            },
-        )
-        assert result.exit_code == 0, result.output
-        truth = compute_truth(tenant)
-    finally:
-        server.stop()
+    # Flow actions are not compared here.
+    store, truth = collect_tenant(seed, scale, folder, action_sample=0)
     with Store.open(store, read_only=True) as opened:
         tables = {
             name: opened.frame(f"SELECT * FROM {name}")  # noqa: S608 - fixed names

@@ -5,50 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from simulated import collect_tenant
 
 from auditor.analysis import actions, runs
-from auditor.cli import app
 from auditor.frames import flow_definitions, load_frames
-from auditor.sim.model import SimOptions
-from auditor.sim.scenario import generate
-from auditor.sim.server import SimServer
-from auditor.sim.truth import compute_truth
 from auditor.store import Store
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
 
 
 def collect(seed: int, folder: Path) -> tuple[Path, dict[str, object]]:
     """Collects the tiny tenant of a seed with every run's actions; returns store and truth."""
-    tenant = generate(seed, "tiny")
-    server = SimServer(tenant, SimOptions(seed=seed, scale="tiny"))
-    server.start()
-    try:
-        server.write_client_files(folder)
-        store = folder / "store.duckdb"
-        result = runner.invoke(
-            app,
-            [
-                "--config",
-                str(folder / "auditor.toml"),
-                "collect",
-                "--all-environments",
-                "--store",
-                str(store),
-                "--action-sample",
-                "1000",
-            ],
-            env={
-                "AZURE_CLIENT_SECRET": tenant.client_secret,
-                "SSL_CERT_FILE": str(folder / "ca.pem"),
-            },
-        )
-        assert result.exit_code == 0, result.output
-        return store, compute_truth(tenant)
-    finally:
-        server.stop()
+    return collect_tenant(seed, "tiny", folder, action_sample=1000)
 
 
 @pytest.mark.parametrize("seed", [7, 8, 9])

@@ -22,6 +22,7 @@ import pytest
 from auditor.auth import MsalHttpClient, build_credential
 from auditor.http import ssl_context
 from auditor.settings import Settings, load_settings
+from auditor.sim.launch import serve_process
 
 pytestmark = pytest.mark.slow
 
@@ -43,37 +44,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     folder = tmp_path_factory.mktemp("sim")
     started = time.monotonic()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "auditor",
-            "sim",
-            "serve",
-            "--port",
-            "0",
-            "--seed",
-            "7",
-            "--scale",
-            "small",
-            "--ca-out",
-            str(folder),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert process.stdout is not None
-    base_url = ""
-    while not base_url:
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError(
-                f"the simulator exited: {process.stderr.read() if process.stderr else ''}"
-            )
-        if " at https://" in line:
-            base_url = line.rsplit(" at ", 1)[1].strip()
+    process, base_url = serve_process(folder, seed=7, scale="small")
     startup = time.monotonic() - started
     try:
         yield {"folder": folder, "base_url": base_url, "startup": startup, "process": process}

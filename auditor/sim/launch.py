@@ -1,0 +1,47 @@
+"""Run `auditor sim serve` in a child process: for benchmarks and tests that want the
+simulator on its own CPU core, driven exactly as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def serve_process(
+    folder: Path, *, seed: int = 7, scale: str = "small", latency_ms: float = 0.0
+) -> tuple[subprocess.Popen[str], str]:
+    """Start the simulator writing its client files to `folder`; returns it and its URL.
+
+    Raises RuntimeError with the simulator's error output when it exits before serving.
+    """
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "auditor",
+            "sim",
+            "serve",
+            "--port",
+            "0",
+            "--seed",
+            str(seed),
+            "--scale",
+            scale,
+            "--latency-ms",
+            str(latency_ms),
+            "--ca-out",
+            str(folder),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},  # the URL line must not wrap
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if " at https://" in line:
+            return process, line.rsplit(" at ", 1)[1].strip()
+    _, errors = process.communicate(timeout=30)
+    raise RuntimeError(f"the simulator exited before serving: {errors.strip()}")
