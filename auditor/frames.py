@@ -44,7 +44,7 @@ TIME_COLUMNS: dict[str, str] = {
 # no analysis reads, and reading it for a million rows would cost gigabytes.
 SKIPPED_COLUMNS: dict[str, frozenset[str]] = {"plugintracelogs": frozenset({"messageblock"})}
 
-# Frame name -> store table (all data tables plus the latest scan's query outcomes).
+# Frame name -> store table: the data tables, each query's latest outcome, the scans.
 FRAME_TABLES: tuple[str, ...] = (
     "environments",
     "organizations",
@@ -60,6 +60,7 @@ FRAME_TABLES: tuple[str, ...] = (
     "flow_run_actions",
     "action_samples",
     "scan_queries",
+    "scans",
 )
 
 FLOW_DEFINITION_DTYPES: dict[str, str] = {
@@ -160,6 +161,7 @@ class Frames:
     flow_run_actions: pd.DataFrame
     action_samples: pd.DataFrame
     scan_queries: pd.DataFrame
+    scans: pd.DataFrame
 
     @classmethod
     def from_frames(
@@ -213,7 +215,7 @@ def load_frames(
     env_sql, env_params = _env_filter(envs)
     loaded: dict[str, pd.DataFrame] = {}
     for table in FRAME_TABLES:
-        if table in ("flow_run_actions", "action_samples", "scan_queries"):
+        if table in ("flow_run_actions", "action_samples", "scan_queries", "scans"):
             continue
         sql = f'SELECT {_select(table)} FROM "{table}" WHERE {env_sql}'  # noqa: S608 - names from TABLES
         params: list[Any] = list(env_params)
@@ -244,14 +246,18 @@ def load_frames(
         " ORDER BY scan_id DESC) = 1",
         env_params,
     )
-    scan_id = scan.scan_id if scan is not None else None
+    # Each query's latest outcome per environment: a scan of some environments only does not
+    # make the others' data unknown.
     loaded["scan_queries"] = _read(
         store,
         "scan_queries",
-        f"SELECT {_select('scan_queries')} FROM scan_queries"  # noqa: S608
-        f" WHERE scan_id = ? AND {env_sql}",
-        [scan_id if scan_id is not None else -1, *env_params],
+        f"SELECT {_select('scan_queries')} FROM scan_queries WHERE {env_sql}"  # noqa: S608
+        " QUALIFY row_number() OVER (PARTITION BY environment_id, query_id"
+        " ORDER BY scan_id DESC) = 1",
+        env_params,
     )
+    loaded["scans"] = _read(store, "scans", f"SELECT {_select('scans')} FROM scans", [])  # noqa: S608
+    scan_id = scan.scan_id if scan is not None else None
     return Frames(window=window, scan_id=scan_id, **loaded)
 
 

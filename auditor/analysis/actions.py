@@ -300,12 +300,18 @@ def trigger_executions(
 
 
 def action_frames(
-    frames: Frames, runs: pd.DataFrame, run_counts: pd.DataFrame
+    frames: Frames,
+    runs: pd.DataFrame,
+    run_counts: pd.DataFrame,
+    *,
+    definitions: pd.DataFrame | None = None,
+    parsed: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every action analysis over loaded frames: classified, unnecessary, retries,
-    durations, triggers. `runs` and `run_counts` come from `analysis.runs`."""
-    definitions = flow_definitions(frames)
-    triggers, definition_actions, _errors = definition_frames(definitions)
+    durations, triggers. `runs` and `run_counts` come from `analysis.runs`; `definitions`
+    and `parsed` (`definition_frames` of them) are computed when not given."""
+    definitions = flow_definitions(frames) if definitions is None else definitions
+    triggers, definition_actions, _errors = parsed or definition_frames(definitions)
     classified = classify_runs(frames.flow_run_actions, definition_actions, runs)
     population = run_counts
     if not frames.action_samples.empty:

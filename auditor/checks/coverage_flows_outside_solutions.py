@@ -1,0 +1,57 @@
+"""Flows outside solutions are only visible through the flow API."""
+
+from __future__ import annotations
+
+from auditor.checks.base import CheckMeta, Finding, Limits, make
+from auditor.checks.evidence import Evidence
+
+META = CheckMeta(
+    id="coverage-flows-outside-solutions",
+    title="Flows outside solutions not visible without the flow API",
+    answers=("trigger-conditions", "return-results", "decomposed-steps", "reliable-service"),
+    severity="medium",
+    rationale=(
+        "Dataverse's workflow table holds only solution-aware flows; flows created outside a "
+        "solution (often most of them) appear only in the flow API. Without it, the flows the "
+        "definition and run checks audit are a subset of the environment's flows."
+    ),
+    remediation=(
+        "Turn the flow API on (apis.flow_enabled = true) and grant the app the Power "
+        "Automate admin permission, or move the flows into solutions."
+    ),
+    learn_url="https://learn.microsoft.com/power-automate/overview-solution-flows",
+    needs=(),
+    resource_kind="environment",
+    coverage=True,
+)
+
+
+def run(evidence: Evidence, limits: Limits) -> list[Finding]:
+    """Per environment: pass when the flow API's flow list was collected."""
+    flows = evidence.definitions
+    out = []
+    for env in evidence.environments["environment_id"]:
+        gaps = evidence.gaps(env, ("flows",))
+        mine = flows[flows["environment_id"] == env]
+        solution = int(mine["workflowid"].notna().sum())
+        if gaps:
+            status = "not-assessed"
+            message = (
+                f"the flow API was not read ({gaps[0].reason}): only {solution} solution flows "
+                "are visible; flows outside solutions were not audited"
+            )
+        else:
+            status = "pass"
+            message = f"the flow API listed {len(mine)} flows ({solution} in solutions)"
+        out.append(
+            make(
+                META,
+                status,
+                message,
+                environment_id=env,
+                resource_id=env,
+                resource_name=evidence.environment_name(env),
+                values={"flows": len(mine), "solution_flows": solution},
+            )
+        )
+    return out

@@ -1,0 +1,245 @@
+"""The analysis of one set of frames, computed once and shared by every check.
+
+Each analysis (design.md section 6) runs the first time a check asks for it, so a check run
+on a few frames built in a test only pays for what it reads. Nothing here applies a
+threshold: checks do, with the limits they are given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import pandas as pd
+
+from auditor.analysis.actions import action_frames
+from auditor.analysis.definitions import block_signatures, definition_frames
+from auditor.analysis.flows import catch_paths, flow_facts
+from auditor.analysis.jobs import job_stats, job_stats_by_owner, queue_latency_p95
+from auditor.analysis.plugins import step_stats, trace_coverage, unfiltered_update_steps
+from auditor.analysis.runs import combined_runs, run_summary
+from auditor.frames import Frames, flow_definitions
+
+_KEY = ["environment_id", "flow_id"]
+
+# Where a trace-log setting leaves the evidence, and how to fix it.
+# https://learn.microsoft.com/power-apps/developer/data-platform/logging-tracing
+TRACE_HINT = (
+    "Set plug-in trace logging to All (Power Platform admin center > environment > Settings "
+    "> Product > Features, or System Settings > Customization), wait a day, and scan again."
+)
+TRACE_ALL = "trace:all"  # every plug-in execution leaves a trace row
+TRACE_FAILURES = "trace:failures"  # failed executions leave a trace row
+SOURCES_BEYOND_QUERIES = (TRACE_ALL, TRACE_FAILURES)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Why a check could not assess an environment: a source missing, and the fix."""
+
+    source: str
+    reason: str
+    hint: str
+
+
+class Evidence:
+    """Frames plus every derived analysis frame the checks read."""
+
+    def __init__(self, frames: Frames) -> None:
+        self.frames = frames
+
+    # Environments and coverage ------------------------------------------------------------
+
+    @cached_property
+    def environments(self) -> pd.DataFrame:
+        """environment_id, name, has_dataverse: every environment in the frames."""
+        envs = self.frames.environments
+        out = pd.DataFrame(
+            {
+                "environment_id": envs["environment_id"].astype("str"),
+                "name": envs["display_name"].fillna(envs["environment_id"]).astype("str"),
+                "has_dataverse": envs["dataverse_url"].notna().astype(bool),
+            }
+        )
+        known = set(out["environment_id"])
+        # Rows of an environment the environments table lacks (a test, a damaged store).
+        extra = sorted(
+            {
+                str(e)
+                for name in ("scan_queries", "flows", "workflows", "plugin_steps", "organizations")
+                for e in self.frames.table(name)["environment_id"].dropna()
+            }
+            - known
+        )
+        if extra:
+            out = pd.concat(
+                [out, pd.DataFrame({"environment_id": extra, "name": extra, "has_dataverse": True})]
+            )
+        return out.sort_values("environment_id", kind="stable").reset_index(drop=True)
+
+    @cached_property
+    def environment_names(self) -> dict[str, str]:
+        return dict(
+            zip(self.environments["environment_id"], self.environments["name"], strict=True)
+        )
+
+    def environment_name(self, environment_id: str) -> str:
+        return self.environment_names.get(environment_id, environment_id)
+
+    @cached_property
+    def query_outcomes(self) -> dict[tuple[str, str], tuple[str, str | None, str | None]]:
+        """(environment, query id) -> (status, reason, hint) of the query's latest outcome."""
+        sq = self.frames.scan_queries
+        return {
+            (str(e), str(q)): (
+                str(s),
+                None if pd.isna(r) else str(r),
+                None if pd.isna(h) else str(h),
+            )
+            for e, q, s, r, h in zip(
+                sq["environment_id"],
+                sq["query_id"],
+                sq["status"],
+                sq["reason"],
+                sq["hint"],
+                strict=True,
+            )
+        }
+
+    @cached_property
+    def traces_setting(self) -> dict[str, tuple[str, bool, bool]]:
+        """environment -> (setting name, executions visible, failures visible)."""
+        cov = self.trace_coverage
+        return {
+            str(e): (str(s), bool(x), bool(f))
+            for e, s, x, f in zip(
+                cov["environment_id"],
+                cov["setting"],
+                cov["executions_visible"],
+                cov["failures_visible"],
+                strict=True,
+            )
+        }
+
+    def gaps(self, environment_id: str, needs: tuple[str, ...]) -> list[Gap]:
+        """What of `needs` the store lacks for an environment (empty: all there)."""
+        out: list[Gap] = []
+        for source in needs:
+            if source in SOURCES_BEYOND_QUERIES:
+                setting, executions, failures = self.traces_setting.get(
+                    environment_id, ("unknown", False, False)
+                )
+                seen = executions if source == TRACE_ALL else failures
+                if not seen:
+                    what = "executions and durations" if source == TRACE_ALL else "failures"
+                    out.append(
+                        Gap(
+                            source,
+                            f"plug-in trace logging is {setting}: {what} are unseen",
+                            TRACE_HINT,
+                        )
+                    )
+                continue
+            status, reason, hint = self.query_outcomes.get(
+                (environment_id, source),
+                ("not-collected", "no scan has collected it", "Run `auditor collect`."),
+            )
+            if status == "collected":
+                continue
+            detail = f"{source} {status}" + (f": {reason}" if reason else "")
+            out.append(Gap(source, detail, hint or "Run `auditor collect` again."))
+        return out
+
+    # Flow definitions ---------------------------------------------------------------------
+
+    @cached_property
+    def definitions(self) -> pd.DataFrame:
+        return flow_definitions(self.frames)
+
+    @cached_property
+    def parsed(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """(triggers, actions, errors) of every flow definition."""
+        return definition_frames(self.definitions)
+
+    @property
+    def triggers(self) -> pd.DataFrame:
+        return self.parsed[0]
+
+    @property
+    def actions(self) -> pd.DataFrame:
+        return self.parsed[1]
+
+    @property
+    def definition_errors(self) -> pd.DataFrame:
+        return self.parsed[2]
+
+    @cached_property
+    def catch_paths(self) -> pd.DataFrame:
+        return catch_paths(self.actions)
+
+    @cached_property
+    def flows(self) -> pd.DataFrame:
+        """Per-flow facts (`analysis.flows.flow_facts`)."""
+        return flow_facts(
+            self.definitions, self.triggers, self.actions, self.definition_errors, self.catch_paths
+        )
+
+    def flow_names(self) -> pd.DataFrame:
+        """environment_id, flow_id, display_name, enabled: to name flows in findings."""
+        return self.flows.loc[:, [*_KEY, "display_name", "enabled"]]
+
+    def blocks(self, length: int) -> pd.DataFrame:
+        """Signatures of every `length` consecutive actions of a container."""
+        return block_signatures(self.actions, min_length=length, max_length=length)
+
+    # Runs and actions ---------------------------------------------------------------------
+
+    @cached_property
+    def runs(self) -> pd.DataFrame:
+        return combined_runs(self.frames.flow_api_runs, self.frames.flowruns, self.definitions)
+
+    @cached_property
+    def run_summary(self) -> pd.DataFrame:
+        days = max(self.frames.window.days, 1 / 24)
+        return run_summary(self.runs, window_days=days, flows=self.definitions)
+
+    @cached_property
+    def action_results(self) -> dict[str, pd.DataFrame]:
+        """classified, unnecessary, retries, durations, triggers (`analysis.actions`)."""
+        return action_frames(
+            self.frames,
+            self.runs,
+            self.run_summary,
+            definitions=self.definitions,
+            parsed=self.parsed,
+        )
+
+    # Plug-ins and system jobs -------------------------------------------------------------
+
+    @cached_property
+    def trace_coverage(self) -> pd.DataFrame:
+        return trace_coverage(self.frames.organizations)
+
+    @cached_property
+    def steps(self) -> pd.DataFrame:
+        """Per step: executions, failures, duration percentiles (`analysis.plugins`)."""
+        return step_stats(self.frames.plugin_steps, self.frames.plugintracelogs)
+
+    @cached_property
+    def unfiltered_steps(self) -> pd.DataFrame:
+        return unfiltered_update_steps(self.frames.plugin_steps, self.steps)
+
+    @cached_property
+    def jobs(self) -> pd.DataFrame:
+        return job_stats(self.frames.asyncoperations)
+
+    @cached_property
+    def job_owners(self) -> pd.DataFrame:
+        return job_stats_by_owner(self.frames.asyncoperations)
+
+    @cached_property
+    def queue_latency(self) -> pd.Series:
+        return queue_latency_p95(self.frames.asyncoperations)
+
+
+__all__ = ["TRACE_ALL", "TRACE_FAILURES", "Evidence", "Gap"]

@@ -1,0 +1,70 @@
+"""Flows called by an app, an HTTP client or a parent flow must answer on every path."""
+
+from __future__ import annotations
+
+from auditor.checks.base import CheckMeta, Finding, Limits, evidence_rows, make, rows
+from auditor.checks.evidence import Evidence
+
+META = CheckMeta(
+    id="flow-invoked-no-response",
+    title="Invoked flow with a path that sends no response",
+    answers=("return-results",),
+    severity="high",
+    rationale=(
+        "A flow started by Power Apps, an HTTP request or a parent flow is waited on. If it "
+        "has no Response action, or its failure path sends none (and does not end the run "
+        "Failed), the caller waits until its timeout and learns nothing about the outcome."
+    ),
+    remediation=(
+        "End every path with 'Respond to a PowerApp or flow' or a Response action; on the "
+        "failure path (a scope run after Failed / TimedOut) respond with the error, or "
+        "Terminate with status Failed and a message."
+    ),
+    learn_url="https://learn.microsoft.com/power-automate/guidance/coding-guidelines/error-handling",
+    needs=("workflows", "flows"),
+)
+
+
+def run(evidence: Evidence, limits: Limits) -> list[Finding]:
+    """Each enabled invoked flow: it needs a Response and a catch path that reports."""
+    flows = evidence.flows
+    chosen = flows[flows["enabled"] & flows["invoked"] & flows["parsed"]]
+    paths = evidence.catch_paths
+    out = []
+    for row in rows(chosen):
+        how = "its trigger" if row.invoked_by_trigger else f"{row.called_by} parent flow(s)"
+        problems = []
+        if row.response_actions == 0:
+            problems.append("has no Response action")
+        if row.reporting_catch_paths == 0:
+            problems.append(
+                "has no failure path that responds or ends the run Failed"
+                if row.catch_paths == 0
+                else "has failure paths, none of which responds or ends the run Failed"
+            )
+        mine = paths[
+            (paths["environment_id"] == row.environment_id) & (paths["flow_id"] == row.flow_id)
+        ]
+        out.append(
+            make(
+                META,
+                "fail" if problems else "pass",
+                f"invoked by {how}; "
+                + (" and ".join(problems) if problems else "responds on success and failure"),
+                environment_id=row.environment_id,
+                resource_id=row.flow_id,
+                resource_name=row.display_name,
+                values={
+                    "trigger_type": row.trigger_type,
+                    "trigger_kind": row.trigger_kind,
+                    "called_by": row.called_by,
+                    "response_actions": row.response_actions,
+                    "catch_paths": row.catch_paths,
+                    "reporting_catch_paths": row.reporting_catch_paths,
+                },
+                evidence=evidence_rows(
+                    mine, ["catch_action", "scope_path", "reports_failure", "member_names"]
+                ),
+            )
+        )
+    return out

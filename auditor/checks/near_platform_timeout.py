@@ -1,0 +1,64 @@
+"""Plug-in executions close to the 2-minute sandbox limit are about to fail."""
+
+from __future__ import annotations
+
+from auditor.checks.base import CheckMeta, Finding, Limits, Threshold, fmt, make, rows
+from auditor.checks.evidence import TRACE_ALL, Evidence
+
+META = CheckMeta(
+    id="near-platform-timeout",
+    title="Near a platform timeout",
+    answers=("sufficient-performance",),
+    severity="high",
+    rationale=(
+        "Plug-ins in the sandbox are stopped after 2 minutes; an execution that already takes "
+        "90 % of that fails outright as data or load grows, and the user's operation with it."
+    ),
+    remediation=(
+        "Split the work, move it to an asynchronous pattern (a flow or Azure service), or "
+        "reduce what one execution processes."
+    ),
+    learn_url="https://learn.microsoft.com/power-apps/developer/data-platform/analyze-performance",
+    needs=("plugintracelogs", TRACE_ALL),
+    thresholds=(
+        Threshold(
+            "near_timeout_ms", 108_000, "an execution longer than this is near the limit", "ms"
+        ),
+    ),
+    resource_kind="step",
+)
+
+
+def run(evidence: Evidence, limits: Limits) -> list[Finding]:
+    """Each step that ran: how many executions were longer than the limit."""
+    limit = float(limits["near_timeout_ms"])
+    traces = evidence.frames.plugintracelogs
+    duration = traces["performanceexecutionduration"].astype("Float64")
+    near = traces.assign(near=(duration > limit).fillna(False), duration=duration)
+    counts = near.groupby(["environment_id", "pluginstepid"]).agg(
+        executions=("near", "size"), near=("near", "sum"), max_ms=("duration", "max")
+    )
+    names = evidence.steps.set_index(["environment_id", "stepid"])["name"]
+    out = []
+    for row in rows(counts.reset_index()):
+        env, stepid = row.environment_id, row.pluginstepid
+        name = names.get((env, stepid))
+        failing = row.near > 0
+        out.append(
+            make(
+                META,
+                "fail" if failing else "pass",
+                f"{fmt(row['near'])} of {fmt(row['executions'])} executions took longer than "
+                f"{fmt(limit)} ms (max {fmt(row['max_ms'])} ms; the limit is 120,000 ms)",
+                environment_id=env,
+                resource_id=stepid,
+                resource_name=name if isinstance(name, str) else stepid,
+                values={
+                    "executions": row.executions,
+                    "near_timeout": row.near,
+                    "max_ms": row.max_ms,
+                    "threshold_ms": limit,
+                },
+            )
+        )
+    return out

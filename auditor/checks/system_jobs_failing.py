@@ -1,0 +1,70 @@
+"""Async plug-in steps and workflows whose system jobs fail often."""
+
+from __future__ import annotations
+
+from auditor.checks.base import CheckMeta, Finding, Limits, Threshold, fmt, make, pct, rows
+from auditor.checks.evidence import Evidence
+
+META = CheckMeta(
+    id="system-jobs-failing",
+    title="System jobs failing",
+    answers=("reliable-service",),
+    severity="high",
+    rationale=(
+        "An asynchronous plug-in or workflow whose system jobs fail often drops the work it "
+        "was queued to do; Dataverse retries only some errors, and failed jobs are easy to "
+        "miss in the System Jobs view."
+    ),
+    remediation=(
+        "Fix the commonest error shown; make the step idempotent so retries are safe, and "
+        "monitor failed system jobs (Settings > System Jobs, or the asyncoperation table)."
+    ),
+    learn_url="https://learn.microsoft.com/power-apps/developer/data-platform/asynchronous-service",
+    needs=("asyncoperations",),
+    thresholds=(
+        Threshold("min_jobs", 20, "jobs in the window before a step is judged", "jobs"),
+        Threshold("async_failure_rate", 0.2, "failed jobs / jobs above which it fails"),
+    ),
+    resource_kind="step",
+)
+
+_JOB_TYPES = (1, 10)  # async plug-in steps, classic workflows
+
+
+def run(evidence: Evidence, limits: Limits) -> list[Finding]:
+    """Per owning step or workflow: failed (statuscode 31) / jobs against the threshold."""
+    min_jobs = float(limits["min_jobs"])
+    threshold = float(limits["async_failure_rate"])
+    owners = evidence.job_owners
+    owners = owners[owners["operationtype"].isin(_JOB_TYPES).fillna(False)]
+    out = []
+    for row in rows(owners):
+        share = row.failed / row.jobs if row.jobs else 0.0
+        judged = row.jobs >= min_jobs
+        failing = judged and share > threshold
+        message = f"{fmt(row.failed)} of {fmt(row.jobs)} {row.operation} jobs failed ({pct(share)})"
+        if failing and isinstance(row.top_error, str):
+            message += f"; commonest error ({row.top_error_count}x): {row.top_error}"
+        if not judged:
+            message += f"; fewer than {fmt(min_jobs)} jobs, not judged"
+        out.append(
+            make(
+                META,
+                "fail" if failing else "pass",
+                message,
+                environment_id=row.environment_id,
+                resource_kind=str(row.owner_kind),
+                resource_id=row.owner_id,
+                resource_name=row.name,
+                values={
+                    "jobs": row.jobs,
+                    "failed": row.failed,
+                    "failure_rate": share,
+                    "retried": row.retried,
+                    "suspended": row.suspended,
+                    "top_error": row.top_error,
+                    "threshold": threshold,
+                },
+            )
+        )
+    return out
