@@ -187,10 +187,10 @@ def show_config(
 COLLECT = "Scan"
 
 
-def _duration(text: str) -> timedelta:
+def _duration(text: str, option: str = "--since") -> timedelta:
     match = re.fullmatch(r"\s*(\d+)\s*([dhm])\s*", text)
-    if not match:
-        raise UsageError(f"--since takes a duration such as 30d, 12h or 90m; got {text!r}")
+    if not match or int(match.group(1)) == 0:
+        raise UsageError(f"{option} takes a duration such as 30d, 12h or 90m; got {text!r}")
     amount, unit = int(match.group(1)), match.group(2)
     return {"d": timedelta(days=amount), "h": timedelta(hours=amount)}.get(
         unit, timedelta(minutes=amount)
@@ -365,6 +365,157 @@ def list_environments(
             escape(env.sku or ""),
             escape(env.dataverse_url or "(no Dataverse)"),
             env.discovered_by,
+        )
+    out.print(table)
+
+
+ANALYSE = "Analyse"
+checks_app = typer.Typer(help="The check catalog.", no_args_is_help=True)
+app.add_typer(checks_app, name="checks", rich_help_panel=ANALYSE)
+
+
+@app.command(rich_help_panel=ANALYSE)
+@handles_errors
+def analyze(
+    window: Annotated[
+        str, typer.Option(help="Analysis window up to the latest scan's end: 7d, 30d, 12h.")
+    ] = "7d",
+    environment: Annotated[
+        list[str] | None,
+        typer.Option("--environment", "-e", help="Environment name or id (repeatable)."),
+    ] = None,
+    store: Annotated[Path | None, typer.Option(help="The store file (AUDITOR_STORE).")] = None,
+    worst: Annotated[int, typer.Option(help="Failing resources named per check.")] = 3,
+) -> None:
+    """Run every check on the store (offline) and store the findings with the latest scan."""
+    from auditor.analyze import analyze as analysing
+
+    settings = _state.settings(store_path=store)
+    result = analysing(
+        settings,
+        window_length=_duration(window, "--window"),
+        environments=tuple(environment or ()),
+    )
+    if not _state.quiet:
+        _print_analysis(result, worst)
+    counts = {s: sum(f.status == s for f in result.findings) for s in _STATUSES}
+    out.print(
+        f"Scan {result.scan_id} analysed: {len(result.findings):,} findings ("
+        + ", ".join(f"{n:,} {s}" for s, n in counts.items())
+        + f") over {len(result.environments)} environment(s), window"
+        f" {result.window.start:%Y-%m-%d %H:%M} to {result.window.end:%Y-%m-%d %H:%M} UTC,"
+        f" {result.rows:,} rows in {result.seconds:.1f}s. Stored in {settings.store_path}",
+        soft_wrap=True,
+    )
+
+
+_STATUSES = ("pass", "fail", "not-assessed", "error")
+_STATUS_STYLE = {"pass": "green", "fail": "red", "not-assessed": "yellow", "error": "magenta"}
+
+
+def _print_analysis(result: Any, worst: int) -> None:
+    from rich.table import Table
+
+    from auditor.checks import REGISTRY
+
+    table = Table("check", *_STATUSES, "worst resources", title="Findings")
+    table.columns[0].no_wrap = True
+    by_check: dict[str, list[Any]] = {}
+    for finding in result.findings:
+        by_check.setdefault(finding.check_id, []).append(finding)
+    envs = result.environments
+    for check in REGISTRY:
+        found = by_check.get(check.id, [])
+        counts = [sum(f.status == s for f in found) for s in _STATUSES]
+        failing = [f for f in found if f.status in ("fail", "error")]
+        failing.sort(key=lambda f: -_weight(f))
+        named = [
+            _short(f"{f.resource_name or f.resource_id or ''}", 40)
+            + (
+                f" ({_short(envs[f.environment_id], 20)})"
+                if len(envs) > 1 and f.environment_id in envs and f.resource_kind != "environment"
+                else ""
+            )
+            for f in failing[:worst]
+        ]
+        table.add_row(
+            check.id,
+            *[
+                f"[{_STATUS_STYLE[s]}]{n}[/]" if n else "[dim]0[/]"
+                for s, n in zip(_STATUSES, counts, strict=True)
+            ],
+            escape("; ".join(named)) + (" ..." if len(failing) > worst else ""),
+        )
+    out.print(table)
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _weight(finding: Any) -> float:
+    """How bad a failing finding is, to name the worst first: its biggest count."""
+    numbers = [
+        float(v)
+        for k, v in finding.values.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and "threshold" not in k
+    ]
+    return max(numbers, default=0.0)
+
+
+@checks_app.command("list")
+@handles_errors
+def checks_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """List every check with its id, answers, severity and thresholds (with this config)."""
+    from rich.table import Table
+
+    from auditor.checks import REGISTRY, limits_for, validate_thresholds
+
+    settings = _state.settings()
+    validate_thresholds(settings)
+    rows: list[dict[str, Any]] = []
+    for check in REGISTRY:
+        meta = check.meta
+        limits = limits_for(meta, settings)
+        rows.append(
+            {
+                "id": meta.id,
+                "title": meta.title,
+                "answers": list(meta.answers),
+                "severity": meta.severity,
+                "coverage": meta.coverage,
+                "needs": list(meta.needs),
+                "thresholds": [
+                    {
+                        "name": t.name,
+                        "value": limits[t.name],
+                        "default": t.default,
+                        "unit": t.unit,
+                        "description": t.description,
+                    }
+                    for t in meta.thresholds
+                ],
+                "learn_url": meta.learn_url,
+            }
+        )
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("id", "answers", "severity", "thresholds", title=f"{len(rows)} checks")
+    for row in rows:
+        limits_text = ", ".join(
+            f"{t['name']}={t['value']}{(' ' + t['unit']) if t['unit'] else ''}"
+            + ("" if t["value"] == t["default"] else f" (default {t['default']})")
+            for t in row["thresholds"]
+        )
+        table.add_row(
+            f"{row['id']}\n[dim]{escape(row['title'])}[/]",
+            "\n".join(row["answers"]),
+            row["severity"] + (" (coverage)" if row["coverage"] else ""),
+            escape(limits_text) or "[dim]-[/]",
         )
     out.print(table)
 

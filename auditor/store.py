@@ -36,7 +36,7 @@ import pandas as pd
 from auditor import __version__
 from auditor.errors import AuditorError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCAN_STATUSES = ("running", "completed", "partial", "failed")
 QUERY_STATUSES = ("collected", "partial", "not-collected")
@@ -230,12 +230,31 @@ BOOKKEEPING: dict[str, TableSpec] = {
         (_ENV, "query_id"),
         env=False,
     ),
+    # `auditor analyze`: what was analysed for a scan, and the findings (design.md section 7).
+    "analyses": _spec(
+        "scan_id INTEGER, analyzed TIMESTAMP, window_start TIMESTAMP, window_end TIMESTAMP,"
+        " environments VARCHAR, thresholds VARCHAR, auditor_version VARCHAR",
+        ("scan_id",),
+        env=False,
+    ),
+    "findings": _spec(
+        "scan_id INTEGER, seq INTEGER, check_id VARCHAR, status VARCHAR, severity VARCHAR,"
+        " environment_id VARCHAR, resource_kind VARCHAR, resource_id VARCHAR,"
+        " resource_name VARCHAR, message VARCHAR, measured VARCHAR, evidence VARCHAR",
+        ("scan_id", "seq"),
+        env=False,
+    ),
 }
+
+FINDING_COLUMNS = BOOKKEEPING["findings"].names()
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 # version -> function upgrading a store from version - 1, run inside the opening transaction.
 # Tables new in a version need no migration: missing tables are created after migrating.
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {
+    # 2: the analyses and findings tables, which `_create_tables` adds after the migration.
+    2: lambda connection: None,
+}
 
 
 class _KeyExists(Exception):
@@ -511,6 +530,57 @@ class Store:
             "SELECT * FROM scan_queries WHERE scan_id = ? ORDER BY environment_id, query_id",
             [scan_id],
         )
+
+    # --- analyses and findings ----------------------------------------------------------
+
+    def replace_findings(
+        self,
+        scan_id: int,
+        *,
+        analyzed: datetime,
+        window_start: datetime,
+        window_end: datetime,
+        environments: Sequence[str] | None,
+        thresholds: Mapping[str, Any],
+        findings: pd.DataFrame,
+    ) -> None:
+        """Stores one analysis of a scan and its findings, replacing an earlier analysis of
+        the same scan in one transaction (`findings` has `FINDING_COLUMNS` but scan_id and
+        seq, with `measured` and `evidence` as JSON text)."""
+        frame = findings.reindex(
+            columns=[c for c in FINDING_COLUMNS if c not in ("scan_id", "seq")]
+        )
+        frame.insert(0, "seq", range(1, len(frame) + 1))
+        frame.insert(0, "scan_id", scan_id)
+        with self._transaction(f"storing the findings of scan {scan_id}"):
+            self._run("DELETE FROM findings WHERE scan_id = ?", [scan_id])
+            self._run("DELETE FROM analyses WHERE scan_id = ?", [scan_id])
+            self._run(
+                "INSERT INTO analyses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    scan_id,
+                    _naive(analyzed),
+                    _naive(window_start),
+                    _naive(window_end),
+                    json.dumps(list(environments)) if environments is not None else None,
+                    json.dumps(thresholds, sort_keys=True),
+                    __version__,
+                ],
+            )
+            if not frame.empty:
+                self._con.register("_auditor_findings", frame)
+                try:
+                    self._run("INSERT INTO findings SELECT * FROM _auditor_findings")
+                finally:
+                    self._con.unregister("_auditor_findings")
+
+    def findings(self, scan_id: int) -> pd.DataFrame:
+        """The stored findings of a scan, in the order they were found (empty if none)."""
+        return self.frame("SELECT * FROM findings WHERE scan_id = ? ORDER BY seq", [scan_id])
+
+    def analysed_scans(self) -> list[int]:
+        """Scans that have stored findings, oldest first."""
+        return [int(r[0]) for r in self._run("SELECT scan_id FROM analyses ORDER BY scan_id")]
 
     # --- pages and checkpoints -----------------------------------------------------------
 

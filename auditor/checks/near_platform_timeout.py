@@ -48,8 +48,8 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
             make(
                 META,
                 "fail" if failing else "pass",
-                f"{fmt(row['near'])} of {fmt(row['executions'])} executions took longer than "
-                f"{fmt(limit)} ms (max {fmt(row['max_ms'])} ms; the limit is 120,000 ms)",
+                f"{fmt(row.near)} of {fmt(row.executions)} executions took longer than "
+                f"{fmt(limit)} ms (max {fmt(row.max_ms)} ms; the limit is 120,000 ms)",
                 environment_id=env,
                 resource_id=stepid,
                 resource_name=name if isinstance(name, str) else stepid,

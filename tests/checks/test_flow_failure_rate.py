@@ -1,0 +1,136 @@
+"""flow-failure-rate: failed runs / all listed runs above 0.2, for flows with >= 20 runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from auditor.checks import Finding
+from auditor.settings import Settings
+from tests.checks.builders import (
+    END,
+    ENV,
+    QUERY_IDS,
+    environment,
+    flow,
+    frames,
+    query_outcomes,
+    run,
+    statuses,
+)
+
+CHECK = "flow-failure-rate"
+
+
+def runs(
+    flow_id: str, failed: int, succeeded: int, running: int = 0, *, env: str = ENV
+) -> list[dict[str, Any]]:
+    """`failed` Failed runs interleaved with Succeeded ones, then `running` unfinished runs."""
+    statuses_ = ["Failed"] * failed + ["Succeeded"] * succeeded
+    statuses_ = statuses_[::2] + statuses_[1::2]  # no long streak: only the rate matters
+    out = []
+    for i, status in enumerate([*statuses_, *["Running"] * running]):
+        start = END - timedelta(hours=100 - i)
+        out.append(
+            {
+                "environment_id": env,
+                "flow_name": flow_id,
+                "run_name": f"{flow_id}-run-{i:03d}",
+                "start_time": start,
+                "end_time": None if status == "Running" else start + timedelta(seconds=30),
+                "status": status,
+                "error_message": "The record 'a1b2' was not found" if status == "Failed" else None,
+            }
+        )
+    return out
+
+
+def outcomes(env: str = ENV, missing: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Every query collected in `env` except `missing`, which were denied."""
+    kept = [q for q in QUERY_IDS if q not in missing]
+    return [
+        *query_outcomes(env, queries=kept),
+        *query_outcomes(env, "not-collected", missing, reason="403 Forbidden", hint="Grant it."),
+    ]
+
+
+def by_id(found: Sequence[Finding]) -> dict[str | None, Finding]:
+    return {f.resource_id: f for f in found}
+
+
+def test_rate_exactly_at_the_threshold_passes_and_above_it_fails() -> None:
+    """The rule is "above": 4 of 20 (0.2) passes, 5 of 20 fails."""
+    found = by_id(
+        run(
+            CHECK,
+            frames(
+                flows=[flow("at"), flow("above")],
+                flow_api_runs=[*runs("at", 4, 16), *runs("above", 5, 15)],
+            ),
+        )
+    )
+    assert {k: f.status for k, f in found.items()} == {"at": "pass", "above": "fail"}
+    assert found["at"].values["failure_rate"] == pytest.approx(0.2)
+    assert found["above"].values["failure_rate"] == pytest.approx(0.25)
+    assert (found["above"].values["runs"], found["above"].values["failed"]) == (20, 5)
+    assert found["above"].resource_name == "Flow above"
+    assert found["above"].severity == "high"
+    # The commonest error, with its varying parts masked, names the cause to fix.
+    assert found["above"].values["top_error_count"] == 5
+    assert "not found" in found["above"].message
+
+
+def test_a_flow_with_fewer_runs_than_min_runs_is_not_judged() -> None:
+    """19 runs, all failed, is too few to judge a rate: pass, saying so."""
+    found = run(CHECK, frames(flow_api_runs=runs("few", 19, 0)))
+    assert statuses(found) == {"few": "pass"}
+    assert found[0].values["runs"] == 19
+    assert found[0].values["failure_rate"] == 1.0
+    assert "not judged" in found[0].message
+
+
+def test_runs_count_every_listed_run_including_unfinished_ones() -> None:
+    """5 failed of 25 listed runs (5 still running) is 0.2, not 5 / 20 finished: a pass."""
+    found = run(CHECK, frames(flow_api_runs=runs("busy", 5, 15, running=5)))
+    assert statuses(found) == {"busy": "pass"}
+    assert found[0].values["runs"] == 25
+    assert found[0].values["failure_rate"] == pytest.approx(0.2)
+
+
+def test_thresholds_from_settings_flip_the_verdict() -> None:
+    """A higher failure_rate lets 5 of 20 pass; a lower min_runs judges a 10-run flow."""
+    data = frames(flow_api_runs=[*runs("above", 5, 15), *runs("small", 5, 5)])
+    assert statuses(run(CHECK, data)) == {"above": "fail", "small": "pass"}
+    lenient = Settings(thresholds={CHECK: {"failure_rate": 0.3}})
+    assert statuses(run(CHECK, data, lenient)) == {"above": "pass", "small": "pass"}
+    strict = Settings(thresholds={CHECK: {"min_runs": 10}})
+    found = by_id(run(CHECK, data, strict))
+    assert found["small"].status == "fail"
+    assert found["small"].values["failure_rate"] == pytest.approx(0.5)
+
+
+def test_flow_runs_not_collected_makes_passes_not_assessed_and_keeps_fails() -> None:
+    """No run history is no pass: the environment is not assessed; a fail seen stays."""
+    data = frames(
+        environments=[environment(), environment("env-2", "Fabrikam")],
+        scan_queries=[*outcomes(missing=["flow_runs"]), *outcomes("env-2")],
+        flow_api_runs=[
+            *runs("failing", 10, 10),
+            *runs("healthy", 0, 20),
+            *runs("other", 0, 20, env="env-2"),
+        ],
+    )
+    found = run(CHECK, data)
+    assert statuses(found) == {"failing": "fail", ENV: "not-assessed", "other": "pass"}
+    gap = by_id(found)[ENV]
+    assert gap.resource_kind == "environment"
+    assert "flow_runs not-collected" in gap.message
+    assert gap.values["hints"] == ["Grant it."]
+
+
+def test_a_flow_without_runs_gets_no_finding() -> None:
+    """A silent flow has no rate to judge (other checks report it)."""
+    assert run(CHECK, frames(flows=[flow("quiet")])) == []

@@ -1,0 +1,129 @@
+"""plugin-update-unfiltered: an enabled custom Update step needs filtering attributes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from tests.checks.builders import END, ENV, QUERY_IDS, frames, query_outcomes, run, statuses
+
+CHECK = "plugin-update-unfiltered"
+
+
+def step(
+    stepid: str,
+    filtering: str | None = None,
+    *,
+    message: str = "Update",
+    statecode: int = 0,
+    customizationlevel: int = 1,
+    env: str = ENV,
+) -> dict[str, Any]:
+    """A `plugin_steps` row: enabled, custom, synchronous post-operation on account."""
+    return {
+        "environment_id": env,
+        "stepid": stepid,
+        "name": f"Step {stepid}",
+        "message_name": message,
+        "primary_entity": "account",
+        "mode": 0,
+        "stage": 40,
+        "statecode": statecode,
+        "customizationlevel": customizationlevel,
+        "filteringattributes": filtering,
+    }
+
+
+def traces(stepid: str, count: int, env: str = ENV) -> list[dict[str, Any]]:
+    """`count` trace rows of one step inside the window, 100 ms apart in duration."""
+    return [
+        {
+            "environment_id": env,
+            "plugintracelogid": f"{stepid}-trace-{i}",
+            "pluginstepid": stepid,
+            "performanceexecutionstarttime": END - timedelta(hours=1 + i),
+            "performanceexecutionduration": 100 * (i + 1),
+            "createdon": END - timedelta(hours=1 + i),
+        }
+        for i in range(count)
+    ]
+
+
+def outcomes_without(query: str) -> list[dict[str, Any]]:
+    """Every query collected except `query`, which was not."""
+    others = [q for q in QUERY_IDS if q != query]
+    return [
+        *query_outcomes(queries=others),
+        *query_outcomes(status="not-collected", queries=[query], reason="skipped"),
+    ]
+
+
+def test_unfiltered_update_step_fails_with_its_executions() -> None:
+    """The measured cost of an unfiltered step is what makes the finding actionable."""
+    found = run(
+        CHECK,
+        frames(
+            plugin_steps=[step("bare"), step("filtered", "name,telephone1")],
+            plugintracelogs=[*traces("bare", 3), *traces("filtered", 2)],
+        ),
+    )
+    assert statuses(found) == {"bare": "fail", "filtered": "pass"}
+    bare = next(f for f in found if f.resource_id == "bare")
+    assert bare.values["executions"] == 3
+    assert bare.values["table"] == "account"
+    filtered = next(f for f in found if f.resource_id == "filtered")
+    assert filtered.values["filtering_attributes"] == "name,telephone1"
+
+
+def test_attribute_list_of_only_commas_filters_nothing() -> None:
+    """An empty or comma-only attribute list still runs on every update."""
+    found = run(CHECK, frames(plugin_steps=[step("commas", " , ,"), step("empty", "")]))
+    assert statuses(found) == {"commas": "fail", "empty": "fail"}
+    assert all(f.values["executions"] == 0 for f in found)
+
+
+def test_message_name_is_compared_case_insensitively() -> None:
+    """Stored message names may differ in case or carry blanks; they are still Update."""
+    found = run(CHECK, frames(plugin_steps=[step("lower", message=" update ")]))
+    assert statuses(found) == {"lower": "fail"}
+
+
+def test_only_enabled_custom_update_steps_are_judged() -> None:
+    """Disabled, system and non-Update steps are outside the rule: no finding at all."""
+    found = run(
+        CHECK,
+        frames(
+            plugin_steps=[
+                step("disabled", statecode=1),
+                step("system", customizationlevel=0),
+                step("create", message="Create"),
+                step("judged", "name"),
+            ]
+        ),
+    )
+    assert statuses(found) == {"judged": "pass"}
+
+
+def test_steps_not_collected_is_not_assessed_not_pass() -> None:
+    """Without the step query, silence must not read as 'every step is filtered'."""
+    found = run(
+        CHECK,
+        frames(
+            plugin_steps=[step("filtered", "name")],
+            scan_queries=outcomes_without("sdkmessageprocessingsteps"),
+        ),
+    )
+    assert statuses(found) == {ENV: "not-assessed"}
+    assert "sdkmessageprocessingsteps" in found[0].message
+
+
+def test_fail_survives_a_coverage_gap() -> None:
+    """A violation seen in partial data is still a violation."""
+    found = run(
+        CHECK,
+        frames(
+            plugin_steps=[step("bare"), step("filtered", "name")],
+            scan_queries=outcomes_without("sdkmessageprocessingsteps"),
+        ),
+    )
+    assert statuses(found) == {"bare": "fail", ENV: "not-assessed"}
