@@ -16,3 +16,14 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert f"\n{command.group(1)}\n" in readme
     assert "venv" in command.group(1)
     assert "pip install" in command.group(1)
+
+
+def test_the_readme_lists_every_check_with_its_default_thresholds() -> None:
+    from auditor.checks import REGISTRY
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    for check in REGISTRY:
+        line = next((row for row in text.splitlines() if row.startswith(f"| `{check.id}` |")), None)
+        assert line is not None, check.id
+        for threshold in check.meta.thresholds:
+            assert f"`{threshold.name}` = {threshold.default}" in line, (check.id, threshold.name)

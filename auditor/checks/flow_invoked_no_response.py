@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from auditor.checks.base import CheckMeta, Finding, Limits, evidence_rows, make, rows
 from auditor.checks.evidence import Evidence
 
@@ -25,10 +27,31 @@ META = CheckMeta(
 )
 
 
+def _enabled_callers(evidence: Evidence) -> pd.Series:
+    """(environment, lower-case workflowid) -> enabled flows calling it as a child flow.
+
+    A stopped parent calls nobody, so only enabled callers make a flow invoked (the
+    ground truth's rule); `flows.called_by` counts every caller.
+    """
+    flows = evidence.flows
+    enabled = flows.loc[flows["enabled"], ["environment_id", "flow_id"]]
+    actions = evidence.actions
+    calls = actions.loc[
+        actions["child_flow_id"].notna(), ["environment_id", "flow_id", "child_flow_id"]
+    ].merge(enabled, on=["environment_id", "flow_id"])
+    counted: pd.Series = calls.drop_duplicates().groupby(["environment_id", "child_flow_id"]).size()
+    return counted
+
+
 def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     """Each enabled invoked flow: it needs a Response and a catch path that reports."""
     flows = evidence.flows
-    chosen = flows[flows["enabled"] & flows["invoked"] & flows["parsed"]]
+    callers = _enabled_callers(evidence)
+    key = zip(flows["environment_id"], flows["workflowid"].astype("str").str.lower(), strict=True)
+    called_by = pd.Series([int(callers.get(k, 0)) for k in key], index=flows.index, dtype="int64")
+    flows = flows.assign(called_by=called_by)
+    invoked = flows["invoked_by_trigger"] | (flows["called_by"] > 0)
+    chosen = flows[flows["enabled"] & invoked & flows["parsed"]]
     paths = evidence.catch_paths
     out = []
     for row in rows(chosen):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from auditor.checks.base import CheckMeta, Finding, Limits, Threshold, fmt, make, rows
 from auditor.checks.evidence import TRACE_ALL, Evidence
 
@@ -30,19 +32,26 @@ META = CheckMeta(
 
 
 def run(evidence: Evidence, limits: Limits) -> list[Finding]:
-    """Each step that ran: how many executions were longer than the limit."""
+    """Each step that ran: how many executions were longer than the limit. Executions
+    without a step (custom workflow activities) count too, grouped by plug-in type."""
     limit = float(limits["near_timeout_ms"])
     traces = evidence.frames.plugintracelogs
     duration = traces["performanceexecutionduration"].astype("Float64")
-    near = traces.assign(near=(duration > limit).fillna(False), duration=duration)
-    counts = near.groupby(["environment_id", "pluginstepid"]).agg(
+    near = traces.assign(
+        near=(duration > limit).fillna(False),
+        duration=duration,
+        has_step=traces["pluginstepid"].notna(),
+        owner=traces["pluginstepid"].fillna(traces["typename"]),
+    )
+    counts = near.groupby(["environment_id", "has_step", "owner"], dropna=False).agg(
         executions=("near", "size"), near=("near", "sum"), max_ms=("duration", "max")
     )
-    names = evidence.steps.set_index(["environment_id", "stepid"])["name"]
+    names = evidence.steps.dropna(subset=["stepid"]).set_index(["environment_id", "stepid"])
+    names = names["name"]
     out = []
     for row in rows(counts.reset_index()):
-        env, stepid = row.environment_id, row.pluginstepid
-        name = names.get((env, stepid))
+        env, owner = row.environment_id, None if pd.isna(row.owner) else str(row.owner)
+        name = names.get((env, owner)) if row.has_step else None
         failing = row.near > 0
         out.append(
             make(
@@ -51,8 +60,9 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
                 f"{fmt(row.near)} of {fmt(row.executions)} executions took longer than "
                 f"{fmt(limit)} ms (max {fmt(row.max_ms)} ms; the limit is 120,000 ms)",
                 environment_id=env,
-                resource_id=stepid,
-                resource_name=name if isinstance(name, str) else stepid,
+                resource_kind="step" if row.has_step else "plugin-type",
+                resource_id=owner,
+                resource_name=name if isinstance(name, str) else owner or "(no step or type)",
                 values={
                     "executions": row.executions,
                     "near_timeout": row.near,

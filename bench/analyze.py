@@ -1,0 +1,321 @@
+"""Analysis time and peak memory: load the frames of a store, analyse them, run every check.
+
+For each scale (small, medium, large) a store is collected once from the simulator (no
+latency) into bench/.cache and reused; `--refresh` collects again. Each scale is then analysed
+in a fresh Python process, so its peak RSS is that of one analysis, not of the collection or
+of the scales before it. The child times `load_frames`, each main analysis frame of
+`Evidence` (forced one by one, to show where the time goes) and `run_checks`, and reports
+rows loaded, seconds, peak RSS and findings. The parent prints them with the growth factors
+between scales (time factor / rows factor near 1 means cost grows linearly) and whether
+`large` meets the bar of design.md section 12: 1 M plug-in traces + 500 k flow runs + 50 k
+sampled action runs analysed in under 30 s and 3 GB on 2 cores.
+
+The action sample is 52 runs per flow: at scale large that samples about 50 k runs, the
+bar's size (the default, 50, gives 48 k).
+
+Usage: python bench/analyze.py [--scales small,medium,large] [--seed 7] [--refresh]
+       [--profile large]
+Figures, not assertions: see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import itertools
+import json
+import os
+import pstats
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+CACHE = BENCH / ".cache"
+SCALES = ("small", "medium", "large")
+ACTION_SAMPLE = 52
+
+# Evidence's main analysis frames, forced in this order (each reuses the ones before it).
+STAGES = (
+    "definitions",
+    "parsed",
+    "catch_paths",
+    "flows",
+    "runs",
+    "run_summary",
+    "action_results",
+    "trace_coverage",
+    "steps",
+    "unfiltered_steps",
+    "jobs",
+    "job_owners",
+    "queue_latency",
+)
+
+# design.md section 12.
+BAR_SECONDS = 30.0
+BAR_MB = 3 * 1024
+BAR_ROWS = {"traces": 1_000_000, "flow_api_runs": 500_000, "sampled_runs": 50_000}
+
+
+# Collection (parent) --------------------------------------------------------------------
+
+
+def store_for(scale: str, seed: int, sample: int, *, refresh: bool) -> Path:
+    """The cached store of a scale, collected from the simulator when missing or refreshed."""
+    path = CACHE / f"{scale}-seed{seed}-sample{sample}.duckdb"
+    if path.exists() and not refresh:
+        return path
+    CACHE.mkdir(exist_ok=True)
+    from auditor.sim.launch import serve_process
+
+    work = Path(tempfile.mkdtemp(prefix="auditor-bench-analyze-"))
+    print(f"collecting scale {scale} (seed {seed}, action sample {sample}) ...", flush=True)
+    started = time.monotonic()
+    process, _ = serve_process(work / "sim", seed=seed, scale=scale, latency_ms=0.0)
+    try:
+        partial = work / "store.duckdb"  # moved into the cache only once complete
+        collect(work / "sim", partial, "--action-sample", str(sample))
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    partial.replace(path)
+    print(f"collected scale {scale} in {time.monotonic() - started:.0f}s into {path}", flush=True)
+    return path
+
+
+def collect(folder: Path, store: Path, *flags: str) -> None:
+    """`auditor collect --all-environments` against the simulator whose files are in folder."""
+    environment = {**os.environ}
+    for line in (folder / "env").read_text().splitlines():
+        name, _, value = line.partition("=")
+        environment[name] = value.strip("'\"")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "auditor",
+            "--quiet",
+            "--config",
+            str(folder / "auditor.toml"),
+            "collect",
+            "--all-environments",
+            "--store",
+            str(store),
+            *flags,
+        ],
+        env=environment,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def analyse_in_child(store: Path, *, profile: bool) -> dict[str, Any]:
+    """Runs this file with --child in a fresh interpreter; its last stdout line is JSON."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(store)]
+    if profile:
+        command.append("--profile-child")
+    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# Analysis (child) -----------------------------------------------------------------------
+
+
+def peak_mb() -> float:
+    """Peak resident set of this process (Linux reports ru_maxrss in KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(store_path: Path, *, profile: bool) -> None:
+    """Loads, analyses and checks one store; prints the figures as one JSON line."""
+    from auditor.checks import run_checks
+    from auditor.checks.evidence import Evidence
+    from auditor.frames import FRAME_TABLES, load_frames
+    from auditor.settings import Settings
+    from auditor.store import Store
+
+    baseline = peak_mb()  # the interpreter and its imports
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
+    started = time.perf_counter()
+    with Store.open(store_path, read_only=True) as store:
+        frames = load_frames(store)
+    loaded = time.perf_counter()
+    evidence = Evidence(frames)
+    stages: dict[str, float] = {}
+    for stage in STAGES:
+        before = time.perf_counter()
+        getattr(evidence, stage)
+        stages[stage] = time.perf_counter() - before
+    analysed = time.perf_counter()
+    findings = run_checks(evidence, Settings())
+    checked = time.perf_counter()
+    if profiler is not None:
+        profiler.disable()
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats("cumulative").print_stats(40)
+        stats.sort_stats("tottime").print_stats(25)
+
+    actions = frames.flow_run_actions
+    rows = {name: len(frames.table(name)) for name in FRAME_TABLES}
+    statuses: dict[str, int] = {}
+    for finding in findings:
+        statuses[finding.status] = statuses.get(finding.status, 0) + 1
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "sampled_runs": int(
+                    actions[["environment_id", "flow_name", "run_name"]].drop_duplicates().shape[0]
+                ),
+                "load_s": loaded - started,
+                "stages_s": stages,
+                "analysis_s": analysed - loaded,
+                "checks_s": checked - analysed,
+                "peak_mb": peak_mb(),
+                "baseline_mb": baseline,
+                "findings": len(findings),
+                "statuses": statuses,
+            }
+        )
+    )
+
+
+# Report (parent) ------------------------------------------------------------------------
+
+
+def groups(result: dict[str, Any]) -> dict[str, int]:
+    """Rows per table group; `other` is configuration and bookkeeping."""
+    rows: dict[str, int] = result["rows"]
+    out = {
+        "traces": rows["plugintracelogs"],
+        "flow_api_runs": rows["flow_api_runs"],
+        "flowruns": rows["flowruns"],
+        "action_rows": rows["flow_run_actions"],
+        "sampled_runs": result["sampled_runs"],
+        "jobs": rows["asyncoperations"],
+    }
+    counted = {"plugintracelogs", "flow_api_runs", "flowruns", "flow_run_actions"}
+    counted.add("asyncoperations")
+    out["other"] = sum(n for name, n in rows.items() if name not in counted)
+    out["total"] = sum(rows.values())
+    return out
+
+
+def report(results: dict[str, dict[str, Any]], seed: int, sample: int) -> None:
+    print(
+        f"\nseed {seed}, action sample {sample}, machine {os.cpu_count()} cores, "
+        f"python {sys.version.split()[0]}"
+    )
+    header = (
+        f"{'scale':<7} {'traces':>9} {'api runs':>9} {'dv runs':>9} {'act rows':>9} "
+        f"{'sampled':>8} {'jobs':>8} {'other':>6} {'total':>10}"
+    )
+    print(header)
+    for scale, result in results.items():
+        g = groups(result)
+        print(
+            f"{scale:<7} {g['traces']:>9,} {g['flow_api_runs']:>9,} {g['flowruns']:>9,} "
+            f"{g['action_rows']:>9,} {g['sampled_runs']:>8,} {g['jobs']:>8,} {g['other']:>6,} "
+            f"{g['total']:>10,}"
+        )
+    print(
+        f"\n{'scale':<7} {'load s':>7} {'analyse s':>9} {'checks s':>8} {'total s':>8} "
+        f"{'peak MB':>8} {'rows/s':>10} {'findings':>8}"
+    )
+    for scale, result in results.items():
+        total = result["load_s"] + result["analysis_s"] + result["checks_s"]
+        print(
+            f"{scale:<7} {result['load_s']:>7.1f} {result['analysis_s']:>9.1f} "
+            f"{result['checks_s']:>8.1f} {total:>8.1f} {result['peak_mb']:>8,.0f} "
+            f"{groups(result)['total'] / total:>10,.0f} {result['findings']:>8,}"
+        )
+    print("\nseconds per analysis frame (Evidence property, forced in this order):")
+    print(f"{'frame':<17}" + "".join(f"{scale:>9}" for scale in results))
+    for stage in STAGES:
+        print(
+            f"{stage:<17}"
+            + "".join(f"{result['stages_s'][stage]:>9.2f}" for result in results.values())
+        )
+    print(
+        f"{'(imports, MB)':<17}"
+        + "".join(f"{result['baseline_mb']:>9.0f}" for result in results.values())
+    )
+
+    pairs = [(a, b) for a, b in itertools.pairwise(SCALES) if {a, b} <= set(results)]
+    if pairs:
+        print("\ngrowth      rows x   time x   time x / rows x   peak MB x")
+        for a, b in pairs:
+            rows = groups(results[b])["total"] / groups(results[a])["total"]
+            seconds = _total(results[b]) / _total(results[a])
+            memory = results[b]["peak_mb"] / results[a]["peak_mb"]
+            print(
+                f"{a + '->' + b:<11} {rows:>6.2f} {seconds:>8.2f} {seconds / rows:>17.2f} "
+                f"{memory:>11.2f}"
+            )
+    if "large" in results:
+        large = results["large"]
+        g = groups(large)
+        seconds, memory = _total(large), large["peak_mb"]
+        sized = all(g[name] >= n * 0.95 for name, n in BAR_ROWS.items())
+        met = seconds < BAR_SECONDS and memory < BAR_MB
+        print(
+            f"\nbar (design.md 12): 1 M traces + 500 k flow runs + 50 k sampled action runs in "
+            f"< {BAR_SECONDS:.0f} s and < {BAR_MB / 1024:.0f} GB peak on 2 cores"
+        )
+        print(
+            f"large: {g['traces']:,} traces, {g['flow_api_runs']:,} flow API runs, "
+            f"{g['sampled_runs']:,} sampled runs ({'the bar' if sized else 'below the bar'}'s "
+            f"size); {seconds:.1f} s, {memory:,.0f} MB peak: {'MET' if met else 'NOT MET'}"
+        )
+
+
+def _total(result: dict[str, Any]) -> float:
+    return float(result["load_s"] + result["analysis_s"] + result["checks_s"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default=",".join(SCALES), help="comma-separated")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--action-sample", type=int, default=ACTION_SAMPLE)
+    parser.add_argument("--refresh", action="store_true", help="collect the stores again")
+    parser.add_argument(
+        "--profile", default="", help="comma-separated scales to run under cProfile (stderr)"
+    )
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--profile-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child, profile=args.profile_child)
+        return
+
+    scales = [s.strip() for s in args.scales.split(",") if s.strip()]
+    unknown = set(scales) - set(SCALES)
+    if unknown:
+        parser.error(f"unknown scale(s): {', '.join(sorted(unknown))}")
+    profiled = {s.strip() for s in args.profile.split(",") if s.strip()}
+    # Collect every store first: no analysis runs while the simulator holds a core.
+    stores = {
+        scale: store_for(scale, args.seed, args.action_sample, refresh=args.refresh)
+        for scale in scales
+    }
+    results: dict[str, dict[str, Any]] = {}
+    for scale in scales:
+        print(f"analysing scale {scale} ...", flush=True)
+        results[scale] = analyse_in_child(stores[scale], profile=False)
+        if scale in profiled:  # a second run: cProfile slows the analysis it measures
+            analyse_in_child(stores[scale], profile=True)
+    report(results, args.seed, args.action_sample)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
