@@ -1,11 +1,11 @@
 """The local store: one DuckDB file holding everything the collectors fetched.
 
 Design.md section 5. Every data table has typed columns (timestamps as `TIMESTAMP` holding
-UTC, GUIDs as lower-case text, durations as `BIGINT` milliseconds), the environment id, and
-its natural key as `PRIMARY KEY`. A page of rows is upserted in one transaction together with
-its checkpoint, so a process killed at any instant leaves either both or neither: a resumed
-scan continues from the checkpoint and, because writes are idempotent upserts, ends with the
-rows an uninterrupted scan would have.
+UTC, GUIDs as lower-case text without braces, durations as `BIGINT` milliseconds), the
+environment id, and its natural key as `PRIMARY KEY`. A page of rows is upserted in one
+transaction together with its checkpoint, so a process killed at any instant leaves either
+both or neither: a resumed scan continues from the checkpoint and, because writes are
+idempotent upserts, ends with the rows an uninterrupted scan would have.
 
 Tenant data is untrusted. Values are coerced column by column to the declared types and a
 value that does not fit becomes NULL instead of failing the page.
@@ -59,7 +59,8 @@ class TableSpec:
 
     columns: tuple[tuple[str, str], ...]
     key: tuple[str, ...]
-    # Text columns holding GUIDs: stored lower-case so ids from different APIs join.
+    # Text columns holding GUIDs: stored lower-case and without braces so ids from different
+    # APIs join.
     guids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -849,6 +850,7 @@ class Store:
 # --- coercion: untrusted values to the declared column types, column-wise --------------------
 
 _PLAIN = (int, float, str)
+_BRACED_GUID = re.compile(r"\{([0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12})\}")
 _LIMITS = {"INTEGER": (-(2**31), 2**31 - 1), "BIGINT": (-(2**63), 2**63 - 1)}
 _BOOLEAN_TYPES = (bool, int, float, str, np.bool_)
 _BOOLEANS: dict[Any, bool] = {
@@ -914,8 +916,19 @@ def _text(values: list[Any], guid: bool) -> pd.Series:
             v if v is None else v.encode("utf-8", "backslashreplace").decode("utf-8") for v in out
         ]
     if guid:
-        out = [v if v is None else v.lower() for v in out]
+        out = [v if v is None else _guid(v) for v in out]
     return pd.Series(out, dtype=object)
+
+
+def _guid(value: str) -> str:
+    """A GUID as the Web API writes it: lower case, and without the braces of "{GUID}", the
+    form of exports and older APIs, which would otherwise never join the same id unbraced."""
+    lowered = value.lower()
+    if lowered.startswith("{"):
+        match = _BRACED_GUID.fullmatch(lowered)
+        if match:
+            return match.group(1)
+    return lowered
 
 
 def _to_text(value: Any) -> str | None:

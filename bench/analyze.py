@@ -228,14 +228,15 @@ def report(results: dict[str, dict[str, Any]], seed: int, sample: int) -> None:
         )
     print(
         f"\n{'scale':<7} {'load s':>7} {'analyse s':>9} {'checks s':>8} {'total s':>8} "
-        f"{'peak MB':>8} {'rows/s':>10} {'findings':>8}"
+        f"{'peak MB':>8} {'rows/s':>10} {'findings':>8} {'cpu load':>8}"
     )
     for scale, result in results.items():
         total = result["load_s"] + result["analysis_s"] + result["checks_s"]
         print(
             f"{scale:<7} {result['load_s']:>7.1f} {result['analysis_s']:>9.1f} "
             f"{result['checks_s']:>8.1f} {total:>8.1f} {result['peak_mb']:>8,.0f} "
-            f"{groups(result)['total'] / total:>10,.0f} {result['findings']:>8,}"
+            f"{groups(result)['total'] / total:>10,.0f} {result['findings']:>8,} "
+            f"{result['load_before']:>8.2f}"
         )
     print("\nseconds per analysis frame (Evidence property, forced in this order):")
     print(f"{'frame':<17}" + "".join(f"{scale:>9}" for scale in results))
@@ -309,8 +310,11 @@ def main() -> None:
     }
     results: dict[str, dict[str, Any]] = {}
     for scale in scales:
-        print(f"analysing scale {scale} ...", flush=True)
+        # Other work on the machine slows the analysis: the load says how quiet it was.
+        load = os.getloadavg()[0]
+        print(f"analysing scale {scale} (load average {load:.2f}) ...", flush=True)
         results[scale] = analyse_in_child(stores[scale], profile=False)
+        results[scale]["load_before"] = load
         if scale in profiled:  # a second run: cProfile slows the analysis it measures
             analyse_in_child(stores[scale], profile=True)
     report(results, args.seed, args.action_sample)

@@ -8,9 +8,10 @@ and trace rows of a step we did not read (not custom, deleted, or no step at all
 workflow activities) are kept under their `pluginstepid` with the step columns null, so no
 execution goes uncounted.
 
-Durations are `performanceexecutionduration` in milliseconds; a null duration counts as an
-execution but is left out of the percentiles, which are numpy's "linear" ones. The 2-second
-guideline for synchronous plug-ins and the 2-minute limit of a message operation come from
+Durations are `performanceexecutionduration` in milliseconds; a null or negative one (no
+measurement, or a clock error rather than a fast run) counts as an execution but is left out
+of the percentiles, which are numpy's "linear" ones. The 2-second guideline for synchronous
+plug-ins and the 2-minute limit of a message operation come from
 https://learn.microsoft.com/power-apps/developer/data-platform/best-practices/business-logic/
 and https://learn.microsoft.com/power-apps/developer/data-platform/analyze-performance .
 """
@@ -124,6 +125,13 @@ def _number(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series, errors="coerce").astype("float64")
 
 
+def _duration(series: pd.Series) -> pd.Series:
+    """Milliseconds as floats; NaN for nulls, junk and negatives (a clock error, not a run
+    faster than nothing, which would drag the percentiles below zero)."""
+    values = _number(series)
+    return values.where(values >= 0)
+
+
 def _present(series: pd.Series) -> pd.Series:
     """Whether a text column holds something other than null or blanks."""
     text = series.astype("str")
@@ -169,7 +177,7 @@ def step_stats(
         {
             "environment_id": traces["environment_id"].astype("str"),
             "stepid": traces["pluginstepid"].astype("str"),
-            "duration": _number(traces["performanceexecutionduration"]),
+            "duration": _duration(traces["performanceexecutionduration"]),
             "depth": _number(traces["depth"]),
             "trace_mode": _number(traces["mode"]),
             "failed": _present(traces["exceptiondetails"]),

@@ -300,7 +300,8 @@ def run_summary(
     percentiles (finished runs, numpy linear) and the top error cluster.
 
     `flows` (environment_id, flow_id), when given, adds flows without runs as zero rows, so a
-    silent flow is visible rather than missing.
+    silent flow is visible rather than missing; runs of a flow it lacks (no definition was
+    collected) are kept, not dropped.
     """
     if window_days <= 0:
         raise ValueError("window_days must be positive")
@@ -331,7 +332,7 @@ def run_summary(
     out = counts.reset_index()
     if flows is not None and not flows.empty:
         known = flows.loc[:, _KEY].drop_duplicates()
-        out = known.merge(out, on=_KEY, how="left")
+        out = known.merge(out, on=_KEY, how="outer")
     for column, dtype in SUMMARY_DTYPES.items():
         if column not in out:
             out[column] = pd.NA

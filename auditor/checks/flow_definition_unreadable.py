@@ -35,10 +35,11 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
         key = (row.environment_id, row.flow_id)
         if row.parsed:
             status, message = "pass", "definition parsed"
+        elif key in texts.index and not isinstance(texts.loc[key], str):
+            # Before the parse error: the parser reports a missing text as "empty".
+            status, message = "error", "no definition was collected for this flow"
         elif key in errors.index:
             status, message = "error", f"definition does not parse: {errors.loc[key]}"
-        elif key in texts.index and not isinstance(texts.loc[key], str):
-            status, message = "error", "no definition was collected for this flow"
         else:
             continue
         out.append(

@@ -46,8 +46,8 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     counts = near.groupby(["environment_id", "has_step", "owner"], dropna=False).agg(
         executions=("near", "size"), near=("near", "sum"), max_ms=("duration", "max")
     )
-    names = evidence.steps.dropna(subset=["stepid"]).set_index(["environment_id", "stepid"])
-    names = names["name"]
+    steps = evidence.steps.dropna(subset=["stepid"])
+    names = steps.set_index(["environment_id", "stepid"])["name"]
     out = []
     for row in rows(counts.reset_index()):
         env, owner = row.environment_id, None if pd.isna(row.owner) else str(row.owner)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.checks.builders import (
     ENV,
     QUERY_IDS,
@@ -19,10 +21,12 @@ CHECK = "flow-event-trigger-no-condition"
 CONDITION = {"expression": "@contains(triggerOutputs()?['body/subject'], 'Invoice')"}
 
 
-def email_trigger(conditions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def email_trigger(
+    conditions: list[dict[str, Any]] | None = None, kind: str = "OpenApiConnectionNotification"
+) -> dict[str, Any]:
     """Office 365 Outlook 'When a new email arrives (V3)'."""
     trigger: dict[str, Any] = {
-        "type": "OpenApiConnectionNotification",
+        "type": kind,
         "inputs": {
             "host": {
                 "apiId": "/providers/Microsoft.PowerApps/apis/shared_office365",
@@ -78,6 +82,25 @@ def test_event_trigger_without_condition_fails_with_condition_passes() -> None:
     assert by_id["bare"].values["connector"] == "shared_office365"
     assert by_id["bare"].values["operation"] == "OnNewEmailV3"
     assert by_id["guarded"].values["conditions"] == 1
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["OpenApiConnection", "OpenApiConnectionWebhook", "OpenApiConnectionNotification"],
+)
+def test_every_connector_trigger_type_is_an_event(kind: str) -> None:
+    """Polling, webhook and notification triggers all start a run per event."""
+    found = run(
+        CHECK,
+        frames(
+            flows=[
+                flow("bare", trigger=email_trigger(kind=kind)),
+                flow("guarded", trigger=email_trigger([CONDITION], kind=kind)),
+            ]
+        ),
+    )
+    assert statuses(found) == {"bare": "fail", "guarded": "pass"}
+    assert {f.values["trigger_type"] for f in found} == {kind}
 
 
 def test_empty_condition_list_is_no_condition() -> None:

@@ -134,3 +134,11 @@ def test_flow_runs_not_collected_makes_passes_not_assessed_and_keeps_fails() -> 
 def test_a_flow_without_runs_gets_no_finding() -> None:
     """A silent flow has no rate to judge (other checks report it)."""
     assert run(CHECK, frames(flows=[flow("quiet")])) == []
+
+
+def test_runs_of_a_flow_without_a_definition_are_still_judged() -> None:
+    """Runs of a flow the definitions lack (an orphan workflow's flowruns, a flow missing
+    from the list) still count: dropping them would hide their failures."""
+    found = run(CHECK, frames(flows=[flow("listed")], flow_api_runs=runs("unlisted", 10, 10)))
+    assert statuses(found) == {"unlisted": "fail"}
+    assert found[0].resource_name == "unlisted"

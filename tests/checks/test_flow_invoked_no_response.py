@@ -16,6 +16,7 @@ from tests.checks.builders import (
     ENV,
     QUERY_IDS,
     connector_action,
+    environment,
     flow,
     frames,
     query_outcomes,
@@ -227,6 +228,32 @@ def test_child_flow_answering_on_both_paths_passes() -> None:
     )
     assert statuses(found) == {"child": "pass"}
     assert found[0].values["called_by"] == 2
+
+
+def test_callers_are_counted_once_and_within_their_environment() -> None:
+    """Two calls from one parent are one caller; a flow of another environment with the
+    same child id calls a different flow."""
+    twice = {
+        **call_child(),
+        "Run_again": {
+            "type": "Workflow",
+            "inputs": {"host": {"workflowReferenceName": CHILD_ID}},
+            "runAfter": {"Run_child": ["Succeeded"]},
+        },
+    }
+    found = run(
+        CHECK,
+        frames(
+            environments=[environment(), environment("env-2", "Fabrikam")],
+            flows=[
+                flow("parent", twice),
+                flow("child", {"Compose": {"type": "Compose"}}, workflowid=CHILD_ID),
+                flow("other-parent", call_child(), env="env-2"),
+            ],
+        ),
+    )
+    assert statuses(found) == {"child": "fail"}
+    assert found[0].values["called_by"] == 1
 
 
 def test_child_flow_called_only_by_a_stopped_flow_is_not_invoked() -> None:

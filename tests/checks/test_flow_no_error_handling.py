@@ -58,7 +58,7 @@ def test_a_flow_without_a_catch_path_fails_with_low_severity() -> None:
 
 
 def test_run_after_statuses_are_compared_case_insensitively() -> None:
-    """"FAILED" and "TimedOut" alone are failure paths; Succeeded/Skipped are not."""
+    """ "FAILED" and "TimedOut" alone are failure paths; Succeeded/Skipped are not."""
     found = by_id(
         run(
             CHECK,

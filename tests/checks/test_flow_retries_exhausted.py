@@ -66,7 +66,9 @@ def results(
 
 
 def flows(*ids: str) -> list[dict[str, Any]]:
-    return [flow(i, {"Update": connector_action(), "Notify": connector_action("Post")}) for i in ids]
+    return [
+        flow(i, {"Update": connector_action(), "Notify": connector_action("Post")}) for i in ids
+    ]
 
 
 def by_id(found: Sequence[Finding]) -> dict[str | None, Finding]:

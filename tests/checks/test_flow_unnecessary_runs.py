@@ -209,9 +209,7 @@ def test_rate_from_settings_flips_the_verdict() -> None:
 )
 def test_a_run_whose_effect_ran_is_necessary(effect: dict[str, Any]) -> None:
     """Writes, non-GET calls, responses and child flows are effects: running one counts."""
-    found = run(
-        CHECK, frames(flows=[flow("f", conditional(effect))], **history("f", mix(0, 20)))
-    )
+    found = run(CHECK, frames(flows=[flow("f", conditional(effect))], **history("f", mix(0, 20))))
     assert statuses(found) == {"f": "pass"}
     assert found[0].values["unnecessary_sampled"] == 0
 
@@ -229,9 +227,7 @@ def test_a_run_whose_effect_ran_is_necessary(effect: dict[str, Any]) -> None:
 )
 def test_runs_doing_only_reads_and_control_are_unnecessary(action: dict[str, Any]) -> None:
     """A run that only read, computed or stopped changed nothing, though every action ran."""
-    found = run(
-        CHECK, frames(flows=[flow("f", conditional(action))], **history("f", mix(0, 20)))
-    )
+    found = run(CHECK, frames(flows=[flow("f", conditional(action))], **history("f", mix(0, 20))))
     assert statuses(found) == {"f": "fail"}
     assert found[0].values["unnecessary_sampled"] == 20
 

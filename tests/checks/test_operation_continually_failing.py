@@ -80,7 +80,10 @@ def test_ten_consecutive_failed_runs_fail_and_nine_pass() -> None:
             CHECK,
             frames(
                 flows=[flow("broken"), flow("flaky")],
-                flow_api_runs=[*runs("broken", "SS" + "F" * 10 + "S"), *runs("flaky", "F" * 9 + "S" + "F" * 9)],
+                flow_api_runs=[
+                    *runs("broken", "SS" + "F" * 10 + "S"),
+                    *runs("flaky", "F" * 9 + "S" + "F" * 9),
+                ],
             ),
         )
     )

@@ -88,7 +88,8 @@ def test_p95_exactly_at_the_limit_passes_and_above_it_fails() -> None:
 def test_a_step_with_fewer_timed_executions_than_the_minimum_is_not_judged() -> None:
     """Rows without a duration are executions, but not timed ones."""
     found = run(
-        CHECK, frames(plugin_steps=[step("few")], plugintracelogs=traces("few", [9000] * 19 + [None]))
+        CHECK,
+        frames(plugin_steps=[step("few")], plugintracelogs=traces("few", [9000] * 19 + [None])),
     )
     assert statuses(found) == {"few": "pass"}
     assert found[0].values["executions"] == 19

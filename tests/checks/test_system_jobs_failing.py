@@ -15,7 +15,9 @@ from tests.checks.builders import END, ENV, QUERY_IDS, frames, query_outcomes, r
 CHECK = "system-jobs-failing"
 
 
-def jobs(owner: str, failed: int, succeeded: int, *, operationtype: int = 1) -> list[dict[str, Any]]:
+def jobs(
+    owner: str, failed: int, succeeded: int, *, operationtype: int = 1
+) -> list[dict[str, Any]]:
     """Completed jobs of a step (operationtype 1) or another owner, failed ones first."""
     out = []
     for i in range(failed + succeeded):

@@ -1,0 +1,439 @@
+"""Findings -> the five verdicts (design.md section 2), per environment and for the scope.
+
+The question, its answers and which checks decide each answer are data
+(`reports/assessment.toml`). The roll-up, per environment and answer:
+
+1. a violation decides: a finding of a mapped check that fails with a violation severity
+   (high or medium) makes the answer `do-not-check`;
+2. otherwise coverage: a mapped check `not-assessed` or in `error` there (a query denied or
+   not collected, trace logging off, a definition unreadable), or nothing audited at all,
+   makes it `needs-review`, with the reasons and the fixes;
+3. otherwise `check`.
+
+No data is never `check`. For the whole scope, any environment's `do-not-check` wins, then
+any `needs-review`. Findings suppressed by a mutelist entry count for nothing but stay
+listed, marked as suppressed with the entry's reason.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from auditor.checks import CHECKS
+from auditor.checks.base import ANSWERS, Finding
+from auditor.errors import DefinitionError, UsageError
+from auditor.resources import data_dir
+
+log = logging.getLogger(__name__)
+
+VERDICTS = ("check", "do-not-check", "needs-review")
+# Worst first: how verdicts combine across environments, and what `--fail-on` compares.
+_RANK = {"check": 0, "needs-review": 1, "do-not-check": 2}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One box of the question: paraphrase, the condition of its note, references, checks."""
+
+    id: str
+    title: str
+    paraphrase: str
+    condition: str
+    references: tuple[str, ...]
+    checks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The question and its answers, loaded from `reports/assessment.toml`."""
+
+    question_id: str
+    title: str
+    summary: str
+    url: str
+    answers: tuple[Answer, ...]
+    violation_severities: frozenset[str]
+
+
+def _text(table: Mapping[str, Any], key: str, where: str) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise DefinitionError(f"reports/assessment.toml: {where}.{key} must be non-empty text")
+    return value.strip()
+
+
+def load_assessment(path: Path | None = None) -> Assessment:
+    """Reads and validates the assessment data; every check mapped, every mapping real."""
+    path = path or data_dir("reports") / "assessment.toml"
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DefinitionError(f"{path} cannot be read: {exc}") from exc
+    question = document.get("question", {})
+    answers = []
+    for i, raw in enumerate(document.get("answer", [])):
+        where = f"answer[{i}]"
+        checks = tuple(raw.get("checks", ()))
+        unknown = [c for c in checks if c not in CHECKS]
+        if unknown:
+            raise DefinitionError(f"{path}: {where} maps unknown check(s): {', '.join(unknown)}")
+        refs = tuple(raw.get("references", ()))
+        if not refs or not all(isinstance(r, str) and r.startswith("https://") for r in refs):
+            raise DefinitionError(f"{path}: {where}.references must be https URLs")
+        answers.append(
+            Answer(
+                id=_text(raw, "id", where),
+                title=_text(raw, "title", where),
+                paraphrase=_text(raw, "paraphrase", where),
+                condition=_text(raw, "condition", where),
+                references=refs,
+                checks=checks,
+            )
+        )
+    if tuple(a.id for a in answers) != ANSWERS:
+        raise DefinitionError(f"{path}: the answers must be, in order: {', '.join(ANSWERS)}")
+    mapped = {c for a in answers for c in a.checks}
+    unmapped = sorted(set(CHECKS) - mapped)
+    if unmapped:
+        raise DefinitionError(f"{path}: check(s) mapped to no answer: {', '.join(unmapped)}")
+    for answer in answers:
+        for check_id in answer.checks:
+            if answer.id not in CHECKS[check_id].meta.answers:
+                raise DefinitionError(
+                    f"{path}: {answer.id} maps {check_id}, whose META does not inform it"
+                )
+    rollup = document.get("rollup", {})
+    return Assessment(
+        question_id=_text(question, "id", "question"),
+        title=_text(question, "title", "question"),
+        summary=" ".join(_text(question, "summary", "question").split()),
+        url=_text(question, "url", "question"),
+        answers=tuple(answers),
+        violation_severities=frozenset(rollup.get("violation_severities", ("high", "medium"))),
+    )
+
+
+@cache
+def assessment() -> Assessment:
+    """The packaged assessment, loaded once."""
+    return load_assessment()
+
+
+# Mutelist ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MuteEntry:
+    """Suppress findings of one check on matching resources, for a reason, until a date."""
+
+    check_id: str
+    resource: str  # resource id or name; shell-style wildcards allowed
+    reason: str
+    expires: date
+    environment: str | None = None  # environment id or name; None = any
+
+    def matches(self, finding: Finding, environment_name: str | None) -> bool:
+        if finding.check_id != self.check_id:
+            return False
+        if self.environment is not None and self.environment.lower() not in {
+            (finding.environment_id or "").lower(),
+            (environment_name or "").lower(),
+        }:
+            return False
+        names = [finding.resource_id or "", finding.resource_name or ""]
+        return any(fnmatch.fnmatchcase(n.lower(), self.resource.lower()) for n in names)
+
+
+def load_mutelist(path: Path, *, today: date) -> list[MuteEntry]:
+    """Entries of a YAML or TOML mutelist; expired entries are dropped with a warning.
+
+    ```toml
+    [[mute]]
+    check = "flow-no-error-handling"
+    resource = "Nightly export*"     # id or name, wildcards allowed
+    environment = "Contoso Dev"      # optional
+    reason = "Replaced in Q1; tracked in ADO 1234"
+    expires = 2027-03-31
+    ```
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read the mutelist {path}: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            document = yaml.safe_load(text) or {}
+        else:
+            document = tomllib.loads(text)
+    except Exception as exc:  # yaml.YAMLError / tomllib.TOMLDecodeError, with their position
+        raise UsageError(
+            f"the mutelist {path} does not parse: {exc}",
+            hint="It is a TOML or YAML file with a list `mute` of {check, resource, reason, "
+            "expires}.",
+        ) from None
+    raw = document.get("mute", []) if isinstance(document, dict) else None
+    if not isinstance(raw, list):
+        raise UsageError(f"the mutelist {path} needs a list named `mute`")
+    entries = []
+    for i, item in enumerate(raw):
+        where = f"{path}: mute[{i}]"
+        if not isinstance(item, dict):
+            raise UsageError(f"{where} must be a table of check, resource, reason, expires")
+        missing = [k for k in ("check", "resource", "reason", "expires") if not item.get(k)]
+        if missing:
+            raise UsageError(
+                f"{where} lacks {', '.join(missing)}",
+                hint="Every entry needs "
+                "a reason and an expiry date, so that suppressions are reviewed.",
+            )
+        if item["check"] not in CHECKS:
+            raise UsageError(
+                f"{where}: unknown check id {item['check']!r}",
+                hint="`auditor checks list` shows the check ids.",
+            )
+        expires = item["expires"]
+        if isinstance(expires, str):
+            try:
+                expires = date.fromisoformat(expires)
+            except ValueError:
+                raise UsageError(f"{where}: expires must be a date like 2027-03-31") from None
+        if not isinstance(expires, date):
+            raise UsageError(f"{where}: expires must be a date like 2027-03-31")
+        entry = MuteEntry(
+            check_id=str(item["check"]),
+            resource=str(item["resource"]),
+            reason=str(item["reason"]),
+            expires=expires,
+            environment=str(item["environment"]) if item.get("environment") else None,
+        )
+        if entry.expires < today:
+            log.warning(
+                "mutelist entry %d (%s on %s) expired on %s and is ignored",
+                i,
+                entry.check_id,
+                entry.resource,
+                entry.expires.isoformat(),
+            )
+            continue
+        entries.append(entry)
+    return entries
+
+
+# Verdicts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A finding with its suppression, as the assessment and the reports see it."""
+
+    finding: Finding
+    suppressed_by: str | None = None  # the mutelist entry's reason
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One answer's verdict for one environment (or the scope), with what decided it."""
+
+    answer_id: str
+    verdict: str
+    reasons: tuple[str, ...]
+    fixes: tuple[str, ...]
+    findings: tuple[int, ...]  # indexes into AssessmentResult.findings behind the verdict
+    coverage: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AssessmentResult:
+    """Every verdict, per environment and for the scope, with the judged findings."""
+
+    findings: tuple[Judged, ...]
+    environments: Mapping[str, str]  # id -> name, in report order
+    by_environment: Mapping[str, tuple[Verdict, ...]]
+    scope: tuple[Verdict, ...]
+
+    def worst(self) -> str:
+        """The worst verdict of the scope ("check" when nothing is wrong)."""
+        return max((v.verdict for v in self.scope), key=_RANK.__getitem__, default="check")
+
+
+def fails_at(verdict: str, threshold: str) -> bool:
+    """Whether a verdict is at or above `--fail-on` (do-not-check or needs-review)."""
+    return _RANK[verdict] >= _RANK[threshold]
+
+
+def _relevant(finding: Finding, answer: Answer) -> bool:
+    """Whether a finding bears on an answer: its check is mapped there, and a finding about
+    one query matters only to answers whose checks read that query."""
+    if finding.check_id not in answer.checks:
+        return False
+    query = (
+        finding.values.get("query") if finding.check_id == "coverage-query-not-collected" else None
+    )
+    if query is None:
+        return True
+    return any(query in CHECKS[c].meta.needs for c in answer.checks)
+
+
+def _coverage(judged: Sequence[tuple[int, Judged]]) -> dict[str, dict[str, int]]:
+    """Per resource kind: resources audited (pass or fail) and not assessed."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for _, j in judged:
+        f = j.finding
+        if f.resource_kind in ("environment", "query", "check") and f.status == "pass":
+            continue
+        kind = out.setdefault(f.resource_kind, {"audited": set(), "not_assessed": set()})
+        key = f"{f.environment_id}/{f.resource_id}"
+        bucket = "audited" if f.status in ("pass", "fail") else "not_assessed"
+        kind[bucket].add(key)
+    return {
+        kind: {"audited": len(v["audited"]), "not_assessed": len(v["not_assessed"] - v["audited"])}
+        for kind, v in sorted(out.items())
+    }
+
+
+def _verdict(
+    answer: Answer, judged: Sequence[tuple[int, Judged]], severities: frozenset[str]
+) -> Verdict:
+    active = [(i, j) for i, j in judged if j.suppressed_by is None]
+    violations = [
+        (i, j) for i, j in active if j.finding.status == "fail" and j.finding.severity in severities
+    ]
+    gaps = [(i, j) for i, j in active if j.finding.status in ("not-assessed", "error")]
+    audited = [(i, j) for i, j in active if j.finding.status in ("pass", "fail")]
+    coverage = _coverage(judged)
+    if violations:
+        return Verdict(
+            answer.id,
+            "do-not-check",
+            _reasons(violations),
+            _fixes(violations),
+            tuple(i for i, _ in violations),
+            coverage,
+        )
+    if gaps or not audited:
+        reasons = _reasons(gaps) if gaps else ("nothing was found to audit for this answer",)
+        return Verdict(
+            answer.id, "needs-review", reasons, _fixes(gaps), tuple(i for i, _ in gaps), coverage
+        )
+    return Verdict(
+        answer.id, "check", ("no violation found; everything mapped was audited",), (), (), coverage
+    )
+
+
+def _reasons(items: Sequence[tuple[int, Judged]]) -> tuple[str, ...]:
+    """One line per check: how many resources, and the first message."""
+    by_check: dict[str, list[Finding]] = {}
+    for _, j in items:
+        by_check.setdefault(j.finding.check_id, []).append(j.finding)
+    out = []
+    for check_id, found in by_check.items():
+        title = CHECKS[check_id].meta.title
+        first = found[0]
+        name = first.resource_name or first.resource_id or ""
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        out.append(f"{title}: {name}: {first.message}{more}")
+    return tuple(out)
+
+
+def _fixes(items: Sequence[tuple[int, Judged]]) -> tuple[str, ...]:
+    fixes: dict[str, None] = {}
+    for _, j in items:
+        f = j.finding
+        hints = f.values.get("hints")
+        if isinstance(hints, list) and hints:
+            for hint in hints:
+                fixes[str(hint)] = None
+        elif isinstance(f.values.get("hint"), str):
+            fixes[str(f.values["hint"])] = None
+        else:
+            fixes[CHECKS[f.check_id].meta.remediation] = None
+    return tuple(fixes)
+
+
+def assess(
+    findings: Iterable[Finding],
+    environments: Mapping[str, str],
+    *,
+    mutelist: Sequence[MuteEntry] = (),
+    definition: Assessment | None = None,
+) -> AssessmentResult:
+    """The verdicts of every answer per environment and for the scope."""
+    spec = definition or assessment()
+    judged: list[Judged] = []
+    for finding in findings:
+        name = environments.get(finding.environment_id or "")
+        entry = next((m for m in mutelist if m.matches(finding, name)), None)
+        judged.append(Judged(finding, entry.reason if entry else None))
+    indexed = list(enumerate(judged))
+    by_env: dict[str, tuple[Verdict, ...]] = {}
+    for env in environments:
+        mine = [(i, j) for i, j in indexed if j.finding.environment_id in (env, None)]
+        by_env[env] = tuple(
+            _verdict(
+                a, [(i, j) for i, j in mine if _relevant(j.finding, a)], spec.violation_severities
+            )
+            for a in spec.answers
+        )
+    scope = []
+    for k, answer in enumerate(spec.answers):
+        verdicts = [by_env[e][k] for e in environments]
+        if not verdicts:
+            scope.append(
+                Verdict(answer.id, "needs-review", ("no environment was analysed",), (), ())
+            )
+            continue
+        worst = max(verdicts, key=lambda v: _RANK[v.verdict])
+        coverage: dict[str, dict[str, int]] = {}
+        for v in verdicts:
+            for kind, counts in v.coverage.items():
+                slot = coverage.setdefault(kind, {"audited": 0, "not_assessed": 0})
+                for key, n in counts.items():
+                    slot[key] += n
+        named = [
+            f"{environments[e]}: {reason}"
+            for e, v in zip(environments, verdicts, strict=True)
+            if v.verdict == worst.verdict
+            for reason in v.reasons
+        ]
+        findings_behind = tuple(
+            i for v in verdicts if v.verdict == worst.verdict for i in v.findings
+        )
+        fixes = tuple(
+            dict.fromkeys(f for v in verdicts if v.verdict == worst.verdict for f in v.fixes)
+        )
+        scope.append(
+            replace(
+                worst,
+                reasons=tuple(named),
+                fixes=fixes,
+                findings=findings_behind,
+                coverage=coverage,
+            )
+        )
+    return AssessmentResult(tuple(judged), dict(environments), by_env, tuple(scope))
+
+
+__all__ = [
+    "VERDICTS",
+    "Answer",
+    "Assessment",
+    "AssessmentResult",
+    "Judged",
+    "MuteEntry",
+    "Verdict",
+    "assess",
+    "assessment",
+    "fails_at",
+    "load_assessment",
+    "load_mutelist",
+]
