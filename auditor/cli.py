@@ -229,48 +229,63 @@ class _CollectProgress:
         )
 
 
-@app.command(rich_help_panel=COLLECT)
-@handles_errors
-def collect(
-    environment: Annotated[
-        list[str] | None,
-        typer.Option("--environment", "-e", help="Environment name or id (repeatable)."),
-    ] = None,
-    all_environments: Annotated[
-        bool, typer.Option(help="Every environment the admin API lists.")
-    ] = False,
-    since: Annotated[
-        str | None,
-        typer.Option(help="Read this far back (30d, 12h); default: since the last scan, first 7d."),
-    ] = None,
-    action_sample: Annotated[
-        int, typer.Option(help="Runs per flow read with action detail; 0 turns it off.")
-    ] = 50,
-    resume: Annotated[
-        bool, typer.Option(help="Resume an interrupted scan (the default when there is one).")
-    ] = True,
-    fresh: Annotated[
-        bool, typer.Option(help="Abandon an interrupted scan and start a new one.")
-    ] = False,
-    store: Annotated[Path | None, typer.Option(help="The store file (AUDITOR_STORE).")] = None,
-    max_concurrency: Annotated[
-        int | None, typer.Option(help="Requests in flight per host, 1..50.")
-    ] = None,
-) -> None:
-    """Collect flows, runs, plug-in steps, trace logs and system jobs into the store."""
+EnvironmentOpt = Annotated[
+    list[str] | None,
+    typer.Option("--environment", "-e", help="Environment name or id (repeatable)."),
+]
+AllEnvironmentsOpt = Annotated[bool, typer.Option(help="Every environment the admin API lists.")]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option(help="Read this far back (30d, 12h); default: since the last scan, first 7d."),
+]
+ActionSampleOpt = Annotated[
+    int, typer.Option(help="Runs per flow read with action detail; 0 turns it off.")
+]
+ResumeOpt = Annotated[
+    bool, typer.Option(help="Resume an interrupted scan (the default when there is one).")
+]
+FreshOpt = Annotated[bool, typer.Option(help="Abandon an interrupted scan and start a new one.")]
+StoreOpt = Annotated[Path | None, typer.Option(help="The store file (AUDITOR_STORE).")]
+ConcurrencyOpt = Annotated[int | None, typer.Option(help="Requests in flight per host, 1..50.")]
+WindowOpt = Annotated[
+    str, typer.Option(help="Analysis window up to the latest scan's end: 7d, 30d, 12h.")
+]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder the reports are written to.")]
+FormatOpt = Annotated[
+    str,
+    typer.Option("--format", "-f", help="Comma-separated: md,html,json,sarif,csv (default all)."),
+]
+MutelistOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Findings to suppress: TOML or YAML entries of check, resource, reason, expires."
+    ),
+]
+FailOnOpt = Annotated[
+    str | None,
+    typer.Option(help="Exit 1 when a verdict is at or above: do-not-check or needs-review."),
+]
+
+
+def _collect_options(
+    environment: list[str] | None, since: str | None, action_sample: int, fresh: bool
+) -> Any:
     from auditor import collect as collecting
 
-    settings = _state.settings(
-        store_path=store, max_concurrency=max_concurrency, all_environments=all_environments or None
-    )
     if action_sample < 0:
         raise UsageError("--action-sample must be 0 or more")
-    options = collecting.CollectOptions(
+    return collecting.CollectOptions(
         environments=tuple(environment or ()),
         since=_duration(since) if since else None,
         action_sample=action_sample,
-        fresh=fresh or not resume,
+        fresh=fresh,
     )
+
+
+def _run_collect(settings: Settings, options: Any) -> CollectSummary:
+    """Collects with a progress display (none with --quiet) and prints the summary."""
+    from auditor import collect as collecting
+
     if _state.quiet:
         summary = collecting.run(settings, options)
     else:
@@ -286,6 +301,26 @@ def collect(
     _print_collect_summary(summary, settings)
     if summary.status == "failed":
         raise typer.Exit(3)
+    return summary
+
+
+@app.command(rich_help_panel=COLLECT)
+@handles_errors
+def collect(
+    environment: EnvironmentOpt = None,
+    all_environments: AllEnvironmentsOpt = False,
+    since: SinceOpt = None,
+    action_sample: ActionSampleOpt = 50,
+    resume: ResumeOpt = True,
+    fresh: FreshOpt = False,
+    store: StoreOpt = None,
+    max_concurrency: ConcurrencyOpt = None,
+) -> None:
+    """Collect flows, runs, plug-in steps, trace logs and system jobs into the store."""
+    settings = _state.settings(
+        store_path=store, max_concurrency=max_concurrency, all_environments=all_environments or None
+    )
+    _run_collect(settings, _collect_options(environment, since, action_sample, fresh or not resume))
 
 
 def _print_collect_summary(summary: CollectSummary, settings: Settings) -> None:
@@ -377,20 +412,21 @@ app.add_typer(checks_app, name="checks", rich_help_panel=ANALYSE)
 @app.command(rich_help_panel=ANALYSE)
 @handles_errors
 def analyze(
-    window: Annotated[
-        str, typer.Option(help="Analysis window up to the latest scan's end: 7d, 30d, 12h.")
-    ] = "7d",
-    environment: Annotated[
-        list[str] | None,
-        typer.Option("--environment", "-e", help="Environment name or id (repeatable)."),
-    ] = None,
-    store: Annotated[Path | None, typer.Option(help="The store file (AUDITOR_STORE).")] = None,
+    window: WindowOpt = "7d",
+    environment: EnvironmentOpt = None,
+    store: StoreOpt = None,
     worst: Annotated[int, typer.Option(help="Failing resources named per check.")] = 3,
 ) -> None:
     """Run every check on the store (offline) and store the findings with the latest scan."""
+    settings = _state.settings(store_path=store)
+    _run_analyze(settings, window, environment, worst)
+
+
+def _run_analyze(
+    settings: Settings, window: str, environment: list[str] | None, worst: int = 3
+) -> None:
     from auditor.analyze import analyze as analysing
 
-    settings = _state.settings(store_path=store)
     result = analysing(
         settings,
         window_length=_duration(window, "--window"),
@@ -407,6 +443,200 @@ def analyze(
         f" {result.rows:,} rows in {result.seconds:.1f}s. Stored in {settings.store_path}",
         soft_wrap=True,
     )
+
+
+_FAIL_ON = ("do-not-check", "needs-review")
+
+
+def _check_fail_on(fail_on: str | None) -> None:
+    if fail_on is not None and fail_on not in _FAIL_ON:
+        raise UsageError(f"--fail-on takes do-not-check or needs-review; got {fail_on!r}")
+
+
+def _run_report(
+    settings: Settings,
+    *,
+    scan: str,
+    out_dir: Path,
+    formats: str,
+    mutelist: Path | None,
+    fail_on: str | None,
+    generated: Any = None,
+) -> None:
+    """Writes the reports of a scan and prints the verdicts; exit 1 per --fail-on."""
+    from datetime import UTC, datetime
+
+    from auditor.analyze import open_existing
+    from auditor.assessment import fails_at, load_mutelist
+    from auditor.report import parse_formats, write_reports
+    from auditor.report.model import build_report
+
+    _check_fail_on(fail_on)
+    chosen = parse_formats(formats)
+    scan_id = None if scan == "latest" else _scan_id(scan)
+    entries = load_mutelist(mutelist, today=datetime.now(UTC).date()) if mutelist else []
+    with open_existing(settings, read_only=True) as store:
+        model = build_report(store, scan_id, mutelist=entries, generated=generated)
+    written = write_reports(model, out_dir, chosen)
+    _print_verdicts(model)
+    if not _state.quiet:
+        files = sorted({str(p if p.parent == out_dir else p.parent) for p in written})
+        out.print("Reports: " + ", ".join(escape(f) for f in files), soft_wrap=True)
+    if fail_on and fails_at(model["verdict"], fail_on):
+        raise typer.Exit(1)
+
+
+def _scan_id(text: str) -> int:
+    if not text.isdigit():
+        raise UsageError(f"--scan takes a scan number or latest; got {text!r}")
+    return int(text)
+
+
+_VERDICT_STYLE = {"check": "green", "do-not-check": "red", "needs-review": "yellow"}
+
+
+def _print_verdicts(model: dict[str, Any]) -> None:
+    """The verdict table: the scope's verdict per answer, then per environment."""
+    from rich.table import Table
+
+    answers = model["answers"]
+    table = Table("answer", "verdict", "why", title=escape(model["question"]["title"]))
+    table.columns[0].no_wrap = True
+    for answer in answers:
+        reason = answer["reasons"][0] if answer["reasons"] else ""
+        verdict = answer["verdict"]
+        table.add_row(
+            answer["id"], f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]", escape(_short(reason, 110))
+        )
+    out.print(table)
+    envs = Table("environment", *[a["id"] for a in answers], title="Per environment")
+    for k, env in enumerate(model["scan"]["environments"]):
+        cells = []
+        for answer in answers:
+            verdict = answer["environments"][k]["verdict"]
+            cells.append(f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]")
+        envs.add_row(escape(_short(env["name"], 40)), *cells)
+    out.print(envs)
+
+
+@app.command(rich_help_panel=ANALYSE)
+@handles_errors
+def report(
+    scan: Annotated[str, typer.Option(help="Scan number, or latest.")] = "latest",
+    out_dir: OutOpt = Path("auditor-report"),
+    formats: FormatOpt = "all",
+    mutelist: MutelistOpt = None,
+    fail_on: FailOnOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Write the reports of an analysed scan: md, html, json, sarif and evidence CSVs."""
+    settings = _state.settings(store_path=store)
+    _run_report(
+        settings, scan=scan, out_dir=out_dir, formats=formats, mutelist=mutelist, fail_on=fail_on
+    )
+
+
+@app.command(rich_help_panel=COLLECT)
+@handles_errors
+def scan(
+    environment: EnvironmentOpt = None,
+    all_environments: AllEnvironmentsOpt = False,
+    since: SinceOpt = None,
+    action_sample: ActionSampleOpt = 50,
+    fresh: FreshOpt = False,
+    store: StoreOpt = None,
+    max_concurrency: ConcurrencyOpt = None,
+    window: WindowOpt = "7d",
+    out_dir: OutOpt = Path("auditor-report"),
+    formats: FormatOpt = "all",
+    mutelist: MutelistOpt = None,
+    fail_on: FailOnOpt = None,
+) -> None:
+    """Collect, analyse and report in one go: the scheduled tenant health scan."""
+    _check_fail_on(fail_on)
+    parse_formats_early(formats)
+    settings = _state.settings(
+        store_path=store, max_concurrency=max_concurrency, all_environments=all_environments or None
+    )
+    _run_collect(settings, _collect_options(environment, since, action_sample, fresh))
+    _run_analyze(settings, window, environment)
+    _run_report(
+        settings,
+        scan="latest",
+        out_dir=out_dir,
+        formats=formats,
+        mutelist=mutelist,
+        fail_on=fail_on,
+    )
+
+
+def parse_formats_early(formats: str) -> None:
+    """Refuse a bad --format before a long collection, not after it."""
+    from auditor.report import parse_formats
+
+    parse_formats(formats)
+
+
+@app.command(rich_help_panel=COLLECT)
+@handles_errors
+def demo(
+    out_dir: OutOpt = Path("auditor-demo"),
+    seed: Annotated[int, typer.Option(help="Seed of the simulated tenant.")] = 7,
+    scale: Annotated[str, typer.Option(help="tiny, small, medium or large.")] = "small",
+) -> None:
+    """Scan the built-in simulated tenant end to end and write its reports (no tenant needed).
+
+    The simulator is started on a free loopback port with its own CA; the scan signs in with
+    MSAL and talks HTTPS to it exactly as to a tenant. The store is kept in the output folder
+    for `auditor analyze` / `report` to reuse.
+    """
+    import tempfile
+
+    from auditor.sim.model import SCALES, SimOptions
+    from auditor.sim.scenario import generate
+    from auditor.sim.server import SimServer
+
+    if scale not in SCALES:
+        raise UsageError(f"--scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    if not _state.quiet:
+        err.print(f"Starting the simulated tenant (seed {seed}, scale {scale}) ...")
+    tenant = generate(seed, scale)
+    server = SimServer(tenant, SimOptions(seed=seed, scale=scale))
+    server.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="auditor-demo-") as folder:
+            server.write_client_files(Path(folder))
+            out_dir.mkdir(parents=True, exist_ok=True)
+            store = out_dir / "store.duckdb"
+            store.unlink(missing_ok=True)
+            environ = {**_environ(), "AZURE_CLIENT_SECRET": tenant.client_secret}
+            settings = load_settings(
+                {
+                    "config": Path(folder) / "auditor.toml",
+                    "store_path": store,
+                    "all_environments": True,
+                },
+                environ=environ,
+            )
+            _run_collect(settings, _collect_options(None, None, 50, True))
+            _run_analyze(settings, "7d", None)
+            _run_report(
+                settings, scan="latest", out_dir=out_dir, formats="all", mutelist=None, fail_on=None
+            )
+    finally:
+        server.stop()
+    out.print(
+        f"Demo done: open {escape(str(out_dir / 'report.html'))}; the store is "
+        f"{escape(str(out_dir / 'store.duckdb'))} (try `auditor analyze --store` on it).",
+        soft_wrap=True,
+    )
+
+
+def _environ() -> dict[str, str]:
+    """The process environment without the machine's tenant settings (the demo is offline)."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AUDITOR_", "AZURE_"))}
 
 
 _STATUSES = ("pass", "fail", "not-assessed", "error")

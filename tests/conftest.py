@@ -29,3 +29,13 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def anyio_backend() -> str:
     """Async tests run on asyncio, like the auditor."""
     return "asyncio"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`pytest --update-golden` rewrites tests/golden/ from the current output."""
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite the golden report files in tests/golden/ instead of comparing",
+    )

@@ -1,11 +1,14 @@
-"""Collect a simulated tenant into a store through the CLI, for tests that compare analysis
-with the ground truth."""
+"""Collect a simulated tenant into a store through the CLI, for tests that compare analysis,
+verdicts and reports with the ground truth."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from auditor.cli import app
@@ -14,9 +17,16 @@ from auditor.sim.scenario import generate
 from auditor.sim.server import SimServer
 from auditor.sim.truth import compute_truth
 
+_CACHE: dict[tuple[int, str, int, frozenset[tuple[str, str]]], tuple[Path, dict[str, Any]]] = {}
+
 
 def collect_tenant(
-    seed: int, scale: str, folder: Path, *, action_sample: int
+    seed: int,
+    scale: str,
+    folder: Path,
+    *,
+    action_sample: int,
+    deny: Iterable[tuple[str, str]] = (),
 ) -> tuple[Path, dict[str, Any]]:
     """Serve the tenant of `seed`/`scale` in this process and collect it with
     `auditor collect --all-environments`; returns the store and the tenant's truth."""
@@ -24,7 +34,8 @@ def collect_tenant(
     # Every run's action detail is read at once: far more than the 6000 requests per 5
     # minutes service protection admits. The comparison needs complete data, so the limit is
     # lifted here; honouring it is tested on its own.
-    server = SimServer(tenant, SimOptions(seed=seed, scale=scale, max_requests=10_000_000))
+    options = SimOptions(seed=seed, scale=scale, max_requests=10_000_000, deny=frozenset(deny))
+    server = SimServer(tenant, options)
     server.start()
     try:
         server.write_client_files(folder)
@@ -50,3 +61,23 @@ def collect_tenant(
         return store, compute_truth(tenant)
     finally:
         server.stop()
+
+
+def collected_copy(
+    seed: int,
+    scale: str,
+    factory: pytest.TempPathFactory,
+    *,
+    action_sample: int = 1000,
+    deny: Iterable[tuple[str, str]] = (),
+) -> tuple[Path, dict[str, Any]]:
+    """A private copy of the store of one collection, made once per test session (several
+    test modules compare the same tenants with the truth)."""
+    key = (seed, scale, action_sample, frozenset(deny))
+    if key not in _CACHE:
+        folder = factory.mktemp(f"{scale}-{seed}-collected")
+        _CACHE[key] = collect_tenant(seed, scale, folder, action_sample=action_sample, deny=deny)
+    store, truth = _CACHE[key]
+    copy = factory.mktemp(f"{scale}-{seed}") / "store.duckdb"
+    shutil.copy(store, copy)
+    return copy, truth

@@ -25,12 +25,28 @@ META = CheckMeta(
 
 
 def run(evidence: Evidence, limits: Limits) -> list[Finding]:
-    """Each enabled flow with a Dataverse trigger on a message that includes Update."""
+    """Each enabled flow with a Dataverse trigger on a message that includes Update (a
+    message that cannot be read is not-assessed)."""
     triggers = evidence.triggers
-    chosen = triggers[triggers["is_dataverse"] & triggers["fires_on_update"]]
+    unreadable = triggers["is_dataverse"] & triggers["dataverse_message"].isna()
+    chosen = triggers[triggers["is_dataverse"] & (triggers["fires_on_update"] | unreadable)]
     chosen = chosen.merge(evidence.flow_names(), on=["environment_id", "flow_id"])
     chosen = chosen[chosen["enabled"]]
     out = []
+    for row in rows(chosen[chosen["dataverse_message"].isna()]):
+        # A message we cannot read may be Update: it is not audited, so it is not a pass.
+        out.append(
+            make(
+                META,
+                "not-assessed",
+                "the Dataverse trigger's message (subscriptionRequest/message) is missing or "
+                "not one of 1-7: whether it fires on updates is unknown",
+                environment_id=row.environment_id,
+                resource_id=row.flow_id,
+                resource_name=row.display_name,
+            )
+        )
+    chosen = chosen[chosen["dataverse_message"].notna()]
     for row in rows(chosen):
         values = {
             "table": row.dataverse_entity,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from simulated import collect_tenant
+from simulated import collected_copy
 
 from auditor.checks.evidence import Evidence
 from auditor.frames import load_frames
@@ -32,8 +32,7 @@ def analysed(
 ) -> tuple[str, int, Evidence, dict[str, Any]]:
     """One collection per case, shared by the tests below."""
     scale, seed = request.param
-    folder = tmp_path_factory.mktemp(f"{scale}{seed}")
-    store, truth = collect_tenant(seed, scale, folder, action_sample=1000)
+    store, truth = collected_copy(seed, scale, tmp_path_factory)
     with Store.open(store, read_only=True) as opened:
         frames = load_frames(opened)
     return scale, seed, Evidence(frames), truth
