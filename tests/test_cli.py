@@ -18,11 +18,22 @@ def test_help_lists_only_built_command_groups() -> None:
     result = runner.invoke(app, ["--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0
     commands = set(re.findall(r"^│ ([a-z]+)  ", result.output, re.MULTILINE))
-    assert commands == {"collect", "environments", "login", "config", "sim"}
-    for panel in ("Scan", "Set up", "Simulated tenant"):
+    assert commands == {
+        "collect",
+        "scan",
+        "demo",
+        "environments",
+        "analyze",
+        "report",
+        "checks",
+        "login",
+        "config",
+        "sim",
+    }
+    for panel in ("Scan", "Analyse", "Set up", "Simulated tenant"):
         assert f"─ {panel} ─" in result.output
     # Planned commands that are not built yet are absent, not stubs.
-    assert not commands & {"scan", "analyze", "report", "lint", "demo", "history", "trace"}
+    assert not commands & {"lint", "history", "trace", "flows", "plugins", "export", "diff"}
 
 
 def test_version() -> None:

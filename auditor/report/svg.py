@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 WIDTH = 760  # viewBox width; the SVG scales to the page with width="100%"
 LABEL_WIDTH = 290  # left column for the row labels of the horizontal charts
 ROW_HEIGHT = 26
+TALL_ROW = 36  # rows labelled with a name and, below it, its environment
 LABEL_CHARS = 44  # labels longer than this are shortened; the full text is in a <title>
 
 # C0 controls other than tab and newline, DEL and C1 controls: invisible or terminal escapes
@@ -68,7 +69,8 @@ def format_ms(value: object) -> str:
         return "–"
     amount, unit = ms, "ms"
     for size, larger in ((1000.0, "s"), (60.0, "min"), (60.0, "h"), (24.0, "d")):
-        if abs(amount) < size:
+        # compare as shown (rounded), so 999.6 ms reads 1.0 s rather than 1000 ms
+        if abs(amount) < size - (0.5 if unit == "ms" else 0.05):
             break
         amount, unit = amount / size, larger
     if unit == "ms":
@@ -113,11 +115,21 @@ def _nice_ceiling(value: float) -> float:
     """The smallest 1, 2, 2.5 or 5 times a power of ten at or above `value` (axis maximum)."""
     if value <= 0:
         return 1.0
-    power = 10 ** math.floor(math.log10(value))
+    power = 10.0 ** math.floor(math.log10(value))
     for step in (1.0, 2.0, 2.5, 5.0, 10.0):
         if value <= step * power:
             return step * power
     return 10 * power
+
+
+def _duration_axis(peak_ms: float) -> tuple[float, float, str]:
+    """An axis maximum for durations up to `peak_ms`, chosen round in the unit a reader
+    would use (10 s, 30 min, not 33.3 min): (maximum in ms, ms per unit, unit)."""
+    unit_ms, unit = 1.0, "ms"
+    for size, name in ((1e3, "s"), (6e4, "min"), (3.6e6, "h"), (8.64e7, "d")):
+        if peak_ms >= size:
+            unit_ms, unit = size, name
+    return _nice_ceiling(peak_ms / unit_ms) * unit_ms, unit_ms, unit
 
 
 def _label(x: float, y: float, value: object, *, anchor: str = "end", cls: str = "") -> Markup:
@@ -132,6 +144,14 @@ def _label(x: float, y: float, value: object, *, anchor: str = "end", cls: str =
 
 def _row_name(row: Mapping[str, Any]) -> str:
     return f"{clean(row.get('name', ''))} · {clean(row.get('environment', ''))}"
+
+
+def _two_line_label(x: float, mid: float, row: Mapping[str, Any]) -> Markup:
+    """A row's name and, smaller below it, its environment: the same flow name can exist in
+    several environments."""
+    return _label(x, mid - 2, row.get("name", "")) + _label(
+        x, mid + 11, row.get("environment", ""), cls="env"
+    )
 
 
 def runs_per_day(rows: Sequence[Mapping[str, Any]]) -> Markup:
@@ -240,14 +260,14 @@ def duration_percentiles(rows: Sequence[Mapping[str, Any]], *, what: str) -> Mar
         for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
         if (v := number(r.get(key))) is not None and v > 0
     ]
-    low = 10 ** math.floor(math.log10(min(values))) if values else 1.0
-    high = 10 ** math.ceil(math.log10(max(values))) if values else 10.0
+    low = 10.0 ** math.floor(math.log10(min(values))) if values else 1.0
+    high = 10.0 ** math.ceil(math.log10(max(values))) if values else 10.0
     if high <= low:
         high = low * 10
-    top, bottom, right = 16.0, 44.0, 70.0
+    top, bottom, right = 16.0, 44.0, 84.0
     plot_l = float(LABEL_WIDTH)
     plot_w = WIDTH - plot_l - right
-    height = top + ROW_HEIGHT * len(drawn) + bottom
+    height = top + TALL_ROW * len(drawn) + bottom
     span = math.log10(high) - math.log10(low)
 
     def xpos(ms: float) -> float:
@@ -255,7 +275,7 @@ def duration_percentiles(rows: Sequence[Mapping[str, Any]], *, what: str) -> Mar
         return plot_l + plot_w * (math.log10(ms) - math.log10(low)) / span
 
     body: list[Markup] = []
-    plot_bottom = top + ROW_HEIGHT * len(drawn)
+    plot_bottom = top + TALL_ROW * len(drawn)
     for value, label in _log_ticks(low, high):
         x = xpos(value)
         body.append(
@@ -265,10 +285,10 @@ def duration_percentiles(rows: Sequence[Mapping[str, Any]], *, what: str) -> Mar
             ).format(x=_f(x), t=_f(top), b=_f(plot_bottom), ty=_f(plot_bottom + 14), l=label)
         )
     for i, row in enumerate(drawn):
-        y = top + ROW_HEIGHT * i + ROW_HEIGHT / 2
+        y = top + TALL_ROW * i + TALL_ROW / 2
         p50, p95 = number(row.get("p50_ms")), number(row.get("p95_ms"))
         p99, mx = number(row.get("p99_ms")), number(row.get("max_ms"))
-        body.append(_label(plot_l - 8, y + 4, _row_name(row)))
+        body.append(_two_line_label(plot_l - 8, y, row))
         parts: list[Markup] = []
         ends = [v for v in (p50, p99) if v is not None and v > 0]
         if len(ends) == 2:
@@ -283,11 +303,11 @@ def duration_percentiles(rows: Sequence[Mapping[str, Any]], *, what: str) -> Mar
                     x=_f(xpos(mx)), a=_f(y - 6), b=_f(y + 6)
                 )
             )
-        for value, cls, r in ((p50, "p50", 3.5), (p99, "p99", 4.5), (p95, "p95", 4.5)):
-            if value is not None and value > 0:
+        for point, cls, r in ((p50, "p50", 3.5), (p99, "p99", 4.5), (p95, "p95", 4.5)):
+            if point is not None and point > 0:
                 parts.append(
                     Markup('<circle class="{c}" cx="{x}" cy="{y}" r="{r}"/>').format(
-                        c=cls, x=_f(xpos(value)), y=_f(y), r=r
+                        c=cls, x=_f(xpos(point)), y=_f(y), r=r
                     )
                 )
         tip = Markup("<title>{n}: p50 {a}, p95 {b}, p99 {c}, max {d}</title>").format(
@@ -342,7 +362,7 @@ def noisy_flows(rows: Sequence[Mapping[str, Any]]) -> Markup:
     top, bottom, right = 16.0, 44.0, 110.0
     plot_l = float(LABEL_WIDTH)
     plot_w = WIDTH - plot_l - right
-    plot_bottom = top + ROW_HEIGHT * len(drawn)
+    plot_bottom = top + TALL_ROW * len(drawn)
     height = plot_bottom + bottom
 
     def xpos(rate: float) -> float:
@@ -358,14 +378,14 @@ def noisy_flows(rows: Sequence[Mapping[str, Any]]) -> Markup:
             ).format(x=_f(x), t=_f(top), b=_f(plot_bottom), ty=_f(plot_bottom + 14), l=k * 25)
         )
     for i, row in enumerate(drawn):
-        y = top + ROW_HEIGHT * i
-        mid = y + ROW_HEIGHT / 2
+        y = top + TALL_ROW * i
+        mid = y + TALL_ROW / 2
         rate = number(row["rate"]) or 0.0
         low, high = number(row.get("rate_low")), number(row.get("rate_high"))
-        body.append(_label(plot_l - 8, mid + 4, _row_name(row)))
+        body.append(_two_line_label(plot_l - 8, mid, row))
         parts = [
             Markup('<rect class="bar" x="{x}" y="{y}" width="{w}" height="{h}"/>').format(
-                x=_f(plot_l), y=_f(y + 6), w=_f(xpos(rate) - plot_l), h=_f(ROW_HEIGHT - 12)
+                x=_f(plot_l), y=_f(y + 8), w=_f(xpos(rate) - plot_l), h=_f(TALL_ROW - 16)
             )
         ]
         if low is not None and high is not None:
@@ -433,7 +453,7 @@ def queue_latency(rows: Sequence[Mapping[str, Any]]) -> Markup:
     plot_w = WIDTH - plot_l - right
     plot_bottom = top + ROW_HEIGHT * len(drawn)
     height = plot_bottom + bottom
-    peak = _nice_ceiling(max(number(r["p95_ms"]) or 0.0 for r in drawn))
+    peak, unit_ms, unit = _duration_axis(max(number(r["p95_ms"]) or 0.0 for r in drawn))
     body: list[Markup] = []
     for k in range(5):
         x = plot_l + plot_w * k / 4
@@ -446,7 +466,7 @@ def queue_latency(rows: Sequence[Mapping[str, Any]]) -> Markup:
                 t=_f(top),
                 b=_f(plot_bottom),
                 ty=_f(plot_bottom + 14),
-                l=format_ms(peak * k / 4),
+                l=f"{peak * k / 4 / unit_ms:g} {unit}",
             )
         )
     for i, row in enumerate(drawn):

@@ -1,0 +1,161 @@
+"""`evidence/*.csv`: the rows behind each finding, for a spreadsheet (design.md section 8).
+
+`evidence/<check id>.csv` holds one row per evidence row of each of the check's findings
+(every status), led by the finding's columns; a finding without evidence rows gives one row
+of its measured values instead. `evidence/findings.csv` holds one row per finding, its
+values as one JSON column.
+
+The files are written for Excel first, as that is where auditors open them:
+- UTF-8 with a byte-order mark: without it Excel reads a CSV in the legacy code page and
+  mangles non-English flow names; every other CSV reader skips the BOM (read them with
+  encoding="utf-8-sig"). Comma separated, fields quoted when needed, CRLF line ends
+  (RFC 4180, https://www.rfc-editor.org/rfc/rfc4180).
+- Formula injection is neutralised: tenant text such as a flow named `=HYPERLINK(...)`
+  would run as a formula when opened. A text cell that starts with `=`, `+`, `-`, `@`, a
+  tab or a carriage return gets a leading apostrophe, which spreadsheets take as "this is
+  text" (https://owasp.org/www-community/attacks/CSV_Injection). Only text is treated:
+  a number from the model (a negative delta, -5) stays a number.
+- Control characters other than tab and newline are dropped (and lone surrogates, which
+  UTF-8 cannot hold).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ENCODING = "utf-8-sig"
+FINDING_COLUMNS = (
+    "finding",
+    "check_id",
+    "status",
+    "severity",
+    "environment_id",
+    "environment",
+    "resource_kind",
+    "resource_id",
+    "resource_name",
+    "message",
+    "suppressed",
+    "suppression_reason",
+)
+SUMMARY_COLUMNS = (*FINDING_COLUMNS, "title", "answers", "learn_url", "evidence_rows", "values")
+
+# OWASP's list, plus their full-width forms, which some spreadsheet locales also accept.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def neutralise(text: str) -> str:
+    """A text cell a spreadsheet shows as text: no control characters, no formula."""
+    cleaned = _CONTROL.sub("", text)
+    # Decided on the raw text too: "\r=..." loses its CR here but was a formula trigger.
+    if text.startswith(FORMULA_START) or cleaned.lstrip(" ").startswith(FORMULA_START):
+        return "'" + cleaned
+    return cleaned
+
+
+def cell(value: Any) -> str | int | float:
+    """One cell: numbers as numbers, booleans and empties spelled out, the rest neutral text.
+
+    Lists and mappings (a finding's measured values can hold them) become JSON text.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else ""
+    if isinstance(value, str):
+        return neutralise(value)
+    return neutralise(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def file_name(check_id: object) -> str:
+    """`<check id>.csv`, with anything but letters, digits, `.`, `_`, `-` replaced."""
+    name = _UNSAFE_NAME.sub("_", str(check_id)).lstrip(".") or "_"
+    return f"{name}.csv"
+
+
+def _finding_cells(finding: Mapping[str, Any]) -> dict[str, Any]:
+    out = {column: finding.get(column) for column in FINDING_COLUMNS[1:]}
+    return {"finding": finding.get("index"), **out}
+
+
+def _extra(key: object, prefix: str) -> str:
+    """An evidence or value column's name, prefixed where it would hide a finding column."""
+    name = str(key)
+    return f"{prefix}_{name}" if name in FINDING_COLUMNS else name
+
+
+def evidence_rows(findings: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The header and rows of one check's evidence file."""
+    rows: list[dict[str, Any]] = []
+    extra: dict[str, None] = {}  # an ordered set: columns in the order they first appear
+    for finding in findings:
+        base = _finding_cells(finding)
+        evidence = finding.get("evidence") or []
+        if evidence:
+            for row in evidence:
+                named = {_extra(k, "evidence"): v for k, v in row.items()}
+                extra.update(dict.fromkeys(named))
+                rows.append({**base, **named})
+        else:
+            named = {_extra(k, "value"): v for k, v in (finding.get("values") or {}).items()}
+            extra.update(dict.fromkeys(named))
+            rows.append({**base, **named})
+    return [*FINDING_COLUMNS, *extra], rows
+
+
+def summary_row(finding: Mapping[str, Any]) -> dict[str, Any]:
+    """A finding's row in `findings.csv`."""
+    return {
+        **_finding_cells(finding),
+        "title": finding.get("title"),
+        "answers": ";".join(str(a) for a in finding.get("answers") or []),
+        "learn_url": finding.get("learn_url"),
+        "evidence_rows": len(finding.get("evidence") or []),
+        "values": json.dumps(finding.get("values") or {}, ensure_ascii=False, default=str),
+    }
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
+    """One CSV file, every cell through `cell`."""
+    with path.open("w", encoding=ENCODING, newline="") as handle:
+        writer = csv.writer(handle)  # excel dialect: comma, minimal quoting, CRLF
+        writer.writerow([cell(name) for name in header])
+        writer.writerows([cell(row.get(name)) for name in header] for row in rows)
+    return path
+
+
+def write(model: Mapping[str, Any], folder: Path) -> list[Path]:
+    """Writes `folder/evidence/<check id>.csv` per check with findings, then
+    `folder/evidence/findings.csv`; returns the paths written, in that order."""
+    out_dir = folder / "evidence"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_check: dict[str, list[Mapping[str, Any]]] = {}
+    for finding in model["findings"]:
+        by_check.setdefault(str(finding["check_id"]), []).append(finding)
+    written = []
+    used = {"findings.csv"}
+    for check_id, findings in by_check.items():
+        name = file_name(check_id)
+        while name in used:  # ids that sanitise alike must not overwrite each other
+            name = name.removesuffix(".csv") + "_.csv"
+        used.add(name)
+        header, rows = evidence_rows(findings)
+        written.append(write_csv(out_dir / name, header, rows))
+    summary = [summary_row(f) for f in model["findings"]]
+    written.append(write_csv(out_dir / "findings.csv", SUMMARY_COLUMNS, summary))
+    return written
+
+
+__all__ = ["ENCODING", "FINDING_COLUMNS", "cell", "neutralise", "write"]

@@ -1,0 +1,165 @@
+"""The SARIF log: valid SARIF 2.1.0, one rule per check, one result per failing finding."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from auditor.checks import REGISTRY
+from auditor.report.sarif import FINGERPRINT, render
+from tests.report.sample import hostile_model, tiny_model
+
+SCHEMA = (
+    Path(__file__).resolve().parents[2] / ".." / "shared" / "schemas" / "sarif-schema-2.1.0.json"
+)
+LEVELS = {"high": "error", "medium": "warning", "low": "note"}
+
+
+@pytest.fixture(scope="module")
+def validator() -> Any:
+    """A validator of the OASIS schema, of the draft its `$schema` names (draft-04)."""
+    if not SCHEMA.is_file():
+        pytest.skip("the SARIF schema is not at ../shared/schemas (CI places it there)")
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def run_of(model: dict[str, Any]) -> dict[str, Any]:
+    log = json.loads(render(model))
+    assert log["version"] == "2.1.0"
+    assert len(log["runs"]) == 1
+    run: dict[str, Any] = log["runs"][0]
+    return run
+
+
+def failing(model: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f for f in model["findings"] if f["status"] in ("fail", "error")]
+
+
+def strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (k, *strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return []
+
+
+def test_tiny_model_validates(validator: Any) -> None:
+    validator.validate(json.loads(render(tiny_model())))
+
+
+def test_hostile_model_is_json_and_validates(validator: Any) -> None:
+    log = json.loads(render(hostile_model()))
+    validator.validate(log)
+    run = log["runs"][0]
+    tenant = strings(run["results"]) + strings(run["invocations"])
+    assert any("<script>" in s for s in tenant)  # kept as text: escaping is the viewer's job
+    assert [s for s in tenant if re.search(r"[\x00-\x1f\x7f]", s)] == []
+
+
+def test_hostile_text_never_forms_an_embedded_link() -> None:
+    # In a plain-text SARIF message "[text](target)" is a link (SARIF 3.11.6).
+    run = run_of(hostile_model())
+    texts = [r["message"]["text"] for r in run["results"]]
+    texts += [n["message"]["text"] for n in run["invocations"][0]["toolExecutionNotifications"]]
+    assert any("javascript:alert(1)" in t for t in texts)
+    assert [t for t in texts if re.search(r"(?<!\\)\]\(", t)] == []
+
+
+def test_one_rule_per_check_of_the_catalog() -> None:
+    driver = run_of(tiny_model())["tool"]["driver"]
+    assert driver["name"] == "auditor"
+    assert driver["version"] == "0.1.0"
+    assert driver["informationUri"].startswith("https://")
+    assert [r["id"] for r in driver["rules"]] == [c.id for c in REGISTRY]
+    for rule, check in zip(driver["rules"], REGISTRY, strict=True):
+        meta = check.meta
+        assert rule["shortDescription"]["text"] == meta.title
+        assert rule["fullDescription"]["text"] == meta.rationale
+        assert meta.remediation in rule["help"]["text"]
+        assert meta.learn_url in rule["help"]["text"]
+        assert rule["helpUri"] == meta.learn_url
+        assert rule["properties"]["answers"] == list(meta.answers)
+        assert rule["properties"]["severity"] == meta.severity
+
+
+def test_one_result_per_failing_finding_with_rule_level_and_location() -> None:
+    model = tiny_model()
+    run = run_of(model)
+    rules = run["tool"]["driver"]["rules"]
+    expected = failing(model)
+    assert len(run["results"]) == len(expected) > 0
+    for result, finding in zip(run["results"], expected, strict=True):
+        assert result["ruleId"] == finding["check_id"]
+        assert rules[result["ruleIndex"]]["id"] == finding["check_id"]
+        assert result["level"] == LEVELS[finding["severity"]]
+        (where,) = result["locations"][0]["logicalLocations"]
+        resource = finding["resource_name"] or finding["resource_id"]
+        assert where["name"] == resource
+        assert where["fullyQualifiedName"] == f"{finding['environment']}/{resource}"
+        assert where["kind"] == finding["resource_kind"]
+        assert finding["message"] in result["message"]["text"]
+        assert "suppressions" not in result
+
+
+def test_error_findings_are_errors_whatever_their_severity() -> None:
+    model = tiny_model()
+    model["findings"][1] |= {"status": "error", "severity": "low"}
+    run = run_of(model)
+    (result,) = [r for r in run["results"] if r["properties"]["status"] == "error"]
+    assert result["level"] == "error"
+
+
+def test_muted_findings_stay_as_suppressed_results() -> None:
+    model = tiny_model()
+    model["findings"][0] |= {"suppressed": True, "suppression_reason": "accepted until Q3"}
+    run = run_of(model)
+    assert len(run["results"]) == len(failing(model))
+    first = run["results"][0]
+    assert first["suppressions"] == [
+        {"kind": "external", "status": "accepted", "justification": "accepted until Q3"}
+    ]
+
+
+def test_not_assessed_findings_are_warnings_of_the_invocation() -> None:
+    model = tiny_model()
+    run = run_of(model)
+    invocation = run["invocations"][0]
+    not_assessed = [f for f in model["findings"] if f["status"] == "not-assessed"]
+    notes = invocation["toolExecutionNotifications"]
+    assert len(notes) == len(not_assessed) > 0
+    assert {n["associatedRule"]["id"] for n in notes} == {f["check_id"] for f in not_assessed}
+    assert all(n["level"] == "warning" for n in notes)
+    assert invocation["executionSuccessful"] is True
+    assert invocation["properties"]["scanId"] == model["scan"]["id"]
+
+
+def test_automation_details_name_the_question_and_the_scan() -> None:
+    model = tiny_model()
+    details = run_of(model)["automationDetails"]
+    assert details["id"] == f"auditor/background-jobs/scan-{model['scan']['id']}"
+
+
+def test_fingerprints_follow_ids_not_names() -> None:
+    model = tiny_model()
+    before = run_of(model)["results"][0]["partialFingerprints"][FINGERPRINT]
+    model["findings"][0]["resource_name"] = "renamed"
+    model["findings"][0]["environment"] = "renamed too"
+    assert run_of(model)["results"][0]["partialFingerprints"][FINGERPRINT] == before
+    model["findings"][0]["environment_id"] = "another-environment"
+    assert run_of(model)["results"][0]["partialFingerprints"][FINGERPRINT] != before
+    prints = [r["partialFingerprints"][FINGERPRINT] for r in run_of(tiny_model())["results"]]
+    assert len(set(prints)) == len(prints)
+
+
+def test_rendering_is_deterministic() -> None:
+    assert render(tiny_model()) == render(tiny_model())
