@@ -271,7 +271,7 @@ def fails_at(verdict: str, threshold: str) -> bool:
     return _RANK[verdict] >= _RANK[threshold]
 
 
-def _relevant(finding: Finding, answer: Answer) -> bool:
+def relevant(finding: Finding, answer: Answer) -> bool:
     """Whether a finding bears on an answer: its check is mapped there, and a finding about
     one query matters only to answers whose checks read that query."""
     if finding.check_id not in answer.checks:
@@ -380,7 +380,7 @@ def assess(
         mine = [(i, j) for i, j in indexed if j.finding.environment_id in (env, None)]
         by_env[env] = tuple(
             _verdict(
-                a, [(i, j) for i, j in mine if _relevant(j.finding, a)], spec.violation_severities
+                a, [(i, j) for i, j in mine if relevant(j.finding, a)], spec.violation_severities
             )
             for a in spec.answers
         )
@@ -436,4 +436,5 @@ __all__ = [
     "fails_at",
     "load_assessment",
     "load_mutelist",
+    "relevant",
 ]

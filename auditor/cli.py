@@ -770,6 +770,9 @@ def sim_serve(
     max_concurrent: Annotated[
         int, typer.Option(help="Service protection: concurrent requests per client.")
     ] = 52,
+    max_requests: Annotated[
+        int, typer.Option(help="Service protection: requests per client in 5 minutes.")
+    ] = 6000,
     deny: Annotated[
         list[str] | None,
         typer.Option(
@@ -802,6 +805,7 @@ def sim_serve(
         faults=fault_rates,
         token_lifetime_s=token_lifetime,
         max_concurrent=max_concurrent,
+        max_requests=max_requests,
         deny=frozenset(denied),
     )
     tenant = generate(seed, scale)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from simulated import collect_tenant
+from simulated import collected_copy
 from typer.testing import CliRunner
 
 from auditor.checks import CHECKS, REGISTRY
@@ -22,8 +22,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def collected(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store of the tiny tenant (seed 7), collected once for this module."""
-    folder = tmp_path_factory.mktemp("tiny")
-    store, _truth = collect_tenant(7, "tiny", folder, action_sample=50)
+    store, _truth = collected_copy(7, "tiny", tmp_path_factory, action_sample=50)
     return store
 
 

@@ -18,7 +18,14 @@ from typing import Any
 import pandas as pd
 
 from auditor import __version__
-from auditor.assessment import AssessmentResult, MuteEntry, Verdict, assess, assessment
+from auditor.assessment import (
+    AssessmentResult,
+    MuteEntry,
+    Verdict,
+    assess,
+    assessment,
+    relevant,
+)
 from auditor.checks import CHECKS
 from auditor.checks.base import Finding, plain, rows
 from auditor.checks.evidence import Evidence
@@ -82,6 +89,7 @@ def _verdict_data(verdict: Verdict) -> dict[str, Any]:
 
 
 def _findings_data(result: AssessmentResult) -> list[dict[str, Any]]:
+    spec = assessment()
     out = []
     for index, judged in enumerate(result.findings):
         f = judged.finding
@@ -92,6 +100,8 @@ def _findings_data(result: AssessmentResult) -> list[dict[str, Any]]:
                 "check_id": f.check_id,
                 "title": meta.title if meta else f.check_id,
                 "answers": list(meta.answers) if meta else [],
+                # The answers this finding bears on (a query gap only where a check reads it).
+                "relevant_answers": [a.id for a in spec.answers if relevant(f, a)],
                 "status": f.status,
                 "severity": f.severity,
                 "environment_id": f.environment_id,

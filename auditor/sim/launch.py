@@ -6,13 +6,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 
 def serve_process(
-    folder: Path, *, seed: int = 7, scale: str = "small", latency_ms: float = 0.0
+    folder: Path,
+    *,
+    seed: int = 7,
+    scale: str = "small",
+    latency_ms: float = 0.0,
+    extra: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[str], str]:
     """Start the simulator writing its client files to `folder`; returns it and its URL.
+    `extra` are more `auditor sim serve` options (--deny, --max-requests, --faults ...).
 
     Raises RuntimeError with the simulator's error output when it exits before serving.
     """
@@ -33,6 +40,7 @@ def serve_process(
             str(latency_ms),
             "--ca-out",
             str(folder),
+            *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
