@@ -39,6 +39,7 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     recent = scans[
         scans["status"].isin(_COUNTED).fillna(False)
         & (scans["window_end"] >= end - timedelta(days=30)).fillna(False)
+        & (scans["window_end"] <= end).fillna(False)
     ]
     count = len(recent)
     out = []
