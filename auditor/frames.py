@@ -234,7 +234,9 @@ def load_frames(
         " WHERE EXISTS (SELECT 1 FROM flow_api_runs r WHERE r.environment_id = a.environment_id"
         " AND r.flow_name = a.flow_name AND r.run_name = a.run_name"
         " AND (r.start_time IS NULL OR (r.start_time >= ? AND r.start_time <= ?)))"
-        f" AND {env_sql.replace('environment_id', 'a.environment_id')}",
+        f" AND {env_sql.replace('environment_id', 'a.environment_id')}"
+        # A parallel join returns rows in any order; reports list evidence in frame order.
+        " ORDER BY a.environment_id, a.flow_name, a.run_name, a.action_name",
         [start, end, *env_params],
     )
     # The latest sample of each flow describes what its actions represent.
