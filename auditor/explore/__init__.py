@@ -1,0 +1,5 @@
+"""Investigation: the day-to-day questions an admin asks of the store (design.md section 10).
+
+Every function here reads the store only (offline) and returns plain data; the CLI turns it
+into rich tables or JSON.
+"""
