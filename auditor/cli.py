@@ -862,6 +862,17 @@ def sim_truth(
     out.print(f"Ground truth of seed {seed}, scale {scale} written to {out_file}")
 
 
+def _register_investigation() -> None:
+    """The investigation commands live in their own modules (design.md section 10)."""
+    from auditor import cli_explore_flows, cli_explore_history
+
+    cli_explore_flows.register(app)
+    cli_explore_history.register(app)
+
+
+_register_investigation()
+
+
 def main() -> None:
     """Entry point of the `auditor` console script."""
     app()

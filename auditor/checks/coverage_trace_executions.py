@@ -25,6 +25,12 @@ META = CheckMeta(
 
 def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     """Per environment with Dataverse: not-assessed unless the setting is All."""
+    return trace_setting_findings(META, evidence, "executions_visible")
+
+
+def trace_setting_findings(meta: CheckMeta, evidence: Evidence, visible: str) -> list[Finding]:
+    """Per environment with an organization row: pass when the trace-log setting makes the
+    `visible` evidence ("executions_visible" / "failures_visible") complete."""
     cov = evidence.trace_coverage.set_index("environment_id")
     out = []
     for env in evidence.environments["environment_id"]:
@@ -33,8 +39,8 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
         row = cov.loc[env]
         out.append(
             make(
-                META,
-                "pass" if row["executions_visible"] else "not-assessed",
+                meta,
+                "pass" if row[visible] else "not-assessed",
                 f"plug-in trace logging is {row['setting']}: {row['evidence']}",
                 environment_id=env,
                 resource_id=env,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from auditor.checks.base import CheckMeta, Finding, Limits, make
+from auditor.checks.base import CheckMeta, Finding, Limits
+from auditor.checks.coverage_trace_executions import trace_setting_findings
 from auditor.checks.evidence import TRACE_HINT, Evidence
 
 META = CheckMeta(
@@ -24,21 +25,4 @@ META = CheckMeta(
 
 def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     """Per environment with Dataverse: not-assessed when failures are not logged."""
-    cov = evidence.trace_coverage.set_index("environment_id")
-    out = []
-    for env in evidence.environments["environment_id"]:
-        if env not in cov.index:
-            continue
-        row = cov.loc[env]
-        out.append(
-            make(
-                META,
-                "pass" if row["failures_visible"] else "not-assessed",
-                f"plug-in trace logging is {row['setting']}: {row['evidence']}",
-                environment_id=env,
-                resource_id=env,
-                resource_name=evidence.environment_name(env),
-                values={"setting": row["setting"]},
-            )
-        )
-    return out
+    return trace_setting_findings(META, evidence, "failures_visible")
