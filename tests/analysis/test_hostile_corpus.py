@@ -567,7 +567,8 @@ RECORD_CASES: tuple[Case, ...] = (
             "plugin_steps": [step(ODD_STEP)],
             "plugintracelogs": [trace(f"t{i}", ODD_STEP, None) for i in range(3)],
         },
-        judged=(("near-platform-timeout", ODD_STEP),),
+        # Nothing timed: not a pass (not-assessed).
+        never_pass=(("near-platform-timeout", ODD_STEP),),
         silent=(("plugin-sync-slow", ODD_STEP),),
         facts=_untimed,
     ),
@@ -577,7 +578,8 @@ RECORD_CASES: tuple[Case, ...] = (
             "plugin_steps": [step(ODD_STEP)],
             "plugintracelogs": [trace(f"t{i}", ODD_STEP, -5000) for i in range(3)],
         },
-        judged=(("near-platform-timeout", ODD_STEP),),
+        # Nothing timed: not a pass (not-assessed).
+        never_pass=(("near-platform-timeout", ODD_STEP),),
         silent=(("plugin-sync-slow", ODD_STEP),),  # nothing timed, nothing to rank
         facts=_untimed,
     ),
