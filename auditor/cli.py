@@ -601,10 +601,9 @@ def demo(
     on one interpreter (the demo takes half the time). The store is kept in the output folder
     for `auditor analyze` / `report` to reuse.
     """
-    import shlex
     import tempfile
 
-    from auditor.sim.launch import serve_process
+    from auditor.sim.launch import client_environment, serve_process
     from auditor.sim.model import SCALES
 
     if scale not in SCALES:
@@ -617,11 +616,7 @@ def demo(
         except RuntimeError as exc:
             raise UsageError(f"the simulated tenant did not start: {exc}") from None
         try:
-            client_env = dict(
-                shlex.split(line)[0].split("=", 1)
-                for line in (Path(folder) / "env").read_text(encoding="utf-8").splitlines()
-                if line.strip()
-            )
+            client_env = client_environment(Path(folder))
             out_dir.mkdir(parents=True, exist_ok=True)
             store = out_dir / "store.duckdb"
             store.unlink(missing_ok=True)

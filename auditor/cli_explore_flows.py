@@ -142,8 +142,7 @@ def _load(store: Path | None, window: str, env: str | None) -> tuple[Evidence, p
     """The stored findings (checked first: it is cheap and names a missing analysis) and the
     evidence of the latest scan's window, for one environment when `env` is given."""
     from auditor.cli import _duration, _state
-    from auditor.explore.common import load_evidence
-    from auditor.explore.flows import stored_findings
+    from auditor.explore.common import load_evidence, stored_findings
 
     settings = _state.settings(store_path=store)
     length = _duration(window, "--window")
@@ -603,7 +602,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The flows that run most for nothing, fail, retry or take longest, with their
         measured values and the checks that fail for each."""
-        from auditor.explore.flows import FLOW_RANKINGS, check_by
+        from auditor.explore.common import check_by
+        from auditor.explore.flows import FLOW_RANKINGS
         from auditor.explore.flows import flows_top as top
 
         check_by(by, FLOW_RANKINGS, "auditor flows top")
@@ -642,7 +642,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The plug-in steps that run most, fail, take longest, or run on every update of
         their table (unfiltered), with their system jobs and failing checks."""
-        from auditor.explore.flows import check_by
+        from auditor.explore.common import check_by
         from auditor.explore.plugins import PLUGIN_RANKINGS
         from auditor.explore.plugins import plugins_top as top
 

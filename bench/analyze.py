@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from collect import collect  # bench/collect.py: the same `auditor collect` run
+
 from auditor.sim.launch import serve_process
 
 BENCH = Path(__file__).resolve().parent
@@ -94,32 +96,6 @@ def store_for(scale: str, seed: int, sample: int, *, refresh: bool) -> Path:
     shutil.rmtree(work, ignore_errors=True)
     print(f"collected scale {scale} in {time.monotonic() - started:.0f}s into {path}", flush=True)
     return path
-
-
-def collect(folder: Path, store: Path, *flags: str) -> None:
-    """`auditor collect --all-environments` against the simulator whose files are in folder."""
-    environment = {**os.environ}
-    for line in (folder / "env").read_text().splitlines():
-        name, _, value = line.partition("=")
-        environment[name] = value.strip("'\"")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "auditor",
-            "--quiet",
-            "--config",
-            str(folder / "auditor.toml"),
-            "collect",
-            "--all-environments",
-            "--store",
-            str(store),
-            *flags,
-        ],
-        env=environment,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
 
 
 def analyse_in_child(store: Path, *, profile: bool) -> dict[str, Any]:

@@ -28,15 +28,14 @@ from pathlib import Path
 
 import httpx
 
-from auditor.sim.launch import serve_process
+from auditor.sim.launch import client_environment, serve_process
 from auditor.store import Store
 
 
 def collect(folder: Path, store: Path, *flags: str) -> float:
-    environment = {**os.environ}
-    for line in (folder / "env").read_text().splitlines():
-        name, _, value = line.partition("=")
-        environment[name] = value.strip("'\"")
+    """`auditor collect --all-environments` against the simulator whose files are in
+    `folder`, in a child process; returns the seconds it took."""
+    environment = {**os.environ, **client_environment(folder)}
     started = time.monotonic()
     subprocess.run(
         [

@@ -150,6 +150,17 @@ def rows(frame: pd.DataFrame) -> Iterator[Any]:
     return frame.itertuples(index=False)
 
 
+def per_flow(frame: pd.DataFrame) -> Callable[[Any, Any], pd.DataFrame]:
+    """A lookup (environment_id, flow_id) -> that flow's rows of `frame`, grouped once:
+    filtering the whole frame again for every flow costs O(flows x rows)."""
+    groups = {
+        (str(env), str(flow)): rows
+        for (env, flow), rows in frame.groupby(["environment_id", "flow_id"], sort=False)
+    }
+    empty = frame.iloc[0:0]
+    return lambda env, flow: groups.get((str(env), str(flow)), empty)
+
+
 def plain(value: Any) -> Any:
     """A JSON-ready copy of a value from a frame: NA -> None, numpy scalars -> Python."""
     if value is None:

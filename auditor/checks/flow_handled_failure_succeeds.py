@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditor.checks.base import CheckMeta, Finding, Limits, evidence_rows, make, rows
+from auditor.checks.base import CheckMeta, Finding, Limits, evidence_rows, make, per_flow, rows
 from auditor.checks.evidence import Evidence
 
 META = CheckMeta(
@@ -30,11 +30,10 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     chosen = flows[flows["enabled"] & (flows["catch_paths"] > 0)]
     paths = evidence.catch_paths
     silent = paths[~paths["reports_failure"]]
+    silent_of = per_flow(silent)
     out = []
     for row in rows(chosen):
-        mine = silent[
-            (silent["environment_id"] == row.environment_id) & (silent["flow_id"] == row.flow_id)
-        ]
+        mine = silent_of(row.environment_id, row.flow_id)
         failing = row.silent_catch_paths > 0
         out.append(
             make(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from auditor.checks.base import CheckMeta, Finding, Limits, evidence_rows, make, rows
+from auditor.checks.base import CheckMeta, Finding, Limits, evidence_rows, make, per_flow, rows
 from auditor.checks.evidence import Evidence
 
 META = CheckMeta(
@@ -53,6 +53,7 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     invoked = flows["invoked_by_trigger"] | (flows["called_by"] > 0)
     chosen = flows[flows["enabled"] & invoked & flows["parsed"]]
     paths = evidence.catch_paths
+    paths_of = per_flow(paths)
     out = []
     for row in rows(chosen):
         how = "its trigger" if row.invoked_by_trigger else f"{row.called_by} parent flow(s)"
@@ -65,9 +66,7 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
                 if row.catch_paths == 0
                 else "has failure paths, none of which responds or ends the run Failed"
             )
-        mine = paths[
-            (paths["environment_id"] == row.environment_id) & (paths["flow_id"] == row.flow_id)
-        ]
+        mine = paths_of(row.environment_id, row.flow_id)
         out.append(
             make(
                 META,

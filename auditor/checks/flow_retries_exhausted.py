@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from auditor.checks.base import CheckMeta, Finding, Limits, Threshold, evidence_rows, make, rows
+from auditor.checks.base import (
+    CheckMeta,
+    Finding,
+    Limits,
+    Threshold,
+    evidence_rows,
+    make,
+    per_flow,
+    rows,
+)
 from auditor.checks.evidence import Evidence
 
 META = CheckMeta(
@@ -68,14 +77,15 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
             )
         )
     flagged = set(zip(failing["environment_id"], failing["flow_id"], strict=True))
-    per_flow = retries.groupby(["environment_id", "flow_id", "display_name"], dropna=False)[
+    totals = retries.groupby(["environment_id", "flow_id", "display_name"], dropna=False)[
         ["executions", "retried", "recovered", "exhausted", "throttled"]
     ].sum()
-    for row in rows(per_flow.reset_index()):
+    retries_of = per_flow(retries)
+    for row in rows(totals.reset_index()):
         env, flow_id, name = row.environment_id, row.flow_id, row.display_name
         if (env, flow_id) in flagged:
             continue
-        top = retries[(retries["environment_id"] == env) & (retries["flow_id"] == flow_id)]
+        top = retries_of(env, flow_id)
         top = top[top["retried"] > 0].sort_values("retried", ascending=False)
         out.append(
             make(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditor.checks.base import CheckMeta, Finding, Limits, evidence_rows, make, rows
+from auditor.checks.base import CheckMeta, Finding, Limits, evidence_rows, make, per_flow, rows
 from auditor.checks.evidence import Evidence
 
 META = CheckMeta(
@@ -35,11 +35,10 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     ]
     callers = external.loc[:, ["environment_id", "flow_id"]].drop_duplicates()
     chosen = flows[flows["enabled"]].merge(callers, on=["environment_id", "flow_id"])
+    none_of = per_flow(none)
     out = []
     for row in rows(chosen):
-        mine = none[
-            (none["environment_id"] == row.environment_id) & (none["flow_id"] == row.flow_id)
-        ]
+        mine = none_of(row.environment_id, row.flow_id)
         failing = row.retry_none_external > 0 and row.catch_paths == 0
         if failing:
             message = (

@@ -18,14 +18,19 @@ from typing import Any
 import pandas as pd
 
 from auditor.analysis.runs import error_clusters
-from auditor.analyze import open_existing
-from auditor.checks import CHECKS
-from auditor.checks.base import plain
 from auditor.checks.evidence import Evidence
 from auditor.errors import UsageError
-from auditor.explore.common import require_scan, unknown_name
-from auditor.settings import Settings
-from auditor.store import StoreError
+from auditor.explore.common import (
+    check_by,
+    checks_by_resource,
+    environment_ids,
+    findings_for,
+    rank,
+    records,
+    to_change,
+    unknown_name,
+    value,
+)
 
 _KEY = ["environment_id", "flow_id"]
 
@@ -63,21 +68,6 @@ SLOWEST_ACTIONS = 5
 TOP_ERRORS = 3
 
 
-# Shared helpers ---------------------------------------------------------------------------
-
-
-def value(item: Any) -> Any:
-    """A JSON-ready value (NA -> None, numpy -> Python); text is kept whole, unlike in a
-    finding's evidence, because a machine reading `--json` wants the filter it asked for."""
-    return item if isinstance(item, str) else plain(item)
-
-
-def records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts, optionally a subset of the columns."""
-    part = frame if columns is None else frame.reindex(columns=columns)
-    return [{str(k): value(v) for k, v in row.items()} for row in part.to_dict("records")]
-
-
 def _conditions(text: Any) -> list[str]:
     """The trigger conditions from their JSON list; text that is not one is shown as is."""
     if not isinstance(text, str) or not text.strip():
@@ -87,144 +77,6 @@ def _conditions(text: Any) -> list[str]:
     except ValueError:
         return [text]
     return [str(c) for c in parsed] if isinstance(parsed, list) else [str(parsed)]
-
-
-def stored_findings(settings: Settings) -> pd.DataFrame:
-    """The findings `auditor analyze` stored for the latest scan; a clear error when that
-    scan was not analysed (the investigation names failing checks, it does not run them)."""
-    with open_existing(settings, read_only=True) as store:
-        scan_id = require_scan(store)
-        if scan_id not in store.analysed_scans():
-            raise StoreError(
-                f"scan {scan_id} of the store {store.path} has not been analysed yet",
-                hint="Run `auditor analyze` (or `auditor scan`) first.",
-            )
-        return store.findings(scan_id)
-
-
-def environment_ids(evidence: Evidence, environment: str | None, command: str) -> set[str] | None:
-    """The environment ids an `--env` name or id selects (None: all); unknown -> UsageError."""
-    if environment is None:
-        return None
-    wanted = environment.strip().lower()
-    names = evidence.environment_names
-    found = {e for e, n in names.items() if wanted in (e.lower(), str(n).lower())}
-    if not found:
-        raise unknown_name("environment", environment, [*names.values(), *names], command)
-    return found
-
-
-def failing_checks(findings: pd.DataFrame) -> pd.DataFrame:
-    """environment_id, resource_id (lower case), check_id of the stored `fail` findings.
-
-    An action finding (`<flow id>/<action>`) counts for its flow, so both the action's id
-    and the flow id are keys.
-    """
-    failed = findings.loc[
-        findings["status"] == "fail", ["environment_id", "resource_id", "check_id"]
-    ]
-    failed = failed.dropna(subset=["resource_id"]).astype("str")
-    parent = failed.assign(resource_id=failed["resource_id"].str.split("/", n=1).str[0])
-    both = pd.concat([failed, parent], ignore_index=True)
-    both["resource_id"] = both["resource_id"].str.lower()
-    return both.drop_duplicates().reset_index(drop=True)
-
-
-def checks_by_resource(
-    findings: pd.DataFrame, keys: pd.DataFrame, id_columns: tuple[str, ...]
-) -> list[list[str]]:
-    """For each row of `keys` (environment_id and the `id_columns`), the sorted ids of the
-    checks that fail for it: a finding matches when its resource id equals one of them."""
-    failing = failing_checks(findings)
-    out: list[list[str]] = [[] for _ in range(len(keys))]
-    if failing.empty or keys.empty:
-        return out
-    positions = keys.reset_index(drop=True).assign(_pos=range(len(keys)))
-    matched = []
-    for column in id_columns:
-        ids = positions[["environment_id", column, "_pos"]].dropna(subset=[column])
-        ids = ids.assign(resource_id=ids[column].astype("str").str.lower())
-        matched.append(
-            ids.merge(failing, on=["environment_id", "resource_id"])[["_pos", "check_id"]]
-        )
-    pairs = pd.concat(matched).drop_duplicates()
-    for pos, group in pairs.groupby("_pos"):
-        out[int(str(pos))] = sorted(group["check_id"].astype("str"))
-    return out
-
-
-def findings_for(
-    findings: pd.DataFrame, environment_id: str, resource_ids: list[str]
-) -> list[dict[str, Any]]:
-    """The stored findings of one resource (or its actions), worst first, with the fix for
-    each failing check: the check's remediation and its Learn page."""
-    ids = {r.lower() for r in resource_ids if r}
-    if findings.empty or not ids:
-        return []
-    resource = findings["resource_id"].astype("str").str.lower()
-    mine = findings[
-        (findings["environment_id"] == environment_id)
-        & (resource.isin(ids) | resource.str.split("/", n=1).str[0].isin(ids))
-    ]
-    order = {"fail": 0, "error": 1, "not-assessed": 2, "pass": 3}
-    mine = mine.assign(_order=mine["status"].map(order).fillna(4)).sort_values(
-        ["_order", "check_id", "resource_id"], kind="stable"
-    )
-    out = []
-    for row in records(
-        mine, ["check_id", "status", "severity", "resource_kind", "resource_id", "message"]
-    ):
-        check = CHECKS.get(str(row["check_id"]))
-        row["title"] = check.meta.title if check else None
-        if row["status"] == "fail" and check is not None:
-            row["remediation"] = check.meta.remediation
-            row["learn_url"] = check.meta.learn_url
-        out.append(row)
-    return out
-
-
-def to_change(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per failing check: what to change and where Microsoft documents it."""
-    seen: dict[str, dict[str, Any]] = {}
-    for f in found:
-        if f["status"] == "fail" and f["check_id"] not in seen and "remediation" in f:
-            seen[f["check_id"]] = {
-                "check_id": f["check_id"],
-                "title": f["title"],
-                "remediation": f["remediation"],
-                "learn_url": f["learn_url"],
-            }
-    return list(seen.values())
-
-
-def rank(frame: pd.DataFrame, by: tuple[str, ...], ties: list[str], limit: int) -> pd.DataFrame:
-    """The `limit` rows with the largest positive `by[0]`, ties broken by the other `by`
-    columns (descending) and then `ties` (ascending), so the order is stable."""
-    first = pd.to_numeric(frame[by[0]], errors="coerce").astype("float64")
-    chosen = frame[first.fillna(0) > 0]
-    chosen = chosen.assign(
-        **{
-            f"_r{i}": pd.to_numeric(chosen[c], errors="coerce").astype("float64")
-            for i, c in enumerate(by)
-        }
-    )
-    keys = [f"_r{i}" for i in range(len(by))]
-    ordered = chosen.sort_values(
-        [*keys, *ties],
-        ascending=[False] * len(keys) + [True] * len(ties),
-        na_position="last",
-        kind="stable",
-    )
-    return ordered.drop(columns=keys).head(max(limit, 0)).reset_index(drop=True)
-
-
-def check_by(by: str, choices: Mapping[str, Any], command: str) -> None:
-    """Refuses an unknown `--by` before the store is read, naming the choices."""
-    if by not in choices:
-        raise UsageError(
-            f"--by takes one of {', '.join(choices)}; got {by!r}",
-            hint=f"For example `{command} --by {next(iter(choices))}`.",
-        )
 
 
 # flows top --------------------------------------------------------------------------------
@@ -580,5 +432,4 @@ __all__ = [
     "find_flow",
     "flow_show",
     "flows_top",
-    "stored_findings",
 ]

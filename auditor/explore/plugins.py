@@ -19,8 +19,7 @@ from auditor.analysis.jobs import normalise_messages, recurring_errors
 from auditor.analysis.plugins import depth_distribution
 from auditor.checks.evidence import Evidence
 from auditor.errors import UsageError
-from auditor.explore.common import unknown_name
-from auditor.explore.flows import (
+from auditor.explore.common import (
     check_by,
     checks_by_resource,
     environment_ids,
@@ -28,6 +27,7 @@ from auditor.explore.flows import (
     rank,
     records,
     to_change,
+    unknown_name,
     value,
 )
 

@@ -4,6 +4,7 @@ simulator on its own CPU core, driven exactly as a user runs it."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -53,3 +54,14 @@ def serve_process(
             return process, line.rsplit(" at ", 1)[1].strip()
     _, errors = process.communicate(timeout=30)
     raise RuntimeError(f"the simulator exited before serving: {errors.strip()}")
+
+
+def client_environment(folder: Path) -> dict[str, str]:
+    """The variables the simulator wrote to `folder/env` (the client secret, the CA path),
+    as `set -a; . env` would set them."""
+    out: dict[str, str] = {}
+    for line in (folder / "env").read_text(encoding="utf-8").splitlines():
+        for word in shlex.split(line):
+            name, _, value = word.partition("=")
+            out[name] = value
+    return out
