@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -434,27 +434,32 @@ class TokenProvider:
             return token.token
 
 
-class BearerAuth(httpx.Auth):
-    """Adds `Authorization: Bearer` for one scope; on a 401, refreshes once and resends."""
+class BearerAuth:
+    """Adds `Authorization: Bearer` for one scope; on a 401, refreshes once and resends.
+
+    The transport calls it once it holds a slot for the request (`auditor.http.Authorizer`),
+    not when the request is built: a request that waited in the queue, or out a Retry-After,
+    must not go out with a token that expired while it waited.
+    """
 
     def __init__(self, tokens: TokenProvider, scope: str) -> None:
         self.tokens = tokens
         self.scope = scope
 
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    async def send(
+        self, request: httpx.Request, send: Callable[[httpx.Request], Awaitable[httpx.Response]]
+    ) -> httpx.Response:
+        """Send `request` with a valid token; a 401 gets one refresh and one resend."""
         token = await self.tokens.token(self.scope)
         request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code == 401:
-            stats = current_stats.get()
-            if stats is not None:
-                stats.token_refreshes += 1
-            token = await self.tokens.token(self.scope, refused=token)
-            request.headers["Authorization"] = f"Bearer {token}"
-            yield request
-
-    def sync_auth_flow(self, request: httpx.Request) -> Any:
-        """Only async clients are used; a sync client is a programming error."""
-        raise RuntimeError("BearerAuth works with httpx.AsyncClient only")
+        response = await send(request)
+        if response.status_code != 401:
+            return response
+        await response.aread()  # frees the connection for the resend
+        stats = current_stats.get()
+        if stats is not None:
+            stats.token_refreshes += 1
+            stats.requests += 1
+        token = await self.tokens.token(self.scope, refused=token)
+        request.headers["Authorization"] = f"Bearer {token}"
+        return await send(request)

@@ -358,7 +358,7 @@ async def collect(
         limiter = HostLimiter(settings.max_concurrency)
         tokens = TokenProvider(credential)
         clients: list[httpx.AsyncClient] = []
-        pool = make_transport(settings, limiter)  # one connection pool for the whole scan
+        pool = make_transport(settings)  # one set of connections for the whole scan
 
         def client(base_url: str, scope: str) -> httpx.AsyncClient:
             made = make_client(

@@ -1,9 +1,15 @@
 """HTTP clients for the tenant's APIs: timeouts, keep-alive, one retry policy, one cap.
 
-Every request of a scan goes through `RetryTransport`, which sits under the client's auth:
-- 429 and 503 wait `Retry-After` (seconds or an HTTP date) when the answer has one, else an
+Every request of a scan goes through `RetryTransport`, which signs each attempt (`Authorizer`) once
+it holds its slot, so no request waits in a queue with a token that expires meanwhile:
+- 503 waits `Retry-After` (seconds or an HTTP date) when the answer has one, else an
   exponential backoff with full jitter; other 5xx, 408, timeouts, connection resets and
   malformed JSON bodies are retried the same way, within `RetryPolicy.max_retries`.
+- 429 has its own budget (`RetryPolicy.max_throttled`). A refusal of concurrency (Dataverse
+  0x80072326) lowers the host's limit for the rest of the scan and the request waits its
+  Retry-After; any other 429 with a Retry-After pauses every request to that host until then
+  (the request-count and execution-time limits refuse everything in the window, and
+  "continued pressure lengthens Retry-After").
 - At most `cap` requests are in flight per host, across every task and client that shares the
   `HostLimiter`; a request waiting out a `Retry-After` does not hold a slot.
 - 4xx other than 408 and 429 are returned at once; `raise_for_status` turns them into typed
@@ -24,10 +30,11 @@ import os
 import random
 import ssl
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -49,16 +56,28 @@ log = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 50  # below Dataverse's 52 concurrent requests per user and web server
 JSON_EXTENSION = "auditor.json"  # response extension holding the body already parsed
+LANE_EXTENSION = "auditor.lane"  # request extension: the lane (connection) it is sent on
+# Dataverse's "Number of concurrent requests exceeded the limit" (Web API error.code).
+CONCURRENCY_LIMIT_CODE = "0x80072326"
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+Send = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
+class Authorizer(Protocol):
+    """Signs a request when it is sent (`auditor.auth.BearerAuth`)."""
+
+    async def send(self, request: httpx.Request, send: Send) -> httpx.Response:
+        """Send `request` through `send` with credentials, refreshing them once on a 401."""
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how long to retry; one policy for every request."""
 
-    max_retries: int = 6
+    max_retries: int = 6  # transient failures: 5xx, 408, resets, timeouts, bad bodies
+    max_throttled: int = 30  # 429 answers: waiting them out is the expected way through
     backoff_base: float = 0.5  # seconds; attempt n waits up to base * 2**n
     backoff_cap: float = 30.0
     max_retry_after: float = 300.0  # never wait longer than this for one Retry-After
@@ -95,31 +114,106 @@ def _count(**deltas: float) -> None:
             setattr(stats, name, getattr(stats, name) + delta)
 
 
+class _Host:
+    """One host's share of the cap: its limit, its lanes, its waiters and its pause."""
+
+    def __init__(self, cap: int) -> None:
+        self.limit = cap
+        self.in_flight = 0
+        self.peak = 0
+        self.lanes = list(range(cap - 1, -1, -1))  # free lanes; the lowest is reused first
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.paused_until = 0.0  # no request starts before this time (a shared Retry-After)
+
+    def wake(self) -> None:
+        """Hand free slots to waiters, first come first served."""
+        while self.waiters and self.in_flight < self.limit:
+            waiter = self.waiters.popleft()
+            if not waiter.done():  # a cancelled waiter is skipped
+                self.in_flight += 1
+                waiter.set_result(None)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self.wake()
+
+
 class HostLimiter:
-    """A cap on requests in flight per host, shared by every client of a scan."""
+    """A cap on requests in flight per host, shared by every client of a scan.
+
+    Each slot is a lane: a request holds lane n while it runs, and lane n has one keep-alive
+    connection of its own (`LanePool`), so the connection pool never searches or queues.
+    A host's limit starts at the cap and comes down when the service refuses concurrency
+    (`lower`); a request-count refusal pauses the whole host until its Retry-After (`pause`),
+    because every request sent before then would be refused too and lengthen the penalty.
+    """
 
     def __init__(self, cap: int = 16) -> None:
         if not 1 <= cap <= MAX_CONCURRENCY:
             raise ValueError(f"the concurrency cap must be from 1 to {MAX_CONCURRENCY}")
         self.cap = cap
-        self._semaphores: dict[str, asyncio.Semaphore] = {}
-        self.in_flight: dict[str, int] = {}
-        self.peak: dict[str, int] = {}
+        self._hosts: dict[str, _Host] = {}
+
+    def _host(self, host: str) -> _Host:
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _Host(self.cap)
+        return state
+
+    @property
+    def peak(self) -> dict[str, int]:
+        """The most requests that were in flight at once, per host."""
+        return {host: state.peak for host, state in self._hosts.items()}
+
+    def in_flight(self, host: str) -> int:
+        """Requests to `host` in flight now."""
+        return self._host(host).in_flight
+
+    def limit(self, host: str) -> int:
+        """How many requests to `host` may be in flight (the cap, or lower once refused)."""
+        return self._host(host).limit
+
+    def lower(self, host: str, limit: int) -> None:
+        """Keep at most `limit` (at least 1) requests to `host` in flight from now on."""
+        state = self._host(host)
+        if limit < state.limit:
+            state.limit = max(1, limit)
+            log.info("%s refused concurrent requests: at most %d at once", host, state.limit)
+
+    def pause(self, host: str, until: float) -> None:
+        """Start no request to `host` before `until` (a time of the transport's clock)."""
+        state = self._host(host)
+        state.paused_until = max(state.paused_until, until)
+
+    def paused_until(self, host: str) -> float:
+        """The time before which no request to `host` starts (0 when not paused)."""
+        return self._host(host).paused_until
 
     @contextlib.asynccontextmanager
-    async def slot(self, host: str) -> AsyncIterator[None]:
-        """Hold one of the host's slots for the duration of the block."""
-        semaphore = self._semaphores.setdefault(host, asyncio.Semaphore(self.cap))
-        async with semaphore:
-            self.in_flight[host] = self.in_flight.get(host, 0) + 1
-            self.peak[host] = max(self.peak.get(host, 0), self.in_flight[host])
+    async def slot(self, host: str) -> AsyncIterator[int]:
+        """Hold one of the host's slots for the duration of the block; yields its lane."""
+        state = self._host(host)
+        if state.waiters or state.in_flight >= state.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            state.waiters.append(waiter)
             try:
-                yield
-            finally:
-                self.in_flight[host] -= 1
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():  # granted, then cancelled
+                    state.release()
+                raise
+        else:
+            state.in_flight += 1
+        state.peak = max(state.peak, state.in_flight)
+        lane = state.lanes.pop()
+        try:
+            yield lane
+        finally:
+            state.lanes.append(lane)
+            state.release()
 
 
-_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_RETRY_STATUSES = frozenset({408, 500, 502, 503, 504})  # and 429, handled on its own
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 
@@ -147,6 +241,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
         inner: httpx.AsyncBaseTransport,
         *,
         limiter: HostLimiter,
+        auth: Authorizer | None = None,
         policy: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.time,
@@ -154,6 +249,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self.inner = inner
         self.limiter = limiter
+        self.auth = auth
         self.policy = policy or RetryPolicy()
         self.sleep = sleep
         self.clock = clock
@@ -161,39 +257,89 @@ class RetryTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.netloc.decode("ascii")
-        attempt = 0
+        failures = 0  # transient failures so far (5xx, resets, timeouts, bad bodies)
+        throttled = 0  # 429 answers so far: they have their own, larger budget
+        waited = 0.0  # the host pause this request has already waited out
         while True:
-            _count(requests=1)
-            try:
-                async with self.limiter.slot(host):
-                    response = await self.inner.handle_async_request(request)
-                    await response.aread()
-            except httpx.TransportError as exc:
-                if not _retryable_error(exc) or attempt >= self.policy.max_retries:
-                    raise
-                delay = self._backoff(attempt)
+            waited = await self._wait_out_pause(host, waited)
+            sent, outcome, in_flight = await self._send(request, host, waited)
+            if not sent:
+                continue  # the host was paused while this request waited for a slot
+            if isinstance(outcome, httpx.TransportError):
+                if not _retryable_error(outcome) or failures >= self.policy.max_retries:
+                    raise outcome
+                delay = self._backoff(failures)
+                failures += 1
                 log.debug(
-                    "%s %s failed (%s); retry in %.1fs", request.method, request.url, exc, delay
+                    "%s %s failed (%s); retry in %.1fs", request.method, request.url, outcome, delay
                 )
-            else:
-                reason = self._retry_reason(response)
-                if reason is None or attempt >= self.policy.max_retries:
+                _count(retries=1)
+                await self.sleep(delay)
+                continue
+            response = outcome
+            if response.status_code == 429:
+                if throttled >= self.policy.max_throttled:
                     return response
-                delay = self._delay(response, attempt)
-                if response.status_code == 429:
-                    _count(throttled=1, throttle_wait_s=delay)
-                log.debug(
-                    "%s %s: %s; retry %d in %.1fs",
-                    request.method,
-                    request.url,
-                    reason,
-                    attempt + 1,
-                    delay,
-                )
+                delay = self._delay(response, throttled)
+                throttled += 1
+                _count(retries=1, throttled=1, throttle_wait_s=delay)
                 await response.aclose()
-            attempt += 1
+                if _api_code(response) == CONCURRENCY_LIMIT_CODE:
+                    # Fewer at once from now on; this request alone waits its Retry-After.
+                    self.limiter.lower(host, in_flight - 1)
+                    await self.sleep(delay)
+                elif "Retry-After" in response.headers:
+                    # Every request to this host waits, or each would be refused in turn.
+                    self.limiter.pause(host, self.clock() + delay)
+                else:
+                    await self.sleep(delay)
+                log.debug("%s %s: HTTP 429; retry in %.1fs", request.method, request.url, delay)
+                continue
+            reason = self._retry_reason(response)
+            if reason is None or failures >= self.policy.max_retries:
+                return response
+            delay = self._delay(response, failures)
+            failures += 1
+            log.debug(
+                "%s %s: %s; retry %d in %.1fs",
+                request.method,
+                request.url,
+                reason,
+                failures,
+                delay,
+            )
+            await response.aclose()
             _count(retries=1)
             await self.sleep(delay)
+
+    async def _wait_out_pause(self, host: str, waited: float) -> float:
+        """Sleep until the host's pause ends, unless this request has waited it out already."""
+        until = self.limiter.paused_until(host)
+        now = self.clock()
+        if until <= max(waited, now):
+            return waited
+        await self.sleep(until - now)
+        return until
+
+    async def _send(
+        self, request: httpx.Request, host: str, waited: float
+    ) -> tuple[bool, httpx.Response | httpx.TransportError, int]:
+        """One attempt on a free lane: (sent, the response or the error, requests in flight)."""
+        async with self.limiter.slot(host) as lane:
+            if self.limiter.paused_until(host) > max(waited, self.clock()):
+                return False, httpx.TransportError("paused"), 0
+            _count(requests=1)
+            request.extensions[LANE_EXTENSION] = lane
+            in_flight = self.limiter.in_flight(host)
+            try:
+                if self.auth is None:
+                    response = await self.inner.handle_async_request(request)
+                else:
+                    response = await self.auth.send(request, self.inner.handle_async_request)
+                await response.aread()
+            except httpx.TransportError as exc:
+                return True, exc, in_flight
+            return True, response, in_flight
 
     def _retry_reason(self, response: httpx.Response) -> str | None:
         if response.status_code in _RETRY_STATUSES:
@@ -219,6 +365,17 @@ class RetryTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _api_code(response: httpx.Response) -> str | None:
+    """The `error.code` of a JSON error body, without raising on any other body."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return str(code) if code is not None else None
 
 
 def _retryable_error(exc: httpx.TransportError) -> bool:
@@ -249,17 +406,45 @@ def default_headers() -> dict[str, str]:
     }
 
 
-def make_transport(settings: Settings, limiter: HostLimiter) -> httpx.AsyncHTTPTransport:
-    """The connection pool of a scan, shared by its clients (keep-alive, HTTP/1.1).
+class LanePool(httpx.AsyncBaseTransport):
+    """Connections by lane: lane n of a host has one keep-alive connection of its own.
 
-    Sized to the concurrency cap: more idle connections only cost bookkeeping on every request.
+    httpcore's pool scans every connection (and polls each socket) on every request and
+    response, which made its bookkeeping a third of a scan's CPU; the limiter already hands
+    out one lane per request in flight, so a pool of one connection per lane has nothing to
+    search. Requests without a lane share lane 0's pool.
     """
-    return httpx.AsyncHTTPTransport(
-        verify=ssl_context(settings),
-        http1=True,
-        http2=False,
-        limits=httpx.Limits(max_connections=limiter.cap * 2, max_keepalive_connections=limiter.cap),
-    )
+
+    def __init__(self, settings: Settings) -> None:
+        self._verify = ssl_context(settings)
+        self._pools: dict[tuple[bytes, bytes, int], httpx.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        lane = request.extensions.get(LANE_EXTENSION, 0)
+        key = (request.url.raw_scheme, request.url.netloc, int(lane))
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = httpx.AsyncHTTPTransport(
+                verify=self._verify,
+                http1=True,
+                http2=False,
+                # Idle connections are dropped before the 5 s idle timeout common to servers
+                # and proxies, so none is reused at the moment the other end closes it.
+                limits=httpx.Limits(
+                    max_connections=None, max_keepalive_connections=1, keepalive_expiry=4.0
+                ),
+            )
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
+
+
+def make_transport(settings: Settings) -> LanePool:
+    """The connections of a scan, shared by its clients (keep-alive, HTTP/1.1, by lane)."""
+    return LanePool(settings)
 
 
 class _Shared(httpx.AsyncBaseTransport):
@@ -284,18 +469,18 @@ def make_client(
     settings: Settings,
     *,
     limiter: HostLimiter,
-    auth: httpx.Auth | None = None,
+    auth: Authorizer | None = None,
     base_url: str = "",
     sleep: Sleep = asyncio.sleep,
     clock: Clock = time.time,
     rng: random.Random | None = None,
     inner: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """An async client with timeouts, HTTP/1.1 keep-alive, the retry policy and the cap."""
-    transport = inner or make_transport(settings, limiter)
+    """An async client with timeouts, HTTP/1.1 keep-alive, the retry policy and the cap;
+    `auth` signs each attempt once it holds its slot."""
+    transport = inner or make_transport(settings)
     return httpx.AsyncClient(
         base_url=base_url,
-        auth=auth,
         headers=default_headers(),
         timeout=httpx.Timeout(
             settings.timeout_seconds, connect=min(15.0, settings.timeout_seconds)
@@ -304,6 +489,7 @@ def make_client(
         transport=RetryTransport(
             transport,
             limiter=limiter,
+            auth=auth,
             policy=RetryPolicy(max_retries=settings.max_retries),
             sleep=sleep,
             clock=clock,

@@ -1,22 +1,17 @@
-"""Collection against the simulated tenant: counts, faults, denied tables, increments, crashes."""
+"""Collection against the simulated tenant: counts, denied tables, increments, usage errors.
+
+Faults, crashes, token expiry and throttling are in the reliability suite (tests/reliability).
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import random
-import signal
 import ssl
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -27,7 +22,7 @@ from auditor.sim.scenario import generate
 from auditor.sim.server import SimServer
 from auditor.sim.truth import compute_truth
 from auditor.sources import dataverse as dataverse_queries
-from auditor.store import TABLES, Store
+from auditor.store import Store
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -149,28 +144,6 @@ def assert_counts_equal_truth(path: Path, truth: dict[str, Any]) -> None:
     assert compared > 0
 
 
-def table_contents(path: Path) -> dict[str, pd.DataFrame]:
-    """Every data table, sorted by its key, for row-for-row comparison."""
-    contents = {}
-    with Store.open(path, read_only=True) as store:
-        for name, spec in TABLES.items():
-            keys = ", ".join(spec.key)
-            query = f"SELECT * FROM {name} ORDER BY {keys}"  # noqa: S608 - names from TABLES
-            contents[name] = store.frame(query).reset_index(drop=True)
-    return contents
-
-
-def assert_same_store(a: Path, b: Path) -> None:
-    left, right = table_contents(a), table_contents(b)
-    for frames in (left, right):  # two simulators answer on two ports
-        urls = frames["environments"]["dataverse_url"]
-        frames["environments"]["dataverse_url"] = urls.str.replace(
-            r"127\.0\.0\.1:\d+", "sim", regex=True
-        )
-    for name in TABLES:
-        pd.testing.assert_frame_equal(left[name], right[name], obj=name)
-
-
 def test_collect_matches_the_ground_truth_and_rescans_incrementally(
     simulator_process: SimulatorProcess, tmp_path: Path
 ) -> None:
@@ -200,28 +173,6 @@ def test_collect_matches_the_ground_truth_and_rescans_incrementally(
     assert int(duplicates["n"].iloc[0]) == 0
 
 
-def test_faults_leave_the_store_identical_and_show_in_the_summary(
-    simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clean = simulator("tiny")
-    faulty = simulator(
-        "tiny",
-        faults={"429": 0.1, "503": 0.05, "reset": 0.03, "timeout": 0.01},
-        timeout_s=3.0,
-    )
-    monkeypatch.setenv("AUDITOR_TIMEOUT", "1")
-    assert clean.collect(tmp_path / "clean.duckdb").exit_code == 0
-    result = faulty.collect(tmp_path / "faulty.duckdb")
-    assert result.exit_code == 0, result.output
-    assert_same_store(tmp_path / "clean.duckdb", tmp_path / "faulty.duckdb")
-    with Store.open(tmp_path / "faulty.duckdb", read_only=True) as store:
-        queries = store.scan_queries(1)
-    assert set(queries["status"]) == {"collected", "not-collected"}  # no Dataverse in Teams
-    assert queries["retries"].sum() > 20
-    assert queries["throttled"].sum() > 5
-    assert f"{int(queries['retries'].sum()):,} retries" in result.output
-
-
 def test_a_denied_table_is_not_collected_with_its_reason_and_everything_else_is(
     simulator: Any, tmp_path: Path
 ) -> None:
@@ -241,52 +192,6 @@ def test_a_denied_table_is_not_collected_with_its_reason_and_everything_else_is(
     dataverse_envs = {e.env_id for e in sim.tenant.environments if e.has_dataverse}
     assert set(others[others.environment_id.isin(dataverse_envs)]["status"]) == {"collected"}
     assert scan.status == "partial"
-
-
-def _collect_process(sim: Simulator, store: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "auditor",
-            "--quiet",
-            "--config",
-            str(sim.config),
-            "collect",
-            "--all-environments",
-            "--store",
-            str(store),
-        ],
-        env={**os.environ, **sim.env()},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def test_a_killed_collection_resumes_to_the_same_store(simulator: Any, tmp_path: Path) -> None:
-    sim = simulator("tiny", latency_ms=20)
-    reference = tmp_path / "reference.duckdb"
-    assert sim.collect(reference).exit_code == 0
-    killed = tmp_path / "killed.duckdb"
-    rng = random.Random(7)
-    kills = 0
-    for _ in range(4):
-        process = _collect_process(sim, killed)
-        time.sleep(rng.uniform(0.8, 2.5))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.communicate(timeout=60)
-    assert kills >= 2
-    finish = _collect_process(sim, killed)
-    _, errors = finish.communicate(timeout=300)
-    assert finish.returncode == 0, errors.decode()
-    assert_same_store(reference, killed)
-    with Store.open(killed, read_only=True) as store:
-        scans = store.frame("SELECT scan_id, status FROM scans ORDER BY scan_id")
-    # One scan, resumed across the kills: no second scan, no duplicated rows.
-    assert len(scans) == 1
-    print(json.dumps({"kills": kills}))
 
 
 def test_a_wrong_secret_is_exit_3_with_the_entra_error_and_a_hint(

@@ -22,6 +22,7 @@ from auditor.errors import (
 from auditor.http import (
     HostLimiter,
     RequestStats,
+    RetryPolicy,
     current_stats,
     get_json,
     make_client,
@@ -35,13 +36,20 @@ NOW = 1_800_000_000.0  # the injected clock
 
 
 class FakeSleep:
-    """Records waits instead of sleeping, so tests about seconds take milliseconds."""
+    """Records waits and moves a fake clock instead of sleeping, so tests about seconds take
+    milliseconds."""
 
     def __init__(self) -> None:
         self.waits: list[float] = []
+        self.now = NOW
 
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+    def clock(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -56,7 +64,7 @@ async def client(sleep: FakeSleep) -> AsyncIterator[httpx.AsyncClient]:
         settings,
         limiter=HostLimiter(16),
         sleep=sleep,
-        clock=lambda: NOW,
+        clock=sleep.clock,
         rng=random.Random(1),
     ) as made:
         yield made
@@ -144,7 +152,6 @@ async def test_malformed_json_is_retried(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("answers", "error", "hint_word"),
     [
-        ([httpx.Response(429, headers={"Retry-After": "1"})] * 5, Throttled, "concurrency"),
         ([httpx.Response(503)] * 5, ServiceUnavailable, "resumes"),
         ([httpx.ConnectError("Connection refused")] * 5, TransportFailure, "network"),
         (
@@ -169,6 +176,65 @@ async def test_exhausted_retries_raise_a_typed_error_with_a_hint(
     assert len(sleep.waits) == 4
     assert hint_word in caught.value.hint  # type: ignore[attr-defined]
     assert caught.value.exit_code == 3  # type: ignore[attr-defined]
+
+
+@respx.mock
+async def test_429s_have_their_own_budget_then_raise_a_typed_error(
+    client: httpx.AsyncClient, sleep: FakeSleep
+) -> None:
+    route = respx.get(URL).mock(return_value=httpx.Response(429, headers={"Retry-After": "1"}))
+    with pytest.raises(Throttled) as caught:
+        await get_json(client, URL)
+    # Waiting out 429s is the expected way through, so they do not spend the 4 retries.
+    assert route.call_count == RetryPolicy().max_throttled + 1
+    assert sleep.waits == [1.0] * RetryPolicy().max_throttled
+    assert "concurrency" in caught.value.hint
+
+
+@respx.mock
+async def test_a_request_count_429_pauses_every_request_to_the_host(sleep: FakeSleep) -> None:
+    sent_at: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent_at.append(sleep.now)
+        if len(sent_at) == 1:
+            body = {"error": {"code": "0x80072322", "message": "Number of requests exceeded"}}
+            return httpx.Response(429, headers={"Retry-After": "5"}, json=body)
+        return page()
+
+    respx.get(URL).mock(side_effect=answer)
+    limiter = HostLimiter(4)
+    async with make_client(Settings(), limiter=limiter, sleep=sleep, clock=sleep.clock) as client:
+        await asyncio.gather(*(get_json(client, URL) for _ in range(12)))
+    # One refusal: nothing else went out before its Retry-After had passed.
+    assert len(sent_at) == 13
+    assert min(sent_at[1:]) >= NOW + 5
+
+
+@respx.mock
+async def test_a_concurrency_429_lowers_the_host_limit_and_the_429s_stay_few(
+    sleep: FakeSleep,
+) -> None:
+    in_flight = 0
+    refused = 0
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, refused
+        if in_flight >= 3:  # the service admits 3 at once
+            refused += 1
+            body = {"error": {"code": "0x80072326", "message": "concurrent requests exceeded"}}
+            return httpx.Response(429, headers={"Retry-After": "1"}, json=body)
+        in_flight += 1
+        await asyncio.sleep(0.001)
+        in_flight -= 1
+        return page()
+
+    respx.get(URL).mock(side_effect=answer)
+    limiter = HostLimiter(16)
+    async with make_client(Settings(), limiter=limiter, sleep=sleep, clock=sleep.clock) as client:
+        await asyncio.gather(*(get_json(client, URL) for _ in range(300)))
+    assert 3 <= limiter.limit("contoso.crm.dynamics.com") <= 4
+    assert refused <= 16  # about one burst, not one refusal per request
 
 
 @respx.mock

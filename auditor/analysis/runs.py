@@ -18,6 +18,15 @@ from auditor.frames import Frames, flow_definitions
 UNFINISHED_STATUSES = frozenset({"running", "waiting", "paused", "suspended", "queued"})
 FAILED = "failed"
 CANCELLED = frozenset({"cancelled", "canceled"})
+# Logic Apps `WorkflowStatus` (reference/power-automate-apis.md 0.5), lower case; a run with
+# any other (or no) status is counted, and reported as such rather than read as a success.
+KNOWN_STATUSES = frozenset(
+    {
+        *("notspecified", "paused", "running", "waiting", "succeeded", "skipped"),
+        *("suspended", "cancelled", "canceled", "failed", "faulted", "timedout"),
+        *("aborted", "ignored"),
+    }
+)
 NO_DETAIL = "(no error detail)"
 
 RUN_DTYPES: dict[str, str] = {
@@ -45,6 +54,7 @@ SUMMARY_DTYPES: dict[str, str] = {
     "failed": "int64",
     "cancelled": "int64",
     "failed_without_message": "int64",
+    "unknown_status": "int64",  # a status that is missing or not a WorkflowStatus
     "failure_rate": "Float64",  # failed / finished
     "cancel_rate": "Float64",
     "runs_per_day": "Float64",
@@ -315,6 +325,8 @@ def run_summary(
     )
     bare = runs["failed"] & runs["error_message"].isna()
     counts["failed_without_message"] = bare.groupby([runs[k] for k in _KEY]).sum()
+    odd = ~runs["status"].astype("str").str.lower().isin(KNOWN_STATUSES).fillna(False)
+    counts["unknown_status"] = odd.astype(bool).groupby([runs[k] for k in _KEY]).sum()
     durations = runs.loc[runs["finished"] & runs["duration_ms"].notna(), [*_KEY, "duration_ms"]]
     durations = durations.astype({"duration_ms": "float64"})
     if not durations.empty:

@@ -40,6 +40,8 @@ Scalar = int | float | str | bool
 # Evidence rows kept per finding: enough to show the pattern, bounded for a huge tenant.
 MAX_EVIDENCE_ROWS = 20
 MAX_TEXT = 500
+# A message quotes tenant text (an error, a list of columns): cut, as values and names are.
+MAX_MESSAGE = 4_000
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ def make(
         resource_kind=resource_kind or meta.resource_kind,
         resource_id=plain(resource_id),
         resource_name=plain(resource_name),
-        message=message,
+        message=message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…",
         values={str(k): plain(v) for k, v in (values or {}).items()},
         evidence=tuple(evidence),
     )

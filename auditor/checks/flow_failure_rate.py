@@ -43,6 +43,9 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
         message = f"{fmt(row.failed)} of {fmt(row.runs)} runs failed ({pct(share)})"
         if failing and isinstance(row.top_error, str):
             message += f"; commonest error ({row.top_error_count}x): {row.top_error}"
+        if row.unknown_status:
+            # Counted as runs, not as failures: say so, or an odd status reads as a pass.
+            message += f"; {fmt(row.unknown_status)} with a missing or undocumented status"
         if not judged:
             message += f"; fewer than {fmt(min_runs)} runs, not judged"
         out.append(

@@ -46,7 +46,10 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
         owner=traces["pluginstepid"].fillna(traces["typename"]),
     )
     counts = near.groupby(["environment_id", "has_step", "owner"], dropna=False).agg(
-        executions=("near", "size"), near=("near", "sum"), max_ms=("duration", "max")
+        executions=("near", "size"),
+        usable=("duration", "count"),
+        near=("near", "sum"),
+        max_ms=("duration", "max"),
     )
     steps = evidence.steps.dropna(subset=["stepid"])
     names = steps.set_index(["environment_id", "stepid"])["name"]
@@ -57,12 +60,18 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
         failing = row.near > 0
         # Executions without a duration prove nothing about the limit: not a pass.
         timed = not pd.isna(row.max_ms)
+        message = (
+            f"{fmt(row.near)} of {fmt(row.executions)} executions took longer than "
+            f"{fmt(limit)} ms (max {fmt(row.max_ms)} ms; the limit is 120,000 ms)"
+        )
+        if row.usable < row.executions:
+            untimed = row.executions - row.usable
+            message += f"; {fmt(untimed)} without a usable duration (missing or negative)"
         out.append(
             make(
                 META,
                 "fail" if failing else ("pass" if timed else "not-assessed"),
-                f"{fmt(row.near)} of {fmt(row.executions)} executions took longer than "
-                f"{fmt(limit)} ms (max {fmt(row.max_ms)} ms; the limit is 120,000 ms)",
+                message,
                 environment_id=env,
                 resource_kind="step" if row.has_step else "plugin-type",
                 resource_id=owner,

@@ -45,6 +45,9 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
         message = f"{fmt(row.failed)} of {fmt(row.jobs)} {row.operation} jobs failed ({pct(share)})"
         if failing and isinstance(row.top_error, str):
             message += f"; commonest error ({row.top_error_count}x): {row.top_error}"
+        if row.unknown_status:
+            # Counted as jobs, not as failures: say so, or an odd status reads as a pass.
+            message += f"; {fmt(row.unknown_status)} with a missing or undocumented statuscode"
         if not judged:
             message += f"; fewer than {fmt(min_jobs)} jobs, not judged"
         out.append(

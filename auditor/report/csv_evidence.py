@@ -15,8 +15,9 @@ The files are written for Excel first, as that is where auditors open them:
   tab or a carriage return gets a leading apostrophe, which spreadsheets take as "this is
   text" (https://owasp.org/www-community/attacks/CSV_Injection). Only text is treated:
   a number from the model (a negative delta, -5) stays a number.
-- Control characters other than tab and newline are dropped (and lone surrogates, which
-  UTF-8 cannot hold).
+- Control characters other than tab and newline are dropped, as are the bidirectional
+  overrides that reorder what a cell shows ("Trojan Source") and lone surrogates, which UTF-8
+  cannot hold.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ SUMMARY_COLUMNS = (*FINDING_COLUMNS, "title", "answers", "learn_url", "evidence_
 
 # OWASP's list, plus their full-width forms, which some spreadsheet locales also accept.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 

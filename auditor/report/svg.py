@@ -23,9 +23,11 @@ TALL_ROW = 36  # rows labelled with a name and, below it, its environment
 LABEL_CHARS = 44  # labels longer than this are shortened; the full text is in a <title>
 
 # C0 controls other than tab and newline, DEL and C1 controls: invisible or terminal escapes
-# in tenant text. They are shown as Unicode control pictures (U+2400 block) or U+FFFD so a
-# reader sees that something was there, and the page stays valid HTML.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# in tenant text; and the bidirectional embeddings, overrides and isolates, which reorder the
+# text shown after them ("Trojan Source", CVE-2021-42574). They are shown as Unicode control
+# pictures (U+2400 block) or U+FFFD so a reader sees that something was there, and the page
+# stays valid HTML.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _picture(match: re.Match[str]) -> str:

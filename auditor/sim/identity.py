@@ -292,6 +292,10 @@ class IdentityProvider:
         self.issued_tokens.append(token)
         return token
 
+    def records(self) -> list[TokenRecord]:
+        """What is known of every token issued so far, in the order they were issued."""
+        return list(self._tokens.values())
+
     # -- API side ----------------------------------------------------------------------
 
     def check(self, authorization: str | None, audience: str) -> tuple[TokenRecord | None, str]:

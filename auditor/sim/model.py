@@ -160,6 +160,6 @@ class SimOptions:
     max_concurrent: int = 52
     max_requests: int = 6000
     window_s: float = 300.0
-    retry_after_s: int = 1  # Retry-After sent with service-protection and injected 429s
+    retry_after_s: float = 1  # Retry-After (seconds) of service-protection and injected 429s
     # (environment slug or id, entity set) pairs answered with 403 and a privilege error.
     deny: frozenset[tuple[str, str]] = frozenset()

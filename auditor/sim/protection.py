@@ -24,11 +24,11 @@ REQUEST_COUNT_CODE = "0x80072322"
 
 @dataclass(frozen=True)
 class Rejection:
-    """Why a request was refused and how long the client should wait (whole seconds)."""
+    """Why a request was refused and how long the client should wait (seconds)."""
 
     code: str
     message: str
-    retry_after_s: int
+    retry_after_s: float
 
 
 class ServiceProtection:
@@ -39,7 +39,7 @@ class ServiceProtection:
         max_concurrent: int,
         max_requests: int,
         window_s: float,
-        retry_after_s: int,
+        retry_after_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_concurrent = max_concurrent

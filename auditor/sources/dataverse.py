@@ -60,15 +60,33 @@ TRACE_OFF_HINT = (
 )
 
 
+_PLAIN_NAMES: dict[str, str | None] = {}  # Web API property -> stored column (None: dropped)
+
+
+def _plain_name(key: str) -> str | None:
+    name = _PLAIN_NAMES.get(key, "")
+    if name == "":
+        if "@" in key:
+            name = None
+        elif key.startswith("_") and key.endswith("_value"):
+            name = key[1:-6]
+        else:
+            name = key
+        if len(_PLAIN_NAMES) < 10_000:  # the names of a few tables; never a tenant's values
+            _PLAIN_NAMES[key] = name
+    return name
+
+
 def plain_row(row: Row) -> Row:
-    """A Web API row with annotations dropped and lookups `_x_value` renamed to `x`."""
+    """A Web API row with annotations dropped and lookups `_x_value` renamed to `x`.
+
+    Runs for every row of every page: the renaming of a property name is worked out once.
+    """
     result: Row = {}
     for key, value in row.items():
-        if "@" in key:
-            continue
-        if key.startswith("_") and key.endswith("_value"):
-            key = key[1:-6]
-        result[key] = value
+        name = _plain_name(key)
+        if name is not None:
+            result[name] = value
     return result
 
 

@@ -142,3 +142,12 @@ def test_runs_of_a_flow_without_a_definition_are_still_judged() -> None:
     found = run(CHECK, frames(flows=[flow("listed")], flow_api_runs=runs("unlisted", 10, 10)))
     assert statuses(found) == {"unlisted": "fail"}
     assert found[0].resource_name == "unlisted"
+
+
+def test_runs_with_an_undocumented_status_are_counted_and_named() -> None:
+    """A status that is not a WorkflowStatus is neither a failure nor silently a success."""
+    odd = [r | {"status": "Exploded"} for r in runs("odd", 0, 20)]
+    found = run(CHECK, frames(flow_api_runs=odd))
+    assert statuses(found) == {"odd": "pass"}
+    assert "0 of 20 runs failed" in found[0].message
+    assert "20 with a missing or undocumented status" in found[0].message

@@ -143,3 +143,24 @@ def test_trace_logs_not_collected_give_not_assessed() -> None:
         ]
     )
     assert statuses(run(CHECK, data)) == {ENV: "not-assessed"}
+
+
+def test_executions_without_a_usable_duration_are_counted_in_the_message() -> None:
+    """Null and negative durations prove nothing about the limit: the message says how many
+    there were, so a not-assessed (or a pass on the rest) explains itself."""
+    found = by_id(
+        run(
+            CHECK,
+            frames(
+                plugin_steps=[step("untimed"), step("partly")],
+                plugintracelogs=[
+                    *traces("untimed", [None, -5_000]),
+                    *traces("partly", [100, None, -1]),
+                ],
+            ),
+        )
+    )
+    assert found["untimed"].status == "not-assessed"
+    assert "2 without a usable duration (missing or negative)" in found["untimed"].message
+    assert found["partly"].status == "pass"
+    assert "2 without a usable duration" in found["partly"].message

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from auditor.checks.base import MAX_MESSAGE
 from tests.checks.builders import END, ENV, QUERY_IDS, frames, query_outcomes, run, statuses
 
 CHECK = "plugin-update-unfiltered"
@@ -127,3 +128,13 @@ def test_fail_survives_a_coverage_gap() -> None:
         ),
     )
     assert statuses(found) == {"bare": "fail", ENV: "not-assessed"}
+
+
+def test_a_huge_attribute_list_reaches_the_message_cut() -> None:
+    """The message quotes the tenant's list; 20,000 columns must not make a 400 kB finding."""
+    columns = ",".join(f"cr4f1_attribute{i}" for i in range(20_000))
+    found = run(CHECK, frames(plugin_steps=[step("wide", columns)]))
+    assert statuses(found) == {"wide": "pass"}
+    assert found[0].message.startswith("Update step on account filters on cr4f1_attribute0,")
+    assert len(found[0].message) == MAX_MESSAGE
+    assert found[0].message.endswith("…")

@@ -101,3 +101,13 @@ def test_jobs_not_collected_make_passes_not_assessed_and_keep_fails() -> None:
         asyncoperations=[*jobs("step-above", 5, 15), *jobs("step-ok", 0, 20)],
     )
     assert statuses(run(CHECK, data)) == {"step-above": "fail", ENV: "not-assessed"}
+
+
+def test_jobs_with_an_undocumented_or_missing_statuscode_are_named() -> None:
+    """A statuscode that is not documented counts as a job, not a failure: the message says
+    so, or 20 jobs of unknown outcome would read as a clean pass."""
+    odd = [j | {"statuscode": 999 if i % 2 else None} for i, j in enumerate(jobs("odd", 0, 20))]
+    found = run(CHECK, frames(asyncoperations=odd))
+    assert statuses(found) == {"odd": "pass"}
+    assert "0 of 20 async plug-in jobs failed" in found[0].message
+    assert "20 with a missing or undocumented statuscode" in found[0].message

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from auditor.report.csv_evidence import write
+from auditor.report.csv_evidence import neutralise, write
 from tests.report.sample import HOSTILE, hostile_model, tiny_model
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -133,3 +133,10 @@ def test_numbers_stay_numbers_and_only_text_is_neutralised(tmp_path: Path) -> No
     assert (row["delta"], row["ratio"]) == ("-5", "-0.25")
     assert row["label"] == "'-5"  # the same characters, but text: neutralised
     assert (row["flag"], row["none"]) == ("true", "")
+
+
+def test_bidi_overrides_are_dropped_so_they_cannot_hide_a_formula() -> None:
+    """U+202E reverses what a cell shows ("Trojan Source"); dropped, the formula under it is
+    neutralised like any other."""
+    assert neutralise("\u202e=HYPERLINK(1)\u202c") == "'=HYPERLINK(1)"
+    assert neutralise("a\u2066b\u2069c") == "abc"

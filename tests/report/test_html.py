@@ -246,6 +246,8 @@ def test_control_characters_are_made_visible_not_written(hostile_page: str) -> N
     assert "ctrl \u2400\u2407\u241b[31m chars" in hostile_page  # control pictures
     assert svg.clean("\ttab\n") == "\ttab\n"
     assert svg.clean("del\x7f c1\x85") == "del\u2421 c1\ufffd"
+    # Bidirectional overrides reorder the text after them ("Trojan Source"): made visible.
+    assert svg.clean("\u202eevil\u202c \u2066x\u2069") == "\ufffdevil\ufffd \ufffdx\ufffd"
 
 
 def test_only_learn_urls_become_links_even_when_the_model_says_otherwise() -> None:
