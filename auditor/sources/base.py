@@ -150,6 +150,15 @@ class ScanWindow:
             return min(watermark - OVERLAP, self.until)
         return self.until - DEFAULT_LOOKBACK
 
+    def new_since(self, watermark: datetime | None) -> datetime:
+        """Where new data starts: --since, else the watermark itself (no overlap), else the
+        lookback. What came before the watermark belonged to an earlier scan's population."""
+        if self.since is not None:
+            return self.since
+        if watermark is not None:
+            return min(watermark, self.until)
+        return self.until - DEFAULT_LOOKBACK
+
 
 def unit_of(start: datetime, end: datetime) -> str:
     """The checkpoint name of a time window."""

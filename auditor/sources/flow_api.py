@@ -317,7 +317,10 @@ class FlowApiSource:
 
     async def _actions(self, outcome: QueryOutcome) -> None:
         spec = self.catalog["flow_run_actions"]
-        start = self._start()
+        # The sample is drawn from the runs that are new since the last scan: the overlap
+        # re-read to catch late rows belongs to the last scan's population, which was
+        # sampled then (counting it twice would also bias the rates' estimates).
+        start = self.window.new_since(self.sink.watermark("flow_runs"))
         actions = _Batch(self.sink, "flow_run_actions", also="action_samples")
         stored = self.sink.runs(start, self.window.until)
 
