@@ -867,11 +867,12 @@ def sim_truth(
 
 
 def _register_investigation() -> None:
-    """The investigation commands live in their own modules (design.md section 10)."""
-    from auditor import cli_explore_flows, cli_explore_history
+    """The investigation and lint commands live in their own modules (design.md section 10)."""
+    from auditor import cli_explore_flows, cli_explore_history, cli_lint
 
     cli_explore_flows.register(app)
     cli_explore_history.register(app)
+    cli_lint.register(app)
 
 
 _register_investigation()

@@ -294,6 +294,8 @@ def flow_definitions(frames: Frames) -> pd.DataFrame:
     """
     flows = frames.flows
     workflows = frames.workflows
+    # Classic workflows (category 0) have XAML, not a flow definition.
+    workflows = workflows[workflows["category"].fillna(5).ne(0)]
     api = pd.DataFrame(
         {
             "environment_id": flows["environment_id"],

@@ -36,7 +36,7 @@ import pandas as pd
 from auditor import __version__
 from auditor.errors import AuditorError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCAN_STATUSES = ("running", "completed", "partial", "failed")
 QUERY_STATUSES = ("collected", "partial", "not-collected")
@@ -103,7 +103,10 @@ TABLES: dict[str, TableSpec] = {
         "workflowid VARCHAR, workflowidunique VARCHAR, name VARCHAR, category INTEGER,"
         " type INTEGER, statecode INTEGER, statuscode INTEGER, ismanaged BOOLEAN,"
         " primaryentity VARCHAR, modernflowtype INTEGER, clientdata VARCHAR,"
-        " createdon TIMESTAMP, modifiedon TIMESTAMP, ownerid VARCHAR",
+        " createdon TIMESTAMP, modifiedon TIMESTAMP, ownerid VARCHAR,"
+        # Classic workflows (category 0), read by `auditor lint` from solution files.
+        " mode INTEGER, triggeroncreate BOOLEAN, triggerondelete BOOLEAN,"
+        " triggeronupdateattributelist VARCHAR",
         (_ENV, "workflowid"),
         ("workflowid", "workflowidunique", "ownerid"),
     ),
@@ -255,7 +258,20 @@ Migration = Callable[[duckdb.DuckDBPyConnection], None]
 MIGRATIONS: dict[int, Migration] = {
     # 2: the analyses and findings tables, which `_create_tables` adds after the migration.
     2: lambda connection: None,
+    # 3: the trigger columns of classic workflows.
+    3: lambda connection: _add_columns(
+        connection,
+        "workflows",
+        "mode INTEGER, triggeroncreate BOOLEAN, triggerondelete BOOLEAN,"
+        " triggeronupdateattributelist VARCHAR",
+    ),
 }
+
+
+def _add_columns(connection: duckdb.DuckDBPyConnection, table: str, columns: str) -> None:
+    """Add the columns ("name TYPE, ...") a newer schema has to an existing table."""
+    for column in columns.split(","):
+        connection.execute(f'ALTER TABLE "{table}" ADD COLUMN IF NOT EXISTS {column.strip()}')
 
 
 class _KeyExists(Exception):

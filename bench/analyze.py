@@ -40,6 +40,7 @@ from typing import Any
 from collect import collect  # bench/collect.py: the same `auditor collect` run
 
 from auditor.sim.launch import serve_process
+from auditor.store import Store
 
 BENCH = Path(__file__).resolve().parent
 CACHE = BENCH / ".cache"
@@ -76,6 +77,7 @@ def store_for(scale: str, seed: int, sample: int, *, refresh: bool) -> Path:
     """The cached store of a scale, collected from the simulator when missing or refreshed."""
     path = CACHE / f"{scale}-seed{seed}-sample{sample}.duckdb"
     if path.exists() and not refresh:
+        Store.open(path).close()  # a store of an older schema is upgraded once, here
         return path
     CACHE.mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="auditor-bench-analyze-"))

@@ -46,6 +46,7 @@ from auditor.checks import (
     queue_latency_high,
     system_jobs_failing,
     system_jobs_stuck,
+    workflow_update_unfiltered,
 )
 from auditor.checks.base import Check, CheckMeta, Finding, Limits, Scalar, make
 from auditor.checks.evidence import Evidence
@@ -59,6 +60,7 @@ _MODULES: tuple[ModuleType, ...] = (
     plugin_update_unfiltered,
     flow_update_trigger_unfiltered,
     flow_event_trigger_no_condition,
+    workflow_update_unfiltered,
     flow_unnecessary_runs,
     # return-results
     flow_invoked_no_response,

@@ -8,7 +8,7 @@ tenant text for its own format; the model holds it raw.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,27 +36,41 @@ def render_json(model: dict[str, Any]) -> str:
     return json.dumps(model, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+FILE_NAMES = {
+    "md": "report.md",
+    "html": "report.html",
+    "json": "report.json",
+    "sarif": "report.sarif",
+}
+
+
+def render_format(model: dict[str, Any], fmt: str) -> str:
+    """One report (md, html, json or sarif) as text."""
+    from auditor.report import html, markdown, sarif
+
+    renderers: dict[str, Callable[[dict[str, Any]], str]] = {
+        "md": markdown.render,
+        "html": html.render,
+        "json": render_json,
+        "sarif": sarif.render,
+    }
+    return renderers[fmt](model)
+
+
 def write_reports(model: dict[str, Any], out: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
     """Writes each format into `out` (created); returns the files written."""
-    from auditor.report import csv_evidence, html, markdown, sarif
+    from auditor.report import csv_evidence
 
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    texts = {
-        "md": ("report.md", markdown.render),
-        "html": ("report.html", html.render),
-        "json": ("report.json", render_json),
-        "sarif": ("report.sarif", sarif.render),
-    }
     for fmt in formats:
         if fmt == "csv":
             written.extend(csv_evidence.write(model, out))
             continue
-        name, render = texts[fmt]
-        path = out / name
-        path.write_text(render(model), encoding="utf-8")
+        path = out / FILE_NAMES[fmt]
+        path.write_text(render_format(model, fmt), encoding="utf-8")
         written.append(path)
     return written
 
 
-__all__ = ["FORMATS", "parse_formats", "render_json", "write_reports"]
+__all__ = ["FORMATS", "parse_formats", "render_format", "render_json", "write_reports"]

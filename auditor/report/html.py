@@ -22,6 +22,7 @@ import jinja2
 from markupsafe import Markup
 
 from auditor.report import svg
+from auditor.report.markdown import where
 from auditor.resources import data_dir
 
 TEMPLATE = "report.html.j2"
@@ -154,8 +155,10 @@ def _evidence(finding: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _finding_view(finding: Mapping[str, Any]) -> dict[str, Any]:
+    place = finding.get("location")
     return {
         **finding,
+        "where": where(place) if isinstance(place, Mapping) and place.get("file") else None,
         "values_text": [(str(k), value_text(str(k), v)) for k, v in finding["values"].items()],
         "evidence_table": _evidence(finding),
     }

@@ -134,7 +134,21 @@ def _environment(finding: Mapping[str, Any], names: Mapping[str, str]) -> str:
 
 def _resource(finding: Mapping[str, Any]) -> str:
     name = finding.get("resource_name") or finding.get("resource_id") or "—"
-    return f"{md(finding.get('resource_kind'))}: {md(name)}"
+    text = f"{md(finding.get('resource_kind'))}: {md(name)}"
+    place = finding.get("location")
+    if isinstance(place, Mapping) and place.get("file"):
+        text += f" ({code(where(place))})"
+    return text
+
+
+def where(place: Mapping[str, Any]) -> str:
+    """`file:line`, or `file!member` inside a zip: a finding's place in the files linted."""
+    text = str(place["file"])
+    if place.get("member"):
+        text += f"!{place['member']}"
+    if place.get("line"):
+        text += f":{place['line']}"
+    return text
 
 
 def _status(finding: Mapping[str, Any]) -> str:
@@ -167,14 +181,16 @@ def _header(model: Mapping[str, Any]) -> list[str]:
     question = model["question"]
     scan = model["scan"]
     envs = len(scan["environments"])
-    return [
-        f"# {md(question['title'])}",
-        "",
-        f"Overall verdict: **{md(model['verdict'])}**."
-        f" Scan {md(scan['id'])} ({md(scan['status'])}),"
-        f" window {md(scan['window']['start'])} to {md(scan['window']['end'])},"
-        f" {envs} environment{'s' if envs != 1 else ''}.",
-    ]
+    if scan.get("kind") == "lint":
+        inputs = ", ".join(code(str(path)) for path in scan.get("inputs") or [])
+        what = f" Lint of exported solution files ({md(scan['status'])}): {inputs}."
+    else:
+        what = (
+            f" Scan {md(scan['id'])} ({md(scan['status'])}),"
+            f" window {md(scan['window']['start'])} to {md(scan['window']['end'])},"
+            f" {envs} environment{'s' if envs != 1 else ''}."
+        )
+    return [f"# {md(question['title'])}", "", f"Overall verdict: **{md(model['verdict'])}**.{what}"]
 
 
 def _verdict_table(model: Mapping[str, Any]) -> list[str]:

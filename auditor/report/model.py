@@ -220,7 +220,29 @@ def build_report(
     window, env_ids = analysis_window(store, scan)
     findings = stored_findings(store, scan.scan_id)
     frames = load_frames(store, window=window, environments=env_ids)
-    evidence = Evidence(frames)
+    about = {"kind": "scan", "id": scan.scan_id, "status": scan.status}
+    return report_model(
+        Evidence(frames), findings, about, mutelist=mutelist, generated=generated, version=version
+    )
+
+
+def report_model(
+    evidence: Evidence,
+    findings: Sequence[Finding],
+    about: Mapping[str, Any],
+    *,
+    mutelist: Sequence[MuteEntry] = (),
+    generated: datetime | None = None,
+    version: str = __version__,
+) -> dict[str, Any]:
+    """The report model of findings over the frames they were judged on.
+
+    `about` says what was judged: `kind` (`scan`, or `lint` for exported solution files),
+    `id` and `status`, and for lint the `inputs` given. One model for both, so a tenant scan
+    and a lint of the files that will be deployed to it read the same way in every format.
+    """
+    frames = evidence.frames
+    window = frames.window
     envs = evidence.environments
     names = evidence.environment_names
     result = assess(findings, names, mutelist=mutelist)
@@ -258,8 +280,7 @@ def build_report(
             "url": spec.url,
         },
         "scan": {
-            "id": scan.scan_id,
-            "status": scan.status,
+            **dict(about),
             "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
             "environments": [
                 {
@@ -285,4 +306,11 @@ def build_report(
     }
 
 
-__all__ = ["SCHEMA_VERSION", "analysis_window", "build_report", "chart_data", "stored_findings"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "analysis_window",
+    "build_report",
+    "chart_data",
+    "report_model",
+    "stored_findings",
+]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,12 +98,35 @@ def rule(meta: CheckMeta) -> dict[str, Any]:
     }
 
 
+def physical(place: Mapping[str, Any]) -> dict[str, Any]:
+    """A file location (lint): the file as given and the line, so that code-scanning views
+    show the result on the trigger, action or step (SARIF 3.28, 3.4, 3.30). A record inside a
+    zip points at the zip; the member is named in the location's message."""
+    found: dict[str, Any] = {"artifactLocation": {"uri": _uri(str(place["file"]))}}
+    if place.get("line"):
+        found["region"] = {"startLine": int(place["line"])}
+    return found
+
+
+def _uri(path: str) -> str:
+    """A relative URI reference for a path as given (RFC 3986: `/` separated, %-escaped)."""
+    return urllib.parse.quote(path.replace("\\", "/"), safe="/:@!$&'()*+,;=-._~")
+
+
 def location(finding: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
-    """Where a finding is: its resource inside its environment, as a logical location."""
+    """Where a finding is: its file and line when it came from a file (lint), and always its
+    resource inside its environment, as a logical location."""
     env_id = finding.get("environment_id")
     env = plain(finding.get("environment") or names.get(str(env_id)) or env_id or "tenant")
     name = plain(finding.get("resource_name") or finding.get("resource_id") or "(unnamed)")
+    place = finding.get("location")
+    extra: dict[str, Any] = {}
+    if isinstance(place, Mapping) and place.get("file"):
+        extra["physicalLocation"] = physical(place)
+        if place.get("member"):
+            extra["message"] = {"text": message_text(f"in {place['member']}")}
     return {
+        **extra,
         "logicalLocations": [
             {
                 "name": name,
@@ -114,7 +138,7 @@ def location(finding: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, 
                     "resourceId": finding.get("resource_id"),
                 },
             }
-        ]
+        ],
     }
 
 
@@ -201,7 +225,7 @@ def sarif_log(model: Mapping[str, Any], *, information_uri: str | None = None) -
                 # "category/instance": code scanning keeps one analysis per category
                 # (SARIF 3.17.4), so every scan of this question replaces the previous one.
                 "automationDetails": {
-                    "id": f"auditor/{question['id']}/scan-{scan['id']}",
+                    "id": f"auditor/{question['id']}/{_run_name(scan)}",
                     "description": {"text": plain(question["title"])},
                 },
                 "invocations": [
@@ -232,6 +256,11 @@ def sarif_log(model: Mapping[str, Any], *, information_uri: str | None = None) -
             }
         ],
     }
+
+
+def _run_name(scan: Mapping[str, Any]) -> str:
+    # A lint run of a pipeline replaces the previous lint, a scan the previous scan.
+    return "lint" if scan.get("kind") == "lint" else f"scan-{scan['id']}"
 
 
 def render(model: Mapping[str, Any], *, information_uri: str | None = None) -> str:

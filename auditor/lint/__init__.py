@@ -1,0 +1,1 @@
+"""`auditor lint`: an offline audit of exported solutions and flow files (no tenant, no network)."""

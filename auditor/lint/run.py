@@ -1,0 +1,255 @@
+"""`auditor lint`: the analysis's static checks over exported solution files.
+
+No tenant and no network. The files become the frames a scan would have stored: cloud flows
+as `workflows` rows whose `clientdata` is the file's JSON (the definition parser reads every
+shape a flow comes in), plug-in steps as `plugin_steps`, classic workflows with their trigger
+columns. Every check of the catalog then runs on them, exactly as after a scan; what only
+telemetry shows (run history, trace logs, system jobs) is a query "not collected" with the
+reason "needs a tenant scan", so those parts are `not-assessed` and the five verdicts come
+from the static evidence alone. A file that cannot be read is an `error` finding naming it.
+Each finding is then placed in a file and, where it can be found, on the line of the trigger,
+action or step it names (SARIF `physicalLocation`), for code-scanning views.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from auditor.assessment import MuteEntry
+from auditor.checks import CHECKS, run_checks
+from auditor.checks.base import Finding, make
+from auditor.checks.evidence import Evidence
+from auditor.frames import Frames, Window
+from auditor.lint.inputs import LintInputs, Location, Problem, line_of_key, read_inputs
+from auditor.queries import default_catalog
+from auditor.report.model import report_model
+from auditor.settings import Settings
+
+LINT_ENV = "lint"  # the one environment of a lint: the files given
+# Queries whose data the files hold: the environment (the files stand for it), flow
+# definitions (both sources a scan reads them from) and plug-in step registrations.
+FROM_FILES = ("environments", "workflows", "flows", "sdkmessageprocessingsteps")
+NEEDS_SCAN = "needs a tenant scan"
+SCAN_HINT = (
+    "Run history, plug-in trace logs and system jobs exist only in an environment: run "
+    "`auditor scan` against the environment this solution is deployed to."
+)
+# The check that reports a file that cannot be read, by what the file would have held.
+UNREADABLE_CHECK = {
+    "flow": "flow-definition-unreadable",
+    "solution": "flow-definition-unreadable",
+    "step": "plugin-update-unfiltered",
+    "workflow": "workflow-update-unfiltered",
+}
+# Evidence columns that name the action a flow's finding is about, most specific first.
+ACTION_KEYS = ("catch_action", "action_name", "start_action")
+_JSON_LINE = re.compile(r"at line (\d+) column \d+")
+
+
+@dataclass(frozen=True)
+class LintResult:
+    """A lint's report model (the `auditor report` model, with file locations), its inputs
+    and how long it took."""
+
+    model: dict[str, Any]
+    inputs: LintInputs
+    seconds: float
+
+
+def lint(
+    paths: Sequence[Path],
+    settings: Settings,
+    *,
+    mutelist: Sequence[MuteEntry] = (),
+    now: datetime | None = None,
+) -> LintResult:
+    """Read `paths`, run every check on what they hold and build the report model."""
+    started = time.perf_counter()
+    inputs = read_inputs(paths)
+    frames = lint_frames(inputs, paths, now or datetime.now(UTC))
+    evidence = Evidence(frames)
+    findings = [*run_checks(evidence, settings), *problem_findings(inputs.problems)]
+    about = {
+        "kind": "lint",
+        "id": 0,
+        "status": "partial" if inputs.problems else "completed",
+        "inputs": [path.as_posix() for path in paths],
+    }
+    model = report_model(evidence, findings, about, mutelist=mutelist, generated=now)
+    place_findings(model, inputs, evidence, default=Location(paths[0].as_posix()))
+    return LintResult(model, inputs, time.perf_counter() - started)
+
+
+def lint_frames(inputs: LintInputs, paths: Sequence[Path], now: datetime) -> Frames:
+    """The frames a scan of the solution's environment would have stored, from the files."""
+    flows: list[dict[str, Any]] = [
+        {
+            "environment_id": LINT_ENV,
+            "workflowid": flow.flow_id,
+            "name": flow.name,
+            "category": 5,  # Modern Flow
+            "type": 1,  # Definition
+            # Every flow shipped is judged: its state in the target is decided at import.
+            "statecode": 1,
+            "clientdata": flow.text,
+        }
+        for flow in inputs.flows
+    ]
+    classic: list[dict[str, Any]] = [
+        {
+            "environment_id": LINT_ENV,
+            "workflowid": workflow.workflowid,
+            "name": workflow.name,
+            "category": 0,  # Workflow
+            "type": 1,
+            "statecode": 1,
+            "primaryentity": workflow.primary_entity,
+            "mode": workflow.mode,
+            "triggeroncreate": workflow.trigger_on_create,
+            "triggerondelete": workflow.trigger_on_delete,
+            "triggeronupdateattributelist": workflow.trigger_on_update_attributes,
+        }
+        for workflow in inputs.workflows
+    ]
+    steps = [
+        {
+            "environment_id": LINT_ENV,
+            "stepid": step.stepid,
+            "name": step.name,
+            "stage": step.stage,
+            "mode": step.mode,
+            "rank": step.rank,
+            "filteringattributes": step.filteringattributes,
+            "asyncautodelete": step.asyncautodelete,
+            "statecode": 0,  # exports carry no state; a step is imported to run
+            "customizationlevel": 1,  # it is in the solution: custom
+            "message_name": step.message_name,
+            "primary_entity": step.primary_entity,
+            "plugintype_name": step.plugintype_name,
+        }
+        for step in inputs.steps
+    ]
+    counts = {
+        "workflows": len(flows) + len(classic),
+        "flows": len(flows),
+        "sdkmessageprocessingsteps": len(steps),
+    }
+    queries = [
+        {
+            "scan_id": 0,
+            "environment_id": LINT_ENV,
+            "query_id": query_id,
+            "status": "collected" if query_id in FROM_FILES else "not-collected",
+            "rows": counts.get(query_id, 0),
+            "reason": None if query_id in FROM_FILES else NEEDS_SCAN,
+            "hint": None if query_id in FROM_FILES else SCAN_HINT,
+        }
+        for query_id in default_catalog()
+    ]
+    environment = {
+        "environment_id": LINT_ENV,
+        "display_name": ", ".join(path.as_posix() for path in paths),
+        "dataverse_url": "lint:",  # the files stand in for a Dataverse environment
+        "discovered_by": "lint",
+    }
+    return Frames.from_frames(
+        Window(now - timedelta(days=7), now),
+        environments=pd.DataFrame([environment]),
+        workflows=pd.DataFrame(flows + classic),
+        plugin_steps=pd.DataFrame(steps),
+        scan_queries=pd.DataFrame(queries),
+    )
+
+
+def problem_findings(problems: Sequence[Problem]) -> list[Finding]:
+    """One `error` finding per file that could not be read, naming it and saying why."""
+    out = []
+    for problem in problems:
+        place = problem.location
+        shown = _shown(place)
+        out.append(
+            make(
+                CHECKS[UNREADABLE_CHECK.get(problem.kind, "flow-definition-unreadable")].meta,
+                "error",
+                f"{shown}: {problem.message}",
+                environment_id=LINT_ENV,
+                resource_kind="file",
+                resource_id=shown,
+                resource_name=Path(place.member or place.file).name,
+            )
+        )
+    return out
+
+
+def place_findings(
+    model: dict[str, Any], inputs: LintInputs, evidence: Evidence, *, default: Location
+) -> None:
+    """Give every finding of the model a `location`: the file of the flow, step or workflow
+    it is about, on the line of the action or trigger it names; else the first PATH."""
+    flows = {flow.flow_id: flow for flow in inputs.flows}
+    triggers = _trigger_names(evidence)
+    by_resource: dict[tuple[str, str], Location] = {
+        **{("step", s.stepid): s.location for s in inputs.steps},
+        **{("workflow", w.workflowid): w.location for w in inputs.workflows},
+    }
+    problems = {_shown(p.location): p.location for p in inputs.problems}
+    for finding in model["findings"]:
+        kind, resource = str(finding["resource_kind"]), str(finding["resource_id"])
+        place = by_resource.get((kind, resource)) or problems.get(resource)
+        if place is None:
+            place = _flow_place(finding, flows, triggers)
+        finding["location"] = _as_data(place or default)
+        shown = _shown(place or default)
+        if finding["status"] == "error" and shown not in finding["message"]:
+            finding["message"] = f"{shown}: {finding['message']}"  # an error names its file
+
+
+def _flow_place(
+    finding: Mapping[str, Any], flows: Mapping[str, Any], triggers: Mapping[str, str]
+) -> Location | None:
+    evidence = finding.get("evidence") or []
+    flow_id = str(finding["resource_id"])
+    if finding["resource_kind"] == "action-block" and evidence:
+        flow_id = str(evidence[0].get("flow_id"))
+    flow = flows.get(flow_id)
+    if flow is None:
+        return None
+    line = None
+    if finding["check_id"] == "flow-definition-unreadable":
+        found = _JSON_LINE.search(str(finding["message"]))
+        line = int(found.group(1)) if found else None
+    names = [str(row[key]) for row in evidence[:1] for key in ACTION_KEYS if row.get(key)]
+    for name in [*names, triggers.get(flow_id)]:
+        if line is None and name:
+            line = line_of_key(flow.text, name)
+    return Location(flow.location.file, flow.location.member, line)
+
+
+def _trigger_names(evidence: Evidence) -> dict[str, str]:
+    triggers = evidence.triggers
+    named = triggers[triggers["trigger_name"].notna()]
+    return dict(zip(named["flow_id"].astype(str), named["trigger_name"].astype(str), strict=True))
+
+
+def _shown(place: Location) -> str:
+    """The file as shown in messages: `file`, or `file!member` inside a zip."""
+    return place.file + (f"!{place.member}" if place.member else "")
+
+
+def _as_data(place: Location) -> dict[str, Any]:
+    return {
+        "file": place.file,
+        "member": place.member,
+        "line": place.line if place.member is None else None,
+    }
+
+
+__all__ = ["LINT_ENV", "NEEDS_SCAN", "LintResult", "lint", "lint_frames", "problem_findings"]

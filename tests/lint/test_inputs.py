@@ -1,0 +1,621 @@
+"""The lint input reader: every shape into records, locations, problems and limits."""
+
+from __future__ import annotations
+
+import builtins
+import io
+import json
+import shutil
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditor.errors import UsageError
+from auditor.lint import inputs
+from auditor.lint.inputs import LintInputs, Location, line_of_key, read_inputs
+
+FIXTURES = Path(__file__).parent / "fixtures"
+UNPACKED = FIXTURES / "unpacked"
+ACCOUNT_SYNC = "3f2a9c1e-5b7d-ee11-8179-000d3a1b2c3d"
+CONTACT_SYNC = "7a1b2c3d-4e5f-ee11-8179-000d3a1b2c3d"
+CHILD = "c1d2e3f4-0a1b-ee11-8179-000d3a1b2c3d"
+ORDERS = "9b8a7c6d-1e2f-ee11-8179-000d3a1b2c3d"
+UNFILTERED_STEP = "5d1f7a2b-8c3e-ee11-8179-000d3a1b2c3d"
+FILTERED_STEP = "6e2a8b3c-9d4f-ee11-8179-000d3a1b2c3d"
+CUSTOM_API_STEP = "7f3b9c4d-0e5a-ee11-8179-000d3a1b2c3d"
+INVOICES = "5c6d7e8f-9a0b-ee11-8179-000d3a1b2c3d"
+LEGACY = "2b8f6c1e-4d3a-4f5b-9c7e-1a2b3c4d5e6f"
+ORDERS_FILE = "src/Workflows/ContosoOrderProcessing-9B8A7C6D-1E2F-EE11-8179-000D3A1B2C3D.json"
+
+
+def zip_folder(folder: Path, target: Path, extra: dict[str, bytes] | None = None) -> Path:
+    """A zip of `folder`'s files (as Dataverse exports it: members at the root), plus `extra`."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(folder).as_posix())
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return target
+
+
+def by_id(records: Any, key: str) -> dict[str, Any]:
+    return {getattr(record, key): record for record in records}
+
+
+def line_of(path: Path, needle: str) -> int:
+    """1-based line of the first line of `path` containing `needle`."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(number for number, text in enumerate(lines, 1) if needle in text)
+
+
+@pytest.fixture(scope="module")
+def unpacked() -> LintInputs:
+    return read_inputs([UNPACKED])
+
+
+# The unpacked solution folder ---------------------------------------------------------------
+
+
+def test_unpacked_flows_take_id_and_name_from_their_data_xml(unpacked: LintInputs) -> None:
+    flows = by_id(unpacked.flows, "flow_id")
+    assert set(flows) == {ACCOUNT_SYNC, CONTACT_SYNC, CHILD, ORDERS}
+    assert flows[CHILD].name == "Contoso Child - Log Error"
+    assert flows[ORDERS].name == "Contoso Order Processing"
+    source = UNPACKED / "src/Workflows/ContosoAccountSync-3F2A9C1E-5B7D-EE11-8179-000D3A1B2C3D.json"
+    assert flows[ACCOUNT_SYNC].text == source.read_text(encoding="utf-8")
+    assert flows[ACCOUNT_SYNC].location == Location(source.as_posix())
+    assert unpacked.problems == ()
+
+
+def test_unpacked_flows_keep_the_shapes_the_checks_look_for(unpacked: LintInputs) -> None:
+    """The fixture flows hold what the checks judge (asserted here so a fixture edit that
+    drops one is caught where the fixture lives)."""
+    flows = {f.flow_id: json.loads(f.text)["properties"]["definition"] for f in unpacked.flows}
+    unfiltered = flows[ACCOUNT_SYNC]["triggers"]["When_an_account_is_modified"]
+    assert unfiltered["inputs"]["parameters"]["subscriptionRequest/message"] == 3
+    assert "subscriptionRequest/filteringattributes" not in unfiltered["inputs"]["parameters"]
+    assert "conditions" not in unfiltered
+    filtered = flows[CONTACT_SYNC]["triggers"]["When_a_contact_email_or_phone_changes"]
+    assert filtered["inputs"]["parameters"]["subscriptionRequest/filteringattributes"]
+    assert filtered["conditions"][0]["expression"].startswith("@")
+    child = flows[CHILD]
+    assert child["triggers"]["manual"]["kind"] == "Button"
+    assert child["actions"]["Compose_the_failure"]["runAfter"] == {
+        "Add_a_new_error_log_row": ["FAILED"]
+    }
+    assert child["actions"]["Respond_to_a_PowerApp_or_flow"]["runAfter"] == {
+        "Add_a_new_error_log_row": ["SUCCEEDED"]
+    }
+    catch = flows[ORDERS]["actions"]["Catch"]
+    assert catch["runAfter"] == {"Try": ["Failed", "TimedOut"]}
+    assert catch["actions"]["Terminate"]["inputs"]["runStatus"] == "Failed"
+    call = catch["actions"]["Run_a_Child_Flow"]
+    assert call["type"] == "Workflow"
+    assert call["inputs"]["host"]["workflowReferenceName"] == CHILD
+
+
+def test_steps_get_message_names_from_ids_and_from_the_step_name(unpacked: LintInputs) -> None:
+    steps = by_id(unpacked.steps, "stepid")
+    assert set(steps) == {UNFILTERED_STEP, FILTERED_STEP, CUSTOM_API_STEP}
+    unfiltered = steps[UNFILTERED_STEP]
+    assert (unfiltered.message_name, unfiltered.primary_entity) == ("Update", "account")
+    assert unfiltered.filteringattributes is None  # <FilteringAttributes></FilteringAttributes>
+    assert (unfiltered.stage, unfiltered.mode, unfiltered.rank) == (40, 1, 1)
+    assert unfiltered.asyncautodelete is True
+    assert unfiltered.plugintype_name == "Contoso.Plugins.AccountPlugin"
+    # Upper-case id in braces, message id in braces: both normalised.
+    filtered = steps[FILTERED_STEP]
+    assert filtered.message_name == "Update"
+    assert filtered.filteringattributes == "emailaddress1,telephone1"
+    assert (filtered.stage, filtered.mode, filtered.asyncautodelete) == (20, 0, False)
+    # A custom API's message id is not a system message: the name says which message and table.
+    custom = steps[CUSTOM_API_STEP]
+    assert (custom.message_name, custom.primary_entity) == ("contoso_Recalculate", "quote")
+
+
+def test_a_step_location_is_the_line_of_its_start_tag(unpacked: LintInputs) -> None:
+    steps = by_id(unpacked.steps, "stepid")
+    for step_id in (UNFILTERED_STEP, CUSTOM_API_STEP):
+        path = UNPACKED / f"src/SdkMessageProcessingSteps/{{{step_id}}}.xml"
+        assert steps[step_id].location == Location(
+            path.as_posix(), None, line_of(path, "<SdkMessageProcessingStep ")
+        )
+    assert steps[CUSTOM_API_STEP].location.line == 3  # after a comment line
+
+
+def test_a_step_in_its_own_file_and_in_customizations_is_one_step(unpacked: LintInputs) -> None:
+    customizations = (UNPACKED / "src/Other/Customizations.xml").read_text(encoding="utf-8")
+    assert UNFILTERED_STEP in customizations
+    (step,) = [s for s in unpacked.steps if s.stepid == UNFILTERED_STEP]
+    assert step.location.file.endswith(f"SdkMessageProcessingSteps/{{{UNFILTERED_STEP}}}.xml")
+
+
+def test_classic_workflows_keep_their_update_trigger_list_as_written(
+    unpacked: LintInputs,
+) -> None:
+    workflows = by_id(unpacked.workflows, "name")
+    listed = workflows["Contoso - Notify on account status change"]
+    assert listed.trigger_on_update_attributes == "statecode,statuscode"
+    assert (listed.mode, listed.trigger_on_create, listed.trigger_on_delete) == (0, False, False)
+    assert listed.primary_entity == "account"
+    assert listed.workflowid == "a1b2c3d4-1111-ee11-8179-000d3a1b2c3d"
+    customizations = UNPACKED / "src/Other/Customizations.xml"
+    assert listed.location == Location(
+        customizations.as_posix(), None, line_of(customizations, listed.workflowid)
+    )
+    unlisted = workflows["Contoso - Recalculate order totals"]
+    assert unlisted.trigger_on_update_attributes is None  # the element is absent
+    assert (unlisted.mode, unlisted.trigger_on_create) == (1, True)
+    # pac unpack's own file for a classic workflow: an empty element is "" (present, empty).
+    escalation = workflows["Contoso - Case escalation"]
+    assert escalation.trigger_on_update_attributes == ""
+    assert escalation.location.file.endswith(".xaml.data.xml")
+    assert escalation.location.line == 2
+
+
+def test_locations_are_the_path_as_given_joined_with_the_path_below(tmp_path: Path) -> None:
+    shutil.copytree(UNPACKED, tmp_path / "solutions" / "Core")  # the tests run in tmp_path
+    found = read_inputs([Path("solutions/Core")])
+    flow = by_id(found.flows, "flow_id")[ORDERS]
+    assert flow.location == Location(f"solutions/Core/{ORDERS_FILE}")
+    step = by_id(found.steps, "stepid")[FILTERED_STEP]
+    assert (
+        step.location.file
+        == f"solutions/Core/src/SdkMessageProcessingSteps/{{{FILTERED_STEP}}}.xml"
+    )
+
+
+def test_a_workflows_folder_given_alone_is_read() -> None:
+    found = read_inputs([UNPACKED / "src" / "Workflows"])
+    assert {f.flow_id for f in found.flows} == {ACCOUNT_SYNC, CONTACT_SYNC, CHILD, ORDERS}
+
+
+def test_build_output_and_hidden_folders_are_not_searched(tmp_path: Path) -> None:
+    shutil.copytree(UNPACKED, tmp_path / "project")
+    shutil.copytree(UNPACKED / "src", tmp_path / "project" / "obj" / "Debug" / "Metadata")
+    shutil.copytree(UNPACKED / "src", tmp_path / "project" / ".git" / "src")
+    found = read_inputs([Path("project")])
+    assert all(
+        "/obj/" not in f.location.file and ".git" not in f.location.file for f in found.flows
+    )
+    assert len(found.flows) == 4
+
+
+def test_reading_is_reproducible_and_sorted(unpacked: LintInputs) -> None:
+    assert read_inputs([UNPACKED]) == unpacked
+    places = [(f.location.file, f.flow_id) for f in unpacked.flows]
+    assert places == sorted(places)
+    assert read_inputs([UNPACKED, UNPACKED]).flows == unpacked.flows  # one flow per id
+
+
+# The solution zip -----------------------------------------------------------------------------
+
+
+def test_a_solution_zip_is_read_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = zip_folder(FIXTURES / "solution_zip", tmp_path / "ContosoBilling_2_1_0_0_managed.zip")
+    before = sorted(tmp_path.rglob("*"))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the reader wrote to disk")
+
+    real_open = builtins.open
+
+    def read_only_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if any(flag in mode for flag in "wax+"):
+            refuse()
+        return real_open(file, mode, *args, **kwargs)
+
+    for name in ("mkstemp", "mkdtemp", "NamedTemporaryFile", "TemporaryDirectory"):
+        monkeypatch.setattr(tempfile, name, refuse)
+    monkeypatch.setattr(zipfile.ZipFile, "extract", refuse)
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", refuse)
+    monkeypatch.setattr(builtins, "open", read_only_open)
+    monkeypatch.setattr(io, "open", read_only_open)
+    found = read_inputs([Path(archive.name)])
+    monkeypatch.undo()
+    assert sorted(tmp_path.rglob("*")) == before
+    assert [f.flow_id for f in found.flows] == [INVOICES]
+
+
+def test_a_solution_zip_yields_flows_steps_and_workflows(tmp_path: Path) -> None:
+    archive = zip_folder(FIXTURES / "solution_zip", tmp_path / "billing.zip")
+    found = read_inputs([Path("billing.zip")])
+    (flow,) = found.flows
+    member = "Workflows/ContosoInvoiceSync-5C6D7E8F-9A0B-EE11-8179-000D3A1B2C3D.json"
+    assert (flow.flow_id, flow.name) == (INVOICES, "Contoso Invoice Sync")  # customizations.xml
+    assert flow.location == Location("billing.zip", member, None)
+    assert flow.text == (FIXTURES / "solution_zip" / member).read_text(encoding="utf-8")
+    (step,) = found.steps
+    assert (step.message_name, step.primary_entity) == ("Update", "invoice")
+    assert step.filteringattributes is None  # no <FilteringAttributes> element at all
+    assert step.location == Location("billing.zip", "customizations.xml", None)
+    (workflow,) = found.workflows
+    assert workflow.trigger_on_update_attributes == "duedate"
+    assert found.problems == ()
+    assert found.files == 2  # customizations.xml and the flow; solution.xml is not needed
+    assert archive.exists()
+
+
+def test_the_unzipped_export_reads_like_the_zip(tmp_path: Path) -> None:
+    zipped = read_inputs([zip_folder(FIXTURES / "solution_zip", tmp_path / "billing.zip")])
+    folder = read_inputs([FIXTURES / "solution_zip"])
+    assert [f.flow_id for f in folder.flows] == [f.flow_id for f in zipped.flows]
+    assert [(s.stepid, s.message_name) for s in folder.steps] == [
+        (s.stepid, s.message_name) for s in zipped.steps
+    ]
+    customizations = FIXTURES / "solution_zip" / "customizations.xml"
+    assert folder.steps[0].location.line == line_of(customizations, "<SdkMessageProcessingStep ")
+
+
+# Legacy packages and single files -------------------------------------------------------------
+
+
+def test_a_legacy_package_folder_and_zip(tmp_path: Path) -> None:
+    folder = read_inputs([FIXTURES / "legacy_package"])
+    zipped = read_inputs([zip_folder(FIXTURES / "legacy_package", tmp_path / "package.zip")])
+    for found in (folder, zipped):
+        (flow,) = found.flows
+        assert (flow.flow_id, flow.name) == (LEGACY, "Notify on flagged email")
+        assert json.loads(flow.text)["type"] == "Microsoft.Flow/flows"
+    assert zipped.flows[0].location.member == f"Microsoft.Flow/flows/{LEGACY}/definition.json"
+
+
+def test_single_flow_files_clientdata_and_bare(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "single", tmp_path / "flows")
+    found = read_inputs([Path("flows/clientdata_flow.json"), Path("flows/bare_definition.json")])
+    flows = by_id(found.flows, "name")
+    assert set(flows) == {"clientdata_flow", "bare_definition"}
+    bare = flows["bare_definition"]
+    assert bare.location == Location("flows/bare_definition.json")
+    assert bare.flow_id == "flows/bare_definition.json"  # no workflow GUID: the path
+    assert "triggers" in json.loads(bare.text)
+
+
+def test_a_single_solution_flow_file_keeps_its_guid_and_data_xml_name() -> None:
+    path = UNPACKED / "src/Workflows/ContosoChildLogError-C1D2E3F4-0A1B-EE11-8179-000D3A1B2C3D.json"
+    (flow,) = read_inputs([path]).flows
+    assert (flow.flow_id, flow.name) == (CHILD, "Contoso Child - Log Error")
+
+
+def test_a_byte_order_mark_is_stripped(tmp_path: Path) -> None:
+    text = (FIXTURES / "single" / "bare_definition.json").read_text(encoding="utf-8")
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (flow,) = read_inputs([Path("bom.json")]).flows
+    assert flow.text == text
+
+
+# Broken inputs ----------------------------------------------------------------------------------
+
+
+def test_invalid_flow_json_is_a_flow_for_the_analysis_not_a_problem() -> None:
+    found = read_inputs([FIXTURES / "broken" / "invalid_json"])
+    (flow,) = found.flows
+    assert flow.flow_id == "8e9f0a1b-2c3d-ee11-8179-000d3a1b2c3d"
+    assert flow.name == "ContosoBroken"  # no .data.xml: the file name without its GUID
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(flow.text)
+    assert found.problems == ()
+
+
+def test_step_xml_that_does_not_parse_is_a_problem_naming_the_file() -> None:
+    found = read_inputs([FIXTURES / "broken" / "bad_step_xml"])
+    assert found.steps == ()
+    (problem,) = found.problems
+    assert problem.kind == "step"
+    assert problem.location.file.endswith("{9c0d1e2f-3a4b-ee11-8179-000d3a1b2c3d}.xml")
+    assert problem.message.startswith("XML does not parse: mismatched tag: line 8")
+
+
+def test_a_zip_naming_a_missing_flow_file_is_a_problem(tmp_path: Path) -> None:
+    archive = zip_folder(FIXTURES / "broken" / "zip_missing_member", tmp_path / "partial.zip")
+    found = read_inputs([archive])
+    assert found.flows == ()
+    (problem,) = found.problems
+    assert problem.location == Location(archive.as_posix(), "customizations.xml", None)
+    assert problem.kind == "flow"
+    assert problem.message == (
+        "customizations.xml names Workflows/ContosoLostFlow-F6A7B8C9-6666-EE11-8179-"
+        "000D3A1B2C3D.json, which is not in the zip"
+    )
+
+
+def test_a_folder_naming_a_missing_flow_file_is_a_problem(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "broken" / "zip_missing_member", tmp_path / "partial")
+    (problem,) = read_inputs([Path("partial")]).problems
+    assert problem.location == Location("partial/customizations.xml", None, 3)
+    assert problem.message.endswith("json, which does not exist")
+
+
+def test_a_step_without_its_id_is_a_problem(tmp_path: Path) -> None:
+    steps = tmp_path / "SdkMessageProcessingSteps"
+    steps.mkdir()
+    (steps / "step.xml").write_text(
+        '<SdkMessageProcessingStep Name="Plugins.AccountPlugin: Update of account">\n'
+        "  <Stage>40</Stage>\n</SdkMessageProcessingStep>\n",
+        encoding="utf-8",
+    )
+    found = read_inputs([Path("SdkMessageProcessingSteps")])
+    (problem,) = found.problems
+    assert problem.location == Location("SdkMessageProcessingSteps/step.xml")
+    assert "has no SdkMessageProcessingStepId" in problem.message
+
+
+def test_the_step_name_gives_message_and_table_when_the_file_lacks_them(tmp_path: Path) -> None:
+    steps = tmp_path / "SdkMessageProcessingSteps"
+    steps.mkdir()
+    (steps / "step.xml").write_text(
+        '<SdkMessageProcessingStep Name="Plugins.AccountPlugin: Update of account" '
+        'SdkMessageProcessingStepId="{0A0B0C0D-1111-EE11-8179-000D3A1B2C3D}">\n'
+        "  <SdkMessageId>00000000-1111-2222-3333-444444444444</SdkMessageId>\n"
+        "</SdkMessageProcessingStep>\n",
+        encoding="utf-8",
+    )
+    (step,) = read_inputs([tmp_path]).steps
+    assert (step.message_name, step.primary_entity) == ("Update", "account")
+    assert step.stepid == "0a0b0c0d-1111-ee11-8179-000d3a1b2c3d"
+
+
+@pytest.mark.parametrize(
+    ("message_id", "name"),
+    [
+        ("9ebdbb1b-ea3e-db11-86a7-000a3a5473e8", "Create"),
+        ("{A1BDBB1B-EA3E-DB11-86A7-000A3A5473E8}", "Delete"),
+        ("8CBDBB1B-EA3E-DB11-86A7-000A3A5473E8", "Assign"),
+        ("1dbebb1b-ea3e-db11-86a7-000a3a5473e8", "SetStateDynamicEntity"),
+        ("03bebb1b-ea3e-db11-86a7-000a3a5473e8", "RetrieveMultiple"),
+    ],
+)
+def test_well_known_message_ids_with_or_without_braces(
+    tmp_path: Path, message_id: str, name: str
+) -> None:
+    steps = tmp_path / "SdkMessageProcessingSteps"
+    steps.mkdir()
+    (steps / "step.xml").write_text(
+        '<SdkMessageProcessingStep Name="A custom name" '
+        'SdkMessageProcessingStepId="{0a0b0c0d-2222-ee11-8179-000d3a1b2c3d}">'
+        f"<SdkMessageId>{message_id}</SdkMessageId></SdkMessageProcessingStep>",
+        encoding="utf-8",
+    )
+    (step,) = read_inputs([tmp_path]).steps
+    assert step.message_name == name
+    assert step.primary_entity is None
+
+
+def test_xml_entities_are_refused_not_expanded(tmp_path: Path) -> None:
+    other = tmp_path / "Other"
+    other.mkdir()
+    laughs = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    (other / "Customizations.xml").write_text(
+        f'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY l0 "lol">{laughs}]>'
+        "<ImportExportXml><Workflows>&l9;</Workflows></ImportExportXml>",
+        encoding="utf-8",
+    )
+    (problem,) = read_inputs([Path(".")]).problems  # the tests run in tmp_path
+    assert (problem.kind, problem.location.file) == ("solution", "Other/Customizations.xml")
+    assert problem.message.startswith("XML refused: DTDForbidden")
+
+
+def test_a_flow_file_that_is_not_utf8_is_a_problem(tmp_path: Path) -> None:
+    workflows = tmp_path / "Workflows"
+    workflows.mkdir()
+    (workflows / "Latin1-0A0B0C0D-3333-EE11-8179-000D3A1B2C3D.json").write_bytes(b'{"caf\xe9": 1}')
+    found = read_inputs([tmp_path])
+    assert found.flows == ()
+    (problem,) = found.problems
+    assert (problem.kind, problem.message) == ("flow", "not UTF-8 text (byte 5)")
+
+
+def test_a_damaged_zip_is_a_problem(tmp_path: Path) -> None:
+    (tmp_path / "export.zip").write_bytes(b"PK\x03\x04 this is not a zip")
+    (problem,) = read_inputs([Path("export.zip")]).problems
+    assert problem.location == Location("export.zip")
+    assert problem.kind == "solution"
+    assert problem.message.startswith("not a readable zip")
+
+
+# Zip-bomb limits --------------------------------------------------------------------------------
+
+
+def test_a_member_over_the_limit_is_a_problem_and_the_rest_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inputs, "MAX_MEMBER_BYTES", 64 * 1024)
+    bomb = b'{"definition": {"actions": {}}, "padding": "' + b" " * (4 * 1024 * 1024) + b'"}'
+    name = "Workflows/Bomb-0A0B0C0D-4444-EE11-8179-000D3A1B2C3D.json"
+    archive = zip_folder(FIXTURES / "solution_zip", tmp_path / "bomb.zip", {name: bomb})
+    assert archive.stat().st_size < 64 * 1024  # small on disk, 4 MB inflated
+    found = read_inputs([archive])
+    assert [f.flow_id for f in found.flows] == [INVOICES]
+    (problem,) = found.problems
+    assert (problem.location.member, problem.kind) == (name, "flow")
+    assert problem.message == "not read: inflates to 4 MB, over the 64 KB limit"
+
+
+def test_a_member_whose_header_understates_its_size_is_a_problem(tmp_path: Path) -> None:
+    name = "Workflows/Liar-0A0B0C0D-5555-EE11-8179-000D3A1B2C3D.json"
+    archive = zip_folder(FIXTURES / "solution_zip", tmp_path / "liar.zip", {name: b" " * 100_000})
+    data = bytearray(archive.read_bytes())
+    # (signature, offset of the uncompressed size, offset of the name) of the local header and
+    # of the central directory entry: both now say 1,000 bytes.
+    for signature, size_at, name_at in ((b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)):
+        start = data.find(signature)
+        while start != -1:
+            if data[start + name_at : start + name_at + len(name)] == name.encode():
+                data[start + size_at : start + size_at + 4] = (1000).to_bytes(4, "little")
+            start = data.find(signature, start + 4)
+    archive.write_bytes(bytes(data))
+    found = read_inputs([archive])
+    assert [f.flow_id for f in found.flows] == [INVOICES]
+    (problem,) = found.problems
+    assert problem.location.member == name
+    assert problem.message.startswith("cannot be read from the zip: Bad CRC-32")
+
+
+def test_members_past_the_total_limit_are_problems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    definition = FIXTURES / "legacy_package/Microsoft.Flow/flows" / LEGACY / "definition.json"
+    size = definition.stat().st_size
+    monkeypatch.setattr(inputs, "MAX_TOTAL_BYTES", 2 * size + size // 2)
+    extra = {
+        f"Microsoft.Flow/flows/{n}0000000-0000-4000-8000-000000000000/definition.json": (
+            definition.read_bytes()
+        )
+        for n in (1, 2)
+    }
+    archive = zip_folder(FIXTURES / "legacy_package", tmp_path / "package.zip", extra)
+    found = read_inputs([archive])
+    assert len(found.flows) == 2
+    (problem,) = found.problems
+    assert problem.message.startswith("not read: the zip's members inflate past")
+    assert problem.location.member == f"Microsoft.Flow/flows/{LEGACY}/definition.json"
+
+
+def test_a_file_over_the_limit_in_a_folder_is_a_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inputs, "MAX_MEMBER_BYTES", 1024)
+    shutil.copytree(FIXTURES / "solution_zip", tmp_path / "export")
+    found = read_inputs([Path("export")])
+    assert {p.location.file for p in found.problems} == {
+        "export/customizations.xml",
+        "export/Workflows/ContosoInvoiceSync-5C6D7E8F-9A0B-EE11-8179-000D3A1B2C3D.json",
+    }
+
+
+# Usage errors -----------------------------------------------------------------------------------
+
+
+def _missing(root: Path) -> Path:
+    return root / "missing"
+
+
+def _text_file(root: Path) -> Path:
+    (root / "notes.txt").write_text("hello", encoding="utf-8")
+    return root / "notes.txt"
+
+
+def _folder_without_solution(root: Path) -> Path:
+    (root / "docs").mkdir()
+    (root / "docs" / "readme.md").write_text("# Notes", encoding="utf-8")
+    return root / "docs"
+
+
+def _json_that_is_no_flow(root: Path) -> Path:
+    (root / "package.json").write_text('{"name": "x"}', encoding="utf-8")
+    return root / "package.json"
+
+
+def _zip_without_solution(root: Path) -> Path:
+    with zipfile.ZipFile(root / "other.zip", "w") as archive:
+        archive.writestr("readme.md", "# Notes")
+    return root / "other.zip"
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (_missing, "no such file or folder"),
+        (_text_file, "neither a folder, a .zip nor a .json"),
+        (_folder_without_solution, "holds no solution files"),
+        (_json_that_is_no_flow, "no flow definition"),
+        (_zip_without_solution, "holds no solution files"),
+    ],
+)
+def test_a_path_that_is_none_of_the_shapes_is_a_usage_error(
+    tmp_path: Path, make: Callable[[Path], Path], says: str
+) -> None:
+    path = make(tmp_path)
+    with pytest.raises(UsageError) as raised:
+        read_inputs([path])
+    assert raised.value.exit_code == 2
+    assert path.as_posix() in raised.value.message
+    assert says in raised.value.message
+    assert "pac solution unpack" in raised.value.hint
+
+
+def test_no_path_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
+        read_inputs([])
+
+
+# line_of_key ------------------------------------------------------------------------------------
+
+
+def test_line_of_key_finds_the_definition_not_the_run_after_reference(
+    unpacked: LintInputs,
+) -> None:
+    path = UNPACKED / ORDERS_FILE
+    text = by_id(unpacked.flows, "flow_id")[ORDERS].text
+    definition = line_of_key(text, "Try")
+    assert definition == line_of(path, '"Try": {')
+    assert definition != line_of(path, '"Try": [')
+    child_call = line_of_key(text, "Run_a_Child_Flow")
+    assert child_call == line_of(path, '"Run_a_Child_Flow": {')
+    assert child_call != line_of(path, '"Run_a_Child_Flow": [')
+    assert line_of_key(text, "When_an_order_is_added") == line_of(path, "When_an_order_is_added")
+    assert line_of_key(text, "No_such_action") is None
+
+
+def test_line_of_key_prefers_an_action_to_a_schema_property_of_that_name() -> None:
+    text = (
+        '{\n  "triggers": {\n    "manual": {\n      "inputs": {\n        "schema": {\n'
+        '          "properties": {\n            "Response": {\n              "type": "string"\n'
+        '            }\n          }\n        }\n      }\n    }\n  },\n  "actions": {\n'
+        '    "Response": {\n      "type": "Response"\n    }\n  }\n}\n'
+    )
+    assert line_of_key(text, "Response") == 16
+    assert line_of_key(text, "schema") == 5  # not an action: any member of that name
+
+
+def test_line_of_key_decodes_json_escapes() -> None:
+    text = (
+        '{\n  "actions": {\n    "Caf\\u00e9_\\"quoted\\"": {\n      "inputs": "\\"Next\\": {"\n'
+        '    },\n    "Next": {\n      "runAfter": {\n        "Caf\\u00e9_\\"quoted\\"": [\n'
+        '          "Succeeded"\n        ]\n      }\n    }\n  }\n}\n'
+    )
+    assert json.loads(text)["actions"]['Café_"quoted"']["inputs"] == '"Next": {'
+    assert line_of_key(text, 'Café_"quoted"') == 3
+    assert line_of_key(text, "Next") == 6  # not the text inside the string on line 4
+    raw = '{\n  "actions": {\n    "Créer_une_ligne": {}\n  }\n}'
+    assert line_of_key(raw, "Créer_une_ligne") == 3
+
+
+def test_line_of_key_survives_text_that_is_not_json() -> None:
+    assert line_of_key('{"actions": {"A": {"runAfter": {', "A") == 1
+    assert line_of_key("not json at all", "A") is None
+    assert line_of_key("", "A") is None
+    assert line_of_key('"\\"' * 100_000, "A") is None  # unterminated: one pass, not n²
+
+
+# Performance ------------------------------------------------------------------------------------
+
+
+def test_a_hundred_realistic_flow_files_are_read_well_under_a_second(tmp_path: Path) -> None:
+    template = json.loads((UNPACKED / ORDERS_FILE).read_text(encoding="utf-8"))
+    definition = template["properties"]["definition"]
+    scope = definition["actions"]["Try"]
+    workflows = tmp_path / "big" / "Workflows"
+    workflows.mkdir(parents=True)
+    for n in range(100):
+        scopes = {f"Scope_{i}": {**scope, "runAfter": {}} for i in range(15 + n * 57 // 99)}
+        definition["actions"] = {**scopes, "Terminate": {"type": "Terminate", "runAfter": {}}}
+        name = f"Flow{n}-{n:08x}-1111-ee11-8179-000d3a1b2c3d.json"
+        (workflows / name).write_text(json.dumps(template, indent=2), encoding="utf-8")
+    sizes = sorted(p.stat().st_size for p in workflows.iterdir())
+    assert sizes[0] > 30_000
+    assert sizes[-1] < 160_000  # 30 KB to 150 KB, like real exports
+    started = time.perf_counter()
+    found = read_inputs([tmp_path / "big"])
+    elapsed = time.perf_counter() - started
+    assert len(found.flows) == 100
+    assert elapsed < 1.0, f"{elapsed:.2f}s"
+    started = time.perf_counter()
+    assert all(line_of_key(flow.text, "Terminate") for flow in found.flows)
+    assert time.perf_counter() - started < 2.0
