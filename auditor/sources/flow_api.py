@@ -10,6 +10,7 @@ of flows outside solutions and of per-action results with `retryHistory`. So it 
 - for a bounded sample of runs per flow (all failed runs first, then a seeded random draw of
   the rest, `--action-sample N`), the run with every action's status, times, error and
   retry history. The sample and its size are stored so rates carry confidence intervals.
+  A later scan draws its sample from the runs new since the last one.
 Shapes: reference/power-automate-apis.md sections 1.5-1.7 (Logic Apps WorkflowRun and
 WorkflowRunAction schema).
 """
