@@ -262,8 +262,8 @@ class RetryTransport(httpx.AsyncBaseTransport):
         waited = 0.0  # the host pause this request has already waited out
         while True:
             waited = await self._wait_out_pause(host, waited)
-            sent, outcome, in_flight = await self._send(request, host, waited)
-            if not sent:
+            outcome, in_flight = await self._send(request, host, waited)
+            if outcome is None:
                 continue  # the host was paused while this request waited for a slot
             if isinstance(outcome, httpx.TransportError):
                 if not _retryable_error(outcome) or failures >= self.policy.max_retries:
@@ -323,11 +323,12 @@ class RetryTransport(httpx.AsyncBaseTransport):
 
     async def _send(
         self, request: httpx.Request, host: str, waited: float
-    ) -> tuple[bool, httpx.Response | httpx.TransportError, int]:
-        """One attempt on a free lane: (sent, the response or the error, requests in flight)."""
+    ) -> tuple[httpx.Response | httpx.TransportError | None, int]:
+        """One attempt on a free lane: (the response or the error, requests in flight then);
+        (None, 0) when the host was paused while the request waited for its slot."""
         async with self.limiter.slot(host) as lane:
             if self.limiter.paused_until(host) > max(waited, self.clock()):
-                return False, httpx.TransportError("paused"), 0
+                return None, 0
             _count(requests=1)
             request.extensions[LANE_EXTENSION] = lane
             in_flight = self.limiter.in_flight(host)
@@ -338,8 +339,8 @@ class RetryTransport(httpx.AsyncBaseTransport):
                     response = await self.auth.send(request, self.inner.handle_async_request)
                 await response.aread()
             except httpx.TransportError as exc:
-                return True, exc, in_flight
-            return True, response, in_flight
+                return exc, in_flight
+            return response, in_flight
 
     def _retry_reason(self, response: httpx.Response) -> str | None:
         if response.status_code in _RETRY_STATUSES:
