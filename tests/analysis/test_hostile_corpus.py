@@ -36,10 +36,12 @@ from tests.checks.builders import (
     ENV,
     QUERY_IDS,
     WINDOW,
+    catching,
     connector_action,
     dataverse_trigger,
     environment,
     frames,
+    nested_scopes,
     organization,
 )
 from tests.checks.builders import flow as flow_row
@@ -238,26 +240,6 @@ class Case:
     # What the analysis made of the rows: called with the shared Evidence and the case's
     # environment id.
     facts: Callable[[Evidence, str], None] | None = None
-
-
-def _nested_scopes(levels: int) -> dict[str, Any]:
-    """`levels` Scopes, each the only action of the one around it."""
-    inner: dict[str, Any] = {"Compose": {"type": "Compose", "inputs": "deep", "runAfter": {}}}
-    for level in range(levels, 0, -1):
-        inner = {f"Scope_{level}": {"type": "Scope", "actions": inner, "runAfter": {}}}
-    return inner
-
-
-def _catching(run_after: Any) -> dict[str, Any]:
-    """A try action and a Terminate Failed that runs after it with `run_after` as given."""
-    return {
-        "Try": connector_action("UpdateRecord"),
-        "Catch": {
-            "type": "Terminate",
-            "inputs": {"runStatus": "Failed", "runError": {"message": "failed"}},
-            "runAfter": {"Try": run_after},
-        },
-    }
 
 
 def _dataverse_message(message: Any) -> dict[str, Any]:
@@ -468,17 +450,17 @@ DEFINITION_CASES: tuple[Case, ...] = (
     ),
     Case(
         "run-after-upper-case",
-        {"flows": [defined("odd", bare(_catching(["FAILED", "TIMEDOUT"])))]},
+        {"flows": [defined("odd", bare(catching(["FAILED", "TIMEDOUT"])))]},
         (readable("odd"), Expect("flow-no-error-handling", "odd", "pass", "after a failure")),
     ),
     Case(
         "run-after-bare-string",
-        {"flows": [defined("odd", bare(_catching("Failed")))]},
+        {"flows": [defined("odd", bare(catching("Failed")))]},
         (readable("odd"), Expect("flow-no-error-handling", "odd", "pass", "after a failure")),
     ),
     Case(
         "scopes-nested-200-deep",
-        {"flows": [defined("odd", bare(_nested_scopes(200)))]},
+        {"flows": [defined("odd", bare(nested_scopes(200)))]},
         (readable("odd"), Expect("flow-monolithic", "odd", "fail", "nesting depth 201")),
         facts=_deep,
     ),

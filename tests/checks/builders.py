@@ -162,3 +162,23 @@ def run(check_id: str, frames_: Frames, settings: Settings | None = None) -> lis
 def statuses(found: Sequence[Finding]) -> dict[str | None, str]:
     """resource id -> status."""
     return {f.resource_id: f.status for f in found}
+
+
+def nested_scopes(levels: int) -> dict[str, Any]:
+    """`levels` Scopes, each the only action of the one around it."""
+    inner: dict[str, Any] = {"Compose": {"type": "Compose", "inputs": "deep", "runAfter": {}}}
+    for level in range(levels, 0, -1):
+        inner = {f"Scope_{level}": {"type": "Scope", "actions": inner, "runAfter": {}}}
+    return inner
+
+
+def catching(run_after: Any) -> dict[str, Any]:
+    """A try action and a Terminate Failed that runs after it with `run_after` as given."""
+    return {
+        "Try": connector_action("UpdateRecord"),
+        "Catch": {
+            "type": "Terminate",
+            "inputs": {"runStatus": "Failed", "runError": {"message": "failed"}},
+            "runAfter": {"Try": run_after},
+        },
+    }

@@ -30,7 +30,7 @@ from auditor.checks.base import MAX_TEXT
 from auditor.sim import scenario
 from auditor.sim.model import SimEnvironment, SimTenant
 from auditor.sim.server import RenderActions
-from tests.checks.builders import connector_action, dataverse_trigger
+from tests.checks.builders import catching, connector_action, dataverse_trigger, nested_scopes
 
 Row = dict[str, Any]
 
@@ -468,26 +468,6 @@ CLIENTDATA_CASES += (
 )
 
 
-def _nested_scopes(levels: int) -> dict[str, Any]:
-    """`levels` Scopes, each the only action of the one around it."""
-    inner: dict[str, Any] = {"Compose": {"type": "Compose", "inputs": "deep", "runAfter": {}}}
-    for level in range(levels, 0, -1):
-        inner = {f"Scope_{level}": {"type": "Scope", "actions": inner, "runAfter": {}}}
-    return inner
-
-
-def _catching(run_after: Any) -> dict[str, Any]:
-    """A try action and a Terminate Failed that runs after it with `run_after` as given."""
-    return {
-        "Try": connector_action("UpdateRecord"),
-        "Catch": {
-            "type": "Terminate",
-            "inputs": {"runStatus": "Failed", "runError": {"message": "failed"}},
-            "runAfter": {"Try": run_after},
-        },
-    }
-
-
 def _api_case(case_id: str, text: str, *expect: Expect, display: str | None = None) -> Case:
     flow = api_flow(case_id, display or f"Hostile {case_id}", text)
     return Case(case_id, "definition", {"flows": [flow]}, expect)
@@ -531,7 +511,7 @@ API_DEFINITION_CASES: tuple[Case, ...] = (
     ),
     _api_case(
         "api-run-after-upper-case",
-        json.dumps(definition(_catching(["FAILED", "TIMEDOUT"]))),
+        json.dumps(definition(catching(["FAILED", "TIMEDOUT"]))),
         parsed("api-run-after-upper-case"),
         Expect(
             "flow-no-error-handling",
@@ -542,7 +522,7 @@ API_DEFINITION_CASES: tuple[Case, ...] = (
     ),
     _api_case(
         "api-run-after-unknown-status",
-        json.dumps(definition(_catching(["Exploded", 42, None]))),
+        json.dumps(definition(catching(["Exploded", 42, None]))),
         parsed("api-run-after-unknown-status"),
         Expect("flow-no-error-handling", _flow("api-run-after-unknown-status"), JUDGED),
     ),
@@ -554,7 +534,7 @@ API_DEFINITION_CASES: tuple[Case, ...] = (
     ),
     _api_case(
         "api-scopes-nested-200-deep",
-        json.dumps(definition(_nested_scopes(200))),
+        json.dumps(definition(nested_scopes(200))),
         parsed("api-scopes-nested-200-deep"),
         Expect(
             "flow-monolithic", _flow("api-scopes-nested-200-deep"), ("fail",), "nesting depth 201"
