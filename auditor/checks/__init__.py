@@ -37,6 +37,7 @@ from auditor.checks import (
     flow_repeated_block,
     flow_retries_exhausted,
     flow_retry_none_unhandled,
+    flow_sequential_loop,
     flow_unnecessary_runs,
     flow_update_trigger_unfiltered,
     near_platform_timeout,
@@ -81,6 +82,7 @@ _MODULES: tuple[ModuleType, ...] = (
     plugin_sync_slow,
     near_platform_timeout,
     flow_action_slow,
+    flow_sequential_loop,
     queue_latency_high,
     # coverage and readability
     flow_definition_unreadable,
