@@ -267,3 +267,37 @@ def test_a_copy_of_the_solution_elsewhere_gives_the_same_findings(
         )
 
     assert summary(again) == summary(unpacked)
+
+
+def test_a_sequential_loop_is_reported_on_the_loop_line(tmp_path: Path) -> None:
+    definition = {
+        "$schema": "https://schema.management.azure.com/providers/Microsoft.Logic/schemas/"
+        "2016-06-01/workflowdefinition.json#",
+        "triggers": {"Recurrence": {"type": "Recurrence", "recurrence": {"frequency": "Day"}}},
+        "actions": {
+            "Each_row": {
+                "type": "Foreach",
+                "foreach": "@outputs('List_rows')?['body/value']",
+                "actions": {
+                    "Update_a_row": {
+                        "type": "OpenApiConnection",
+                        "inputs": {
+                            "host": {
+                                "apiId": "/providers/Microsoft.PowerApps/apis/"
+                                "shared_commondataserviceforapps",
+                                "operationId": "UpdateRecord",
+                            }
+                        },
+                        "runAfter": {},
+                    }
+                },
+                "runAfter": {},
+            }
+        },
+    }
+    path = tmp_path / "nightly.json"
+    path.write_text(json.dumps(definition, indent=2), encoding="utf-8")
+    model = lint([path], Settings()).model
+    (loop,) = _findings(model, check_id="flow-sequential-loop")
+    assert (loop["status"], loop["severity"]) == ("fail", "low")
+    assert '"Each_row": {' in _line_text(loop["location"])
