@@ -20,6 +20,7 @@ PathsArg = Annotated[
     typer.Argument(
         help="Unpacked solution folders, solution .zip files, legacy flow packages or flow "
         "definition .json files.",
+        metavar="PATH",
         show_default=False,
     ),
 ]
