@@ -252,6 +252,8 @@ def _findings_and_changes(console: Console, data: dict[str, Any]) -> None:
 def render_flow(console: Console, data: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from auditor.explore.flows import RETRY_COLUMNS
+
     flow, trigger, actions, runs = data["flow"], data["trigger"], data["actions"], data["runs"]
     console.print(
         f"[bold]{_text(flow['name'], 120)}[/]  [dim]{_text(flow['environment'], 60)} · "
@@ -414,18 +416,7 @@ def render_flow(console: Console, data: dict[str, Any]) -> None:
         for r in data["retries"]:
             retries.add_row(
                 _text(r["action"], 50),
-                *[
-                    _count(r[k])
-                    for k in (
-                        "retried",
-                        "retries",
-                        "recovered",
-                        "exhausted",
-                        "throttled",
-                        "server_errors",
-                        "timeouts",
-                    )
-                ],
+                *[_count(r[k]) for k in RETRY_COLUMNS],
             )
         console.print(retries)
     _findings_and_changes(console, data)

@@ -13,8 +13,6 @@ from typing import Annotated
 
 import typer
 
-COLLECT_PANEL = "Analyse"
-
 PathsArg = Annotated[
     list[Path],
     typer.Argument(
@@ -51,9 +49,9 @@ LINT_FORMATS = ("md", "html", "json", "sarif")
 
 def register(app: typer.Typer) -> None:
     """Adds `lint` to the `auditor` app (imported here: auditor.cli imports this)."""
-    from auditor.cli import handles_errors
+    from auditor.cli import ANALYSE, handles_errors
 
-    app.command("lint", rich_help_panel=COLLECT_PANEL)(handles_errors(lint_command))
+    app.command("lint", rich_help_panel=ANALYSE)(handles_errors(lint_command))
 
 
 def lint_command(

@@ -284,7 +284,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
                 throttled += 1
                 _count(retries=1, throttled=1, throttle_wait_s=delay)
                 await response.aclose()
-                if _api_code(response) == CONCURRENCY_LIMIT_CODE:
+                if api_error(response)[0] == CONCURRENCY_LIMIT_CODE:
                     # Fewer at once from now on; this request alone waits its Retry-After.
                     self.limiter.lower(host, in_flight - 1)
                     await self.sleep(delay)
@@ -366,17 +366,6 @@ class RetryTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-def _api_code(response: httpx.Response) -> str | None:
-    """The `error.code` of a JSON error body, without raising on any other body."""
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return str(code) if code is not None else None
 
 
 def _retryable_error(exc: httpx.TransportError) -> bool:

@@ -59,13 +59,15 @@ def _path(scope_path: object, name: object) -> str:
     return f"{prefix}/{name}" if prefix else str(name)
 
 
+def _foreach(actions: pd.DataFrame) -> pd.Series:
+    return actions["type"].astype("str").str.lower().eq("foreach").fillna(False)
+
+
 def sequential_loops(actions: pd.DataFrame) -> pd.DataFrame:
     """Foreach loops without concurrency whose body calls out and sets no variable, with the
     number of external calls inside (`calls`)."""
-    is_loop = actions["type"].astype("str").str.lower().eq("foreach").fillna(False)
-    loops = actions[
-        is_loop & (actions["foreach_concurrency"].isna() | actions["foreach_concurrency"].le(1))
-    ]
+    concurrency = actions["foreach_concurrency"]
+    loops = actions[_foreach(actions) & (concurrency.isna() | concurrency.le(1))]
     of_flow = per_flow(actions)
     found = []
     for loop in rows(loops):
@@ -93,8 +95,7 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     """Each enabled flow with a loop: fail (low) when a loop calls out one item at a time."""
     flows = evidence.flows
     actions = evidence.actions
-    with_loops = actions[actions["type"].astype("str").str.lower().eq("foreach").fillna(False)]
-    looping = with_loops.loc[:, ["environment_id", "flow_id"]].drop_duplicates()
+    looping = actions[_foreach(actions)].loc[:, ["environment_id", "flow_id"]].drop_duplicates()
     chosen = flows[flows["enabled"]].merge(looping, on=["environment_id", "flow_id"])
     slow = sequential_loops(actions[actions["flow_id"].isin(chosen["flow_id"])])
     out = []

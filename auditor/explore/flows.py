@@ -33,6 +33,16 @@ from auditor.explore.common import (
 )
 
 _KEY = ["environment_id", "flow_id"]
+# What `flow show` reports of each retried action, in the order the table shows it.
+RETRY_COLUMNS = (
+    "retried",
+    "retries",
+    "recovered",
+    "exhausted",
+    "throttled",
+    "server_errors",
+    "timeouts",
+)
 
 # Ranking of `flows top`: the value ranked on (descending), then the tie-breakers; last of
 # all the environment and flow id, so equal counts list in a stable order (as the ground
@@ -408,17 +418,7 @@ def flow_show(
         ),
         "retries": records(
             retries.rename(columns={"action_name": "action"}),
-            [
-                "action",
-                "executions",
-                "retried",
-                "retries",
-                "recovered",
-                "exhausted",
-                "throttled",
-                "server_errors",
-                "timeouts",
-            ],
+            ["action", "executions", *RETRY_COLUMNS],
         ),
         "unnecessary": _unnecessary(evidence, env, flow_id),
         "findings": found,

@@ -28,7 +28,7 @@ from auditor.checks import CHECKS, run_checks
 from auditor.checks.base import Finding, make
 from auditor.checks.evidence import Evidence
 from auditor.frames import Frames, Window
-from auditor.lint.inputs import LintInputs, Location, Problem, line_of_key, read_inputs
+from auditor.lint.inputs import LintFlow, LintInputs, Location, Problem, line_of_key, read_inputs
 from auditor.queries import default_catalog
 from auditor.report.model import report_model
 from auditor.settings import Settings
@@ -213,7 +213,7 @@ def place_findings(
 
 
 def _flow_place(
-    finding: Mapping[str, Any], flows: Mapping[str, Any], triggers: Mapping[str, str]
+    finding: Mapping[str, Any], flows: Mapping[str, LintFlow], triggers: Mapping[str, str]
 ) -> Location | None:
     evidence = finding.get("evidence") or []
     flow_id = str(finding["resource_id"])
@@ -222,6 +222,8 @@ def _flow_place(
     flow = flows.get(flow_id)
     if flow is None:
         return None
+    if flow.location.member is not None:
+        return flow.location  # lines of a zip member are no use to a code-scanning view
     line = None
     if finding["check_id"] == "flow-definition-unreadable":
         found = _JSON_LINE.search(str(finding["message"]))
@@ -248,7 +250,7 @@ def _as_data(place: Location) -> dict[str, Any]:
     return {
         "file": place.file,
         "member": place.member,
-        "line": place.line if place.member is None else None,
+        "line": place.line,
     }
 
 
