@@ -26,6 +26,7 @@ PLACEHOLDERS = frozenset({"start", "end", "environment", "flow", "run"})
 _CATALOG_KEYS = frozenset(
     {"id", "source", "file", "entity_set", "key", "watermark", "window", "privilege", "description"}
 )
+_OPTIONAL_KEYS = frozenset({"annotations"})
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -44,6 +45,7 @@ class QuerySpec:
     window: str  # "" when the query cannot be split into time windows
     privilege: str
     description: str
+    annotations: str = ""  # OData annotations asked for in `Prefer` ("" = none)
 
     @property
     def select(self) -> tuple[str, ...]:
@@ -157,13 +159,13 @@ def load_catalog(folder: Path) -> Catalog:
 
 
 def _load_entry(entry: Mapping[str, object], folder: Path, where: str) -> QuerySpec:
-    unknown = set(entry) - _CATALOG_KEYS
+    unknown = set(entry) - _CATALOG_KEYS - _OPTIONAL_KEYS
     if unknown:
         raise DefinitionError(f"{where}: unknown keys {sorted(unknown)}")
     missing = _CATALOG_KEYS - set(entry)
     if missing:
         raise DefinitionError(f"{where}: missing keys {sorted(missing)}")
-    strings = {k: entry[k] for k in _CATALOG_KEYS - {"key"}}
+    strings = {k: entry[k] for k in (_CATALOG_KEYS | _OPTIONAL_KEYS) - {"key"} if k in entry}
     for name, value in strings.items():
         if not isinstance(value, str):
             raise DefinitionError(f"{where}: `{name}` must be a string")
@@ -190,6 +192,7 @@ def _load_entry(entry: Mapping[str, object], folder: Path, where: str) -> QueryS
         window=str(entry["window"]),
         privilege=str(entry["privilege"]),
         description=str(entry["description"]),
+        annotations=str(entry.get("annotations", "")),
     )
     _validate(spec, where)
     return spec

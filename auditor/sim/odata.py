@@ -57,6 +57,16 @@ class ODataError(Exception):
         return {"error": {"code": self.code, "message": self.message}}
 
 
+# A lookup's formatted value is the primary name of the row it points to: lookup column ->
+# target entity set, per source entity set.
+# https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/select-columns#formatted-values
+LOOKUP_NAMES: Mapping[str, Mapping[str, str]] = {
+    "flowruns": {"_workflow_value": "workflows"},
+}
+# PrimaryNameAttribute of the targets (the generated table reference pages).
+PRIMARY_NAMES: Mapping[str, str] = {"workflows": "name"}
+
+
 def logical_name(entity_set: str) -> str:
     """`pluginassemblies` -> `pluginassembly`, `workflows` -> `workflow`."""
     if entity_set.endswith("ies"):
@@ -1065,13 +1075,17 @@ class TableStore:
         labelled: list[str] = []
         formatted = prefs.wants(FORMATTED_VALUE)
         choices = CHOICE_LABELS.get(entity_set, {})
+        lookups = LOOKUP_NAMES.get(entity_set, {})
         for name in select:
             values = json_values(frame[name].iloc[positions])
-            if formatted and name in choices:
-                labels = choices[name]
+            if formatted and (name in choices or name in lookups):
                 annotation = f"{name}@{FORMATTED_VALUE}"
                 keys.append(annotation)
-                columns.append([None if v is None else labels.get(v, str(v)) for v in values])
+                if name in choices:
+                    labels = choices[name]
+                    columns.append([None if v is None else labels.get(v, str(v)) for v in values])
+                else:
+                    columns.append(self._lookup_names(lookups[name], values))
                 labelled.append(annotation)
             keys.append(name)
             columns.append(values)
@@ -1083,6 +1097,16 @@ class TableStore:
         for item in expand:
             self._expand(frame, positions, rows, item, prefs)
         return rows
+
+    def _lookup_names(self, target: str, keys: list[Any]) -> list[Any]:
+        """The primary name of each lookup's target row (a lookup's formatted value)."""
+        cache = self.table(target)
+        if cache.key_positions is None:
+            ids = objects(cache.frame[PRIMARY_KEYS[target]])
+            cache.key_positions = {str(k).lower(): i for i, k in enumerate(ids) if k is not None}
+        names = objects(cache.frame[PRIMARY_NAMES[target]]) if len(cache.frame) else []
+        found = [None if k is None else cache.key_positions.get(str(k).lower()) for k in keys]
+        return [None if p is None else names[p] for p in found]
 
     def _expand(
         self,

@@ -1564,7 +1564,6 @@ class _EnvBuilder:
                 "name": _obj(r["name"].to_numpy()),
                 "_workflow_value": _obj([f.workflowid for f in fl]),
                 "workflowid": _obj([f.workflowid for f in fl]),
-                "workflowname": _obj([f.display for f in fl]),
                 "status": _obj(status),
                 "starttime": _ts(_secs(start)),
                 "endtime": _ts(_secs(end)),

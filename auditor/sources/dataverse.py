@@ -90,10 +90,18 @@ def plain_row(row: Row) -> Row:
     return result
 
 
+FORMATTED_VALUE = "OData.Community.Display.V1.FormattedValue"
+
+
 def flowrun_row(row: Row) -> Row:
-    """`flowruns`: the workflow lookup is kept apart from the text column `workflowid`."""
+    """`flowruns`: the workflow lookup is kept apart from the text column `workflowid`, and
+    the flow's name is the lookup's formatted value (WorkflowName is the lookup's read-only
+    name column, not a Web API property).
+    https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/select-columns#formatted-values
+    """
     result = plain_row({k: v for k, v in row.items() if k != "_workflow_value"})
     result["workflow_ref"] = row.get("_workflow_value")
+    result["workflowname"] = row.get(f"_workflow_value@{FORMATTED_VALUE}")
     return result
 
 
@@ -216,7 +224,12 @@ class DataverseSource:
         path, params = spec.render()
         rows: list[Row] = []
         async for page in iter_pages(
-            self.client, path, params=params, page_size=self.page_size, privilege=spec.privilege
+            self.client,
+            path,
+            params=params,
+            page_size=self.page_size,
+            annotations=spec.annotations or None,
+            privilege=spec.privilege,
         ):
             rows.extend(convert(row) for row in page.rows)
             self.sink.progress(spec.id, len(page.rows))
@@ -246,6 +259,7 @@ class DataverseSource:
             path,
             params=params,
             page_size=self.page_size,
+            annotations=spec.annotations or None,
             privilege=spec.privilege,
             resume_from=resume.next_link if resume else None,
         ):
