@@ -791,6 +791,14 @@ def sim_serve(
             help="ENV:ENTITYSET answered with 403 (repeatable), e.g. dev:plugintracelogs."
         ),
     ] = None,
+    unregistered_app: Annotated[
+        bool,
+        typer.Option(
+            "--unregistered-app",
+            help="The app is not registered as a Power Platform management app: the admin "
+            "routes (environments list, flow admin API) answer 403.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the simulated tenant over HTTPS until stopped (Ctrl-C)."""
     from auditor.sim.faults import parse_faults
@@ -819,6 +827,7 @@ def sim_serve(
         max_concurrent=max_concurrent,
         max_requests=max_requests,
         deny=frozenset(denied),
+        management_app=not unregistered_app,
     )
     tenant = generate(seed, scale)
     server = SimServer(tenant, options, port=port)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import httpx
 import pandas as pd
 
+from auditor.access import current_principal, principal_of
 from auditor.auth import BearerAuth, TokenProvider, build_credential
 from auditor.errors import CollectionError
 from auditor.http import HostLimiter, RequestStats, make_client, make_transport, shared
@@ -344,6 +345,7 @@ async def collect(
     catalog = catalog or default_catalog()
     progress = progress or _Silent()
     started = time.monotonic()
+    current_principal.set(principal_of(settings.auth_method))  # 401/403 hints fit the credential
     with Store.open(settings.store_path) as store:
         resumed = store.unfinished_scan()
         if resumed is not None and options.fresh:
@@ -552,6 +554,7 @@ async def list_environments(settings: Settings) -> list[Environment]:
     """The environments a scan would collect (the admin API's list, or the configured ones)."""
     if not settings.discover_environments:
         return environments.configured(settings)
+    current_principal.set(principal_of(settings.auth_method))
     credential = build_credential(settings)
     try:
         async with make_client(

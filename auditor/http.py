@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import httpx
 
 from auditor import __version__
+from auditor.access import Access
 from auditor.errors import (
     BadRequest,
     BadResponse,
@@ -494,7 +495,7 @@ async def get_json(
     *,
     params: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
-    privilege: str | None = None,
+    access: Access | None = None,
 ) -> Any:
     """GET a JSON document; every failure becomes a typed `CollectionError` with a hint."""
     try:
@@ -504,7 +505,7 @@ async def get_json(
             f"GET {_safe_url(str(exc.request.url) if _has_request(exc) else url)} failed: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
-    raise_for_status(response, privilege=privilege)
+    raise_for_status(response, access=access)
     if JSON_EXTENSION in response.extensions:
         return response.extensions[JSON_EXTENSION]
     try:
@@ -546,8 +547,11 @@ def api_error(response: httpx.Response) -> tuple[str | None, str | None]:
     return None, None
 
 
-def raise_for_status(response: httpx.Response, *, privilege: str | None = None) -> None:
-    """Turn an error status into the matching `HttpStatusError`; 2xx passes."""
+def raise_for_status(response: httpx.Response, *, access: Access | None = None) -> None:
+    """Turn an error status into the matching `HttpStatusError`; 2xx passes.
+
+    A 401 or 403 says what the API needs for the kind of credential in use (`access`).
+    """
     status = response.status_code
     if status < 400:
         return
@@ -564,9 +568,9 @@ def raise_for_status(response: httpx.Response, *, privilege: str | None = None) 
     if status == 400:
         raise BadRequest(text, **kwargs)
     if status == 401:
-        raise Unauthorized(text, **kwargs)
+        raise Unauthorized(text, hint=access.hint(401) if access else None, **kwargs)
     if status == 403:
-        hint = f"Grant {privilege} to the application user, then run again." if privilege else None
+        hint = access.hint(403) if access else None
         raise PermissionDenied(f"Permission denied: {text}", hint=hint, **kwargs)
     if status == 404:
         raise NotFound(text, **kwargs)

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from auditor.access import Access
 from auditor.errors import BadResponse
 from auditor.http import get_json
 
@@ -53,7 +54,7 @@ async def iter_pages(
     params: Mapping[str, str] | None = None,
     page_size: int | None = None,
     annotations: str | None = None,
-    privilege: str | None = None,
+    access: Access | None = None,
     resume_from: str | None = None,
 ) -> AsyncIterator[Page]:
     """Yield every page of a query, starting at `url` (or at a saved `resume_from` link)."""
@@ -62,9 +63,7 @@ async def iter_pages(
     next_params = None if resume_from else params
     seen: set[str] = set()
     while next_url:
-        body = await get_json(
-            client, next_url, params=next_params, headers=headers, privilege=privilege
-        )
+        body = await get_json(client, next_url, params=next_params, headers=headers, access=access)
         rows, link = _page_parts(body, next_url)
         if link is not None and link in seen:
             # A server that hands back a link it already gave would page forever.

@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import quote
 
+from auditor.access import Access
 from auditor.errors import DefinitionError
 from auditor.resources import data_dir
 
@@ -26,7 +27,10 @@ PLACEHOLDERS = frozenset({"start", "end", "environment", "flow", "run"})
 _CATALOG_KEYS = frozenset(
     {"id", "source", "file", "entity_set", "key", "watermark", "window", "privilege", "description"}
 )
-_OPTIONAL_KEYS = frozenset({"annotations"})
+_OPTIONAL_KEYS = frozenset({"annotations", "part_of"})
+# Query options other than OData's `$...`: the API version, and the flow API's `include`
+# (pnp/cli-microsoft365 src/m365/flow/commands/flow-list.ts: include=includeSolutionCloudFlows).
+_PLAIN_OPTIONS = frozenset({"api-version", "include"})
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -46,6 +50,12 @@ class QuerySpec:
     privilege: str
     description: str
     annotations: str = ""  # OData annotations asked for in `Prefer` ("" = none)
+    part_of: str = ""  # a request made while collecting that query, with no outcome of its own
+
+    @property
+    def access(self) -> Access:
+        """What reading this query needs (its API and, for Dataverse, the privilege)."""
+        return Access(self.source, self.privilege if self.source == "dataverse" else "")
 
     @property
     def select(self) -> tuple[str, ...]:
@@ -124,6 +134,10 @@ class Catalog(Mapping[str, QuerySpec]):
     def __len__(self) -> int:
         return len(self._specs)
 
+    def outcomes(self) -> list[str]:
+        """The ids of the queries a scan reports on (not the requests part of another)."""
+        return [spec.id for spec in self._specs.values() if not spec.part_of]
+
     def by_source(self, source: str) -> list[QuerySpec]:
         """The queries of one source, in catalog order."""
         return [spec for spec in self._specs.values() if spec.source == source]
@@ -155,6 +169,12 @@ def load_catalog(folder: Path) -> Catalog:
         specs[spec.id] = spec
     if not specs:
         raise DefinitionError(f"{catalog_file} lists no queries.")
+    for spec in specs.values():
+        if spec.part_of and specs.get(spec.part_of, spec).part_of != "":
+            raise DefinitionError(
+                f"{catalog_file}: query {spec.id!r} is part of {spec.part_of!r}, which is not a "
+                "query with an outcome of its own"
+            )
     return Catalog(specs, folder)
 
 
@@ -193,6 +213,7 @@ def _load_entry(entry: Mapping[str, object], folder: Path, where: str) -> QueryS
         privilege=str(entry["privilege"]),
         description=str(entry["description"]),
         annotations=str(entry.get("annotations", "")),
+        part_of=str(entry.get("part_of", "")),
     )
     _validate(spec, where)
     return spec
@@ -210,7 +231,7 @@ def parse_query_file(file: Path) -> tuple[str, tuple[tuple[str, str], ...]]:
         name, sep, value = part.partition("=")
         if not sep or not name:
             raise DefinitionError(f"{file}: query option {part!r} is not name=value")
-        if not (name.startswith("$") or name == "api-version"):
+        if not (name.startswith("$") or name in _PLAIN_OPTIONS):
             raise DefinitionError(f"{file}: unknown query option {name!r}")
         if any(name == existing for existing, _ in options):
             raise DefinitionError(f"{file}: query option {name!r} appears twice")

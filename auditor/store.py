@@ -36,7 +36,7 @@ import pandas as pd
 from auditor import __version__
 from auditor.errors import AuditorError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCAN_STATUSES = ("running", "completed", "partial", "failed")
 QUERY_STATUSES = ("collected", "partial", "not-collected")
@@ -173,10 +173,13 @@ TABLES: dict[str, TableSpec] = {
         (_ENV, "floweventid"),
         ("floweventid", "parentobjectid"),
     ),
+    # `flow_name` is the flow's stable key: its Dataverse workflowid when it has one (a
+    # solution flow), else its name in the flow API (`api_name`, used in that API's URLs).
+    # Runs, actions and samples are keyed by it, so history does not split if a name changes.
     "flows": _spec(
         "flow_name VARCHAR, display_name VARCHAR, state VARCHAR, created_time TIMESTAMP,"
         " last_modified_time TIMESTAMP, workflowid VARCHAR, suspension_reason VARCHAR,"
-        " trigger_type VARCHAR, definition VARCHAR",
+        " trigger_type VARCHAR, definition VARCHAR, api_name VARCHAR",
         (_ENV, "flow_name"),
         ("workflowid",),
     ),
@@ -265,7 +268,24 @@ MIGRATIONS: dict[int, Migration] = {
         "mode INTEGER, triggeroncreate BOOLEAN, triggerondelete BOOLEAN,"
         " triggeronupdateattributelist VARCHAR",
     ),
+    # 4: flows keyed by their workflowid where they have one (api_name keeps the API's name).
+    4: lambda connection: _key_flows_by_workflowid(connection),
 }
+
+
+def _key_flows_by_workflowid(connection: duckdb.DuckDBPyConnection) -> None:
+    """Store schema 4: a solution flow's rows move from its flow API name to its workflowid."""
+    _add_columns(connection, "flows", "api_name VARCHAR")
+    connection.execute("UPDATE flows SET api_name = flow_name")
+    for table in ("flow_api_runs", "flow_run_actions", "action_samples"):
+        connection.execute(
+            f'UPDATE "{table}" AS t SET flow_name = lower(f.workflowid) FROM flows f'  # noqa: S608
+            " WHERE f.environment_id = t.environment_id AND f.flow_name = t.flow_name"
+            " AND f.workflowid IS NOT NULL"
+        )
+    connection.execute(
+        "UPDATE flows SET flow_name = lower(workflowid) WHERE workflowid IS NOT NULL"
+    )
 
 
 def _add_columns(connection: duckdb.DuckDBPyConnection, table: str, columns: str) -> None:

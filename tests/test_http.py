@@ -11,6 +11,7 @@ import httpx
 import pytest
 import respx
 
+from auditor.access import Access, current_principal
 from auditor.errors import (
     BadRequest,
     BadResponse,
@@ -246,13 +247,43 @@ async def test_403_fails_at_once_naming_the_privilege(client: httpx.AsyncClient)
         }
     }
     route = respx.get(URL).mock(return_value=httpx.Response(403, json=body))
+    access = Access("dataverse", "read on Plug-in Trace Log (prvReadPluginTraceLog)")
     with pytest.raises(PermissionDenied) as caught:
-        await get_json(client, URL, privilege="read on Plug-in Trace Log (prvReadPluginTraceLog)")
+        await get_json(client, URL, access=access)
     assert route.call_count == 1
     assert caught.value.status == 403
     assert caught.value.api_code == "0x80040220"
     assert "prvReadPluginTraceLog" in caught.value.hint
+    assert "application user" in caught.value.hint  # an app registration is the default
     assert "missing prvReadPluginTraceLog" in caught.value.message
+    # A person signed in with `auditor login` is told to ask for a role, not to make an app user.
+    token = current_principal.set("person")
+    try:
+        with pytest.raises(PermissionDenied) as caught:
+            await get_json(client, URL, access=access)
+    finally:
+        current_principal.reset(token)
+    assert "application user" not in caught.value.hint
+    assert "system administrator" in caught.value.hint
+
+
+@respx.mock
+async def test_403_of_an_admin_route_asks_an_app_for_registration_and_a_person_for_a_role(
+    client: httpx.AsyncClient,
+) -> None:
+    respx.get(URL).mock(return_value=httpx.Response(403, json={"error": {"code": "Forbidden"}}))
+    with pytest.raises(PermissionDenied) as caught:
+        await get_json(client, URL, access=Access("flow_api"))
+    assert "New-PowerAppManagementApp" in caught.value.hint
+    assert "role" not in caught.value.hint.split(";")[0]
+    token = current_principal.set("person")
+    try:
+        with pytest.raises(PermissionDenied) as caught:
+            await get_json(client, URL, access=Access("admin_api"))
+    finally:
+        current_principal.reset(token)
+    assert "Power Platform administrator" in caught.value.hint
+    assert "New-PowerAppManagementApp" not in caught.value.hint
 
 
 @respx.mock

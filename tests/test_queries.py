@@ -50,7 +50,11 @@ def test_flow_api_paths_are_encoded() -> None:
     spec = default_catalog()["flow_run_actions"]
     path, params = spec.render(environment="Default-1", flow="f/1", run="085CU12")
     assert path.endswith("environments/Default-1/flows/f%2F1/runs/085CU12")
-    assert params == {"api-version": "2016-11-01", "$expand": "properties/actions"}
+    assert params == {
+        "api-version": "2016-11-01",
+        "$expand": "properties/actions",
+        "include": "repetitionCount",
+    }
     with pytest.raises(ValueError, match="needs values"):
         spec.render(environment="e")
 

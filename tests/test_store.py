@@ -279,6 +279,7 @@ def test_an_older_store_is_migrated_when_opened(
     def add_definition(con: duckdb.DuckDBPyConnection) -> None:
         ran.append(1)
         con.execute("ALTER TABLE flows ADD COLUMN definition VARCHAR")
+        con.execute("ALTER TABLE flows ADD COLUMN api_name VARCHAR")
 
     monkeypatch.setitem(store_module.MIGRATIONS, 1, add_definition)
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
@@ -303,6 +304,49 @@ def test_an_older_store_is_migrated_when_opened(
     with Store.open(path) as store:  # a second open has nothing left to migrate
         assert ran == [1]
         assert store.count("flows") == 2
+
+
+def test_schema_4_keys_solution_flows_and_their_history_by_workflowid(tmp_path: Path) -> None:
+    # A store of schema 3 keyed a flow by its flow API name; from schema 4 a solution flow is
+    # keyed by its workflowid, so its runs stay one history if the API's name changes.
+    path = tmp_path / "v3.duckdb"
+    with Store.open(path) as store:
+        store.write_page(
+            scan_id=1,
+            environment_id="e",
+            query_id="flows",
+            unit="",
+            table="flows",
+            rows=[
+                {"flow_name": "api-1", "workflowid": "WF-1", "api_name": "api-1"},
+                {"flow_name": "api-2", "workflowid": None, "api_name": "api-2"},
+            ],
+            next_link=None,
+            done=True,
+        )
+        for flow in ("api-1", "api-2"):
+            store.write_page(
+                scan_id=1,
+                environment_id="e",
+                query_id="flow_runs",
+                unit=flow,
+                table="flow_api_runs",
+                rows=[{"flow_name": flow, "run_name": "r1", "status": "Succeeded"}],
+                next_link=None,
+                done=True,
+            )
+    with duckdb.connect(str(path)) as con:
+        con.execute("ALTER TABLE flows DROP COLUMN api_name")
+        con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    with Store.open(path) as store:
+        flows = store.frame("SELECT flow_name, api_name FROM flows ORDER BY api_name")
+        runs = store.frame("SELECT flow_name FROM flow_api_runs ORDER BY flow_name")
+    assert flows.to_dict("records") == [
+        {"flow_name": "wf-1", "api_name": "api-1"},
+        {"flow_name": "api-2", "api_name": "api-2"},
+    ]
+    assert runs["flow_name"].tolist() == ["api-2", "wf-1"]
+    assert _schema_version(path) == "4"
 
 
 def test_a_failing_migration_leaves_the_store_unchanged(

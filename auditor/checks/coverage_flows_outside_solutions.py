@@ -16,8 +16,9 @@ META = CheckMeta(
         "definition and run checks audit are a subset of the environment's flows."
     ),
     remediation=(
-        "Turn the flow API on (apis.flow_enabled = true) and grant the app the Power "
-        "Automate admin permission, or move the flows into solutions."
+        "Turn the flow API on (apis.flow_enabled = true) and register the app as a Power "
+        "Platform management application (a person: the Power Platform administrator role), "
+        "or move the flows into solutions."
     ),
     learn_url="https://learn.microsoft.com/power-automate/overview-solution-flows",
     needs=(),
@@ -27,22 +28,38 @@ META = CheckMeta(
 
 
 def run(evidence: Evidence, limits: Limits) -> list[Finding]:
-    """Per environment: pass when the flow API's flow list was collected."""
+    """Per environment: pass when the flow API's flow list was collected and plausible.
+
+    A list that holds none of the cloud flows Dataverse holds was not read as an administrator
+    (the maker route lists only the caller's flows, none for an app; solution flows appear only
+    with `include=includeSolutionCloudFlows`): that is not-assessed, never a pass.
+    """
     flows = evidence.definitions
+    listed = evidence.frames.flows
     out = []
     for env in evidence.environments["environment_id"]:
         gaps = evidence.gaps(env, ("flows",))
         mine = flows[flows["environment_id"] == env]
         solution = int(mine["workflowid"].notna().sum())
+        api = listed[listed["environment_id"] == env]
+        api_solution = int(api["workflowid"].notna().sum())
         if gaps:
             status = "not-assessed"
             message = (
                 f"the flow API was not read ({gaps[0].reason}): only {solution} solution flows "
                 "are visible; flows outside solutions were not audited"
             )
+        elif solution and not api_solution:
+            status = "not-assessed"
+            what = "no flows" if api.empty else f"{len(api)} flows and none of them"
+            message = (
+                f"the flow API returned {what} of the {solution} cloud flows Dataverse holds: "
+                "check the app registration (a management application, read through the admin "
+                "routes); flows outside solutions may be missing"
+            )
         else:
             status = "pass"
-            message = f"the flow API listed {len(mine)} flows ({solution} in solutions)"
+            message = f"the flow API listed {len(api)} flows ({api_solution} in solutions)"
         out.append(
             make(
                 META,
@@ -51,7 +68,11 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
                 environment_id=env,
                 resource_id=env,
                 resource_name=evidence.environment_name(env),
-                values={"flows": len(mine), "solution_flows": solution},
+                values={
+                    "flows": len(mine),
+                    "solution_flows": solution,
+                    "listed_by_flow_api": len(api),
+                },
             )
         )
     return out

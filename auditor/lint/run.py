@@ -152,7 +152,7 @@ def lint_frames(inputs: LintInputs, paths: Sequence[Path], now: datetime) -> Fra
             "reason": None if query_id in FROM_FILES else NEEDS_SCAN,
             "hint": None if query_id in FROM_FILES else SCAN_HINT,
         }
-        for query_id in default_catalog()
+        for query_id in default_catalog().outcomes()
     ]
     environment = {
         "environment_id": LINT_ENV,

@@ -53,6 +53,7 @@ class TokenRecord:
     tenant_id: str
     issued_at: float
     expires_at: float
+    object_id: str = ""  # the caller's `oid`: the service principal's object id
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,7 @@ class IdentityProvider:
             tenant_id=tid,
             issued_at=now,
             expires_at=now + self.lifetime_s,
+            object_id=self._sp_object_id,
         )
         self.issued_tokens.append(token)
         return token

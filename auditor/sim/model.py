@@ -163,3 +163,7 @@ class SimOptions:
     retry_after_s: float = 1  # Retry-After (seconds) of service-protection and injected 429s
     # (environment slug or id, entity set) pairs answered with 403 and a privilege error.
     deny: frozenset[tuple[str, str]] = frozenset()
+    # Whether the app is registered with Power Platform as a management application; without
+    # it the admin routes (BAP `scopes/admin`, flow API `scopes/admin`) answer 403.
+    # https://learn.microsoft.com/power-platform/admin/powerplatform-api-create-service-principal
+    management_app: bool = True

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from auditor.contract import default_contract
 from auditor.sim.model import NAVIGATIONS, PRIMARY_KEYS, VISIBLE_BY
 
 MAX_PAGE_SIZE = 5000  # default and maximum odata.maxpagesize
@@ -975,7 +976,17 @@ class TableStore:
             frame = pd.DataFrame({PRIMARY_KEYS[entity_set]: pd.Series([], dtype=object)})
         cache = self._tables.get(entity_set)
         if cache is None or cache.frame is not frame:
-            served = tuple(str(c) for c in frame.columns if not str(c).startswith("_sim_"))
+            # Only what Microsoft documents for the table (queries/contract.toml) and the
+            # primary key is served: any other name in $select, $filter, $orderby or a nested
+            # $expand $select gets Dataverse's 400 {"error": {"code": "0x80060888", "message":
+            # "Could not find a property named '<name>' on type 'Microsoft.Dynamics.CRM.<table>'."}}
+            # https://learn.microsoft.com/power-apps/developer/data-platform/webapi/compose-http-requests-handle-errors
+            documented = default_contract().columns(entity_set) | {PRIMARY_KEYS[entity_set]}
+            served = tuple(
+                str(c)
+                for c in frame.columns
+                if str(c) in documented and not str(c).startswith("_sim_")
+            )
             cache = _TableCache(frame, served)
             self._tables[entity_set] = cache
         return cache

@@ -5,7 +5,9 @@ One ASGI application serves every API of the simulated tenant under its own path
 - `/{tenant}/...`                 OIDC discovery and the v2.0 token endpoint (identity.py)
 - `/bap/providers/Microsoft.BusinessAppPlatform/scopes/admin/environments`   environments
 - `/dv/{slug}/api/data/v9.2/{entityset}`                                     Dataverse
-- `/flow/providers/Microsoft.ProcessSimple/environments/{env}/flows/...`     flow API
+- `/flow/providers/Microsoft.ProcessSimple/environments/{env}/flows/...`     flow API (maker)
+- `/flow/providers/Microsoft.ProcessSimple/scopes/admin/environments/{env}/v2/flows`,
+  `.../scopes/admin/environments/{env}/flows/{flow}[/runs[/{run}]]`           flow API (admin)
 
 API requests go through the same gate a real tenant applies: bearer token (401), fault
 injection (faults.py), service protection (protection.py), latency; then the handler. The
@@ -50,6 +52,7 @@ from auditor.sim.identity import (
     ADMIN_RESOURCE,
     FLOW_RESOURCE,
     IdentityProvider,
+    TokenRecord,
     dataverse_resource,
 )
 from auditor.sim.model import PRIMARY_KEYS, SimEnvironment, SimOptions, SimTenant
@@ -129,10 +132,13 @@ class _Api:
     env_key: str
     env: SimEnvironment | None
     rest: str  # path after the API's own prefix
+    admin: bool = False  # an administrator route (`scopes/admin`)
 
 
 _DV_PATH = re.compile(r"^/dv/([^/]+)/api/data/v9\.2(?:/(.*))?$")
-_FLOW_PATH = re.compile(r"^/flow/providers/Microsoft\.ProcessSimple/environments/([^/]+)(/.*)?$")
+_FLOW_PATH = re.compile(
+    r"^/flow/providers/Microsoft\.ProcessSimple/(scopes/admin/)?environments/([^/]+)(/.*)?$"
+)
 _BAP_ID_PREFIX = "/providers/Microsoft.BusinessAppPlatform/scopes/admin/environments"
 _BAP_PATH = f"/bap{_BAP_ID_PREFIX}"
 _FLOW_ID_PREFIX = "/providers/Microsoft.ProcessSimple/environments"
@@ -279,10 +285,17 @@ class SimApp:
             )
         match = _FLOW_PATH.match(path)
         if match is not None:
-            env = self.tenant.environment(match.group(1))
-            return _Api(_FLOW, FLOW_RESOURCE, match.group(1), env, match.group(2) or "")
+            env = self.tenant.environment(match.group(2))
+            return _Api(
+                _FLOW,
+                FLOW_RESOURCE,
+                match.group(2),
+                env,
+                match.group(3) or "",
+                bool(match.group(1)),
+            )
         if path.rstrip("/") == _BAP_PATH:
-            return _Api(_ADMIN, ADMIN_RESOURCE, "", None, "")
+            return _Api(_ADMIN, ADMIN_RESOURCE, "", None, "", admin=True)
         return None
 
     async def _gate(self, request: Request, api: _Api, send: Any) -> None:
@@ -323,7 +336,7 @@ class SimApp:
             if fault == "timeout":
                 self.stats.faults[fault] += 1
                 await anyio.sleep(self.options.timeout_s)
-            reply = self._handle(request, api)
+            reply = self._handle(request, api, record)
             if fault == "badjson" and reply.status == 200:
                 self.stats.faults[fault] += 1
                 reply.body = reply.body[: max(1, len(reply.body) // 2)]
@@ -380,14 +393,34 @@ class SimApp:
             return _error(500, "InternalServerError", "Encountered internal server error.")
         return _error(503, "ServiceUnavailable", "The service is temporarily unavailable.", retry)
 
-    def _handle(self, request: Request, api: _Api) -> Reply:
+    def _handle(self, request: Request, api: _Api, caller: TokenRecord) -> Reply:
         if request.method != "GET":
             return _error(405, "MethodNotAllowed", f"The simulator is read-only: {request.method}.")
+        if api.admin and not self.options.management_app:
+            return self._not_management_app(request, caller)
         if api.family == _DATAVERSE:
             return self._dataverse(request, api)
         if api.family == _FLOW:
-            return self._flow(request, api)
+            return self._flow(request, api, caller)
         return self._environments(request)
+
+    def _not_management_app(self, request: Request, caller: TokenRecord) -> Reply:
+        """What the admin routes answer an app that is not a Power Platform management app.
+
+        A service principal reaches the admin (`scopes/admin`) routes only once an
+        administrator has registered it (`New-PowerAppManagementApp`, or PUT
+        .../adminApplications/{appId}): https://learn.microsoft.com/power-platform/admin/
+        powerplatform-api-create-service-principal. The code and message are those users
+        report from the platform (microsoft/powerplatform-build-tools issue 892); that the
+        flow API's admin routes answer the same way is inferred.
+        """
+        return _error(
+            403,
+            "Forbidden",
+            f"The service principal with id '{caller.object_id}' for application "
+            f"{caller.appid} does not have permission to access the path "
+            f"'{request.url.path}?{request.url.query}' in tenant {self.tenant.tenant_id}.",
+        )
 
     # -- Dataverse ---------------------------------------------------------------------
 
@@ -548,7 +581,22 @@ class SimApp:
 
     # -- flow API ----------------------------------------------------------------------
 
-    def _flow(self, request: Request, api: _Api) -> Reply:
+    def _flow(self, request: Request, api: _Api, caller: TokenRecord) -> Reply:
+        """The flow API, by route.
+
+        - Maker routes (`environments/{env}/flows`) act for the caller: the list holds only
+          flows the caller created (an app-only token owns none), and another owner's flow,
+          its runs and its run details answer 403 (inferred: the maker list is "flows owned
+          by me", pnp/cli-microsoft365 flow-list.ts `sharingStatus`; the Power Automate
+          Management connector supports service principals "for administrative actions only",
+          https://learn.microsoft.com/connectors/flowmanagement).
+        - Admin routes (`scopes/admin/environments/{env}/v2/flows` for the list,
+          `scopes/admin/environments/{env}/flows/{flow}[/runs[/{run}]]`) see every flow of
+          the environment (pnp/cli-microsoft365 flow-list.ts, flow-get.ts and run-list.ts with
+          `--asAdmin`).
+        - On either route, solution flows are listed only with
+          `include=includeSolutionCloudFlows` (flow-list.ts `--includeSolutions`).
+        """
         params = dict(request.query_params)
         version_error = _api_version(params, (FLOW_API_VERSION,))
         if version_error is not None:
@@ -562,6 +610,9 @@ class SimApp:
                 f"'{self.tenant.tenant_id}'.",
             )
         parts = [unquote(p) for p in api.rest.strip("/").split("/") if p]
+        if api.admin and parts[:1] == ["v2"]:
+            # The admin list is served under /v2/flows; single flows and runs are not.
+            parts = parts[1:] if len(parts) == 2 else ["not-found"]
         if (
             not parts
             or parts[0] != "flows"
@@ -577,12 +628,20 @@ class SimApp:
                 f"The caller does not have permission to read {resource} in environment "
                 f"'{env.env_id}'.",
             )
+        owner = None if api.admin else caller.object_id
         try:
             if len(parts) == 1:
-                return self._flow_list(request, env, params)
+                return self._flow_list(request, env, params, owner)
             flow_position = self._flow_position(env, parts[1])
             if flow_position is None:
                 return _error(404, "FlowNotFound", f"Could not find flow '{parts[1]}'.")
+            if owner is not None and _creator(str(env.flows["name"].iloc[flow_position])) != owner:
+                return _error(
+                    403,
+                    "Forbidden",
+                    f"The caller with object id '{owner}' does not have permission for flow "
+                    f"'{parts[1]}' in environment '{env.env_id}'.",
+                )
             if len(parts) == 2:
                 return _reply(200, self._flow_object(env, flow_position, with_definition=True))
             if len(parts) == 3:
@@ -601,17 +660,29 @@ class SimApp:
             self._flow_names[key] = positions
         return positions.get(name.lower())
 
-    def _flow_list(self, request: Request, env: SimEnvironment, params: Mapping[str, str]) -> Reply:
+    def _flow_list(
+        self, request: Request, env: SimEnvironment, params: Mapping[str, str], owner: str | None
+    ) -> Reply:
         flows = env.flows
         names = [str(n) for n in flows["name"].tolist()] if len(flows) else []
-        order = sorted(range(len(names)), key=names.__getitem__)
+        in_solution = (
+            [isinstance(w, str) and bool(w) for w in flows["workflowid"].tolist()]
+            if len(flows)
+            else []
+        )
+        solutions = "includesolutioncloudflows" in params.get("include", "").lower()
+        order = [
+            i
+            for i in sorted(range(len(names)), key=names.__getitem__)
+            if (solutions or not in_solution[i]) and (owner is None or _creator(names[i]) == owner)
+        ]
         offset = _offset(params)
         size = self.limits.flow_page
         chunk = order[offset : offset + size]
         body: dict[str, Any] = {
             "value": [self._flow_object(env, p, with_definition=False) for p in chunk]
         }
-        if offset + size < len(flows):
+        if offset + size < len(order):
             body["nextLink"] = self._next(request, offset + size)
         return _reply(200, body)
 
@@ -640,8 +711,8 @@ class SimApp:
             "connectionReferences": references,
             "creator": {
                 "tenantId": self.tenant.tenant_id,
-                "objectId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"owner:{name}")),
-                "userId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"owner:{name}")),
+                "objectId": _creator(name),
+                "userId": _creator(name),
                 "userType": "ActiveDirectory",
             },
             "environment": {
@@ -830,6 +901,16 @@ class SimApp:
             actions = self._actions(env, flow_position, position)
             if body["properties"]["status"] == "Running":
                 actions = _actions_so_far(actions, _stamp7(now) or "")
+            if "repetitioncount" not in params.get("include", "").lower():
+                # The portal asks `include=repetitionCount` to see how often a loop action
+                # ran; without it the count is left out (inferred from the portal's requests
+                # as third-party tools record them; no Microsoft page documents it).
+                actions = {
+                    name: {k: v for k, v in action.items() if k != "repetitionCount"}
+                    if isinstance(action, Mapping)
+                    else action
+                    for name, action in actions.items()
+                }
             body["properties"]["actions"] = dict(actions)
         return _reply(200, body)
 
@@ -891,6 +972,11 @@ def _check_run_filter(node: odata.Node) -> None:
         "The runs filter supports status eq '<status>', startTime ge|gt|le|lt <datetime> and "
         "clientTrackingId eq '<id>', joined by 'and'."
     )
+
+
+def _creator(flow_name: str) -> str:
+    """The object id of the person who made a flow (every simulated flow has a maker)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"owner:{flow_name}"))
 
 
 def _scenario_render_actions() -> RenderActions:

@@ -229,7 +229,7 @@ class DataverseSource:
             params=params,
             page_size=self.page_size,
             annotations=spec.annotations or None,
-            privilege=spec.privilege,
+            access=spec.access,
         ):
             rows.extend(convert(row) for row in page.rows)
             self.sink.progress(spec.id, len(page.rows))
@@ -260,7 +260,7 @@ class DataverseSource:
             params=params,
             page_size=self.page_size,
             annotations=spec.annotations or None,
-            privilege=spec.privilege,
+            access=spec.access,
             resume_from=resume.next_link if resume else None,
         ):
             # Await first: `x += await ...` reads x before the await and loses concurrent adds.

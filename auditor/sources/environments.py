@@ -33,7 +33,7 @@ async def discover(client: httpx.AsyncClient, catalog: Catalog) -> list[Environm
     spec = catalog["environments"]
     path, params = spec.render()
     found: list[Environment] = []
-    async for page in iter_pages(client, path, params=params, privilege=spec.privilege):
+    async for page in iter_pages(client, path, params=params, access=spec.access):
         found.extend(env for env in (_environment(item) for item in page.rows) if env)
     return found
 

@@ -3,9 +3,16 @@
 Microsoft does not support this API ("use it at your own risk";
 https://learn.microsoft.com/power-automate/manage-flows-with-code), but it is the only source
 of flows outside solutions and of per-action results with `retryHistory`. So it is optional
-(`apis.flow_enabled`), labelled as unsupported in every scan, and read sparingly:
-- every flow of the environment (definitions fetched only for flows outside solutions; the
-  others come from Dataverse `workflows.clientdata`);
+(`apis.flow_enabled`), labelled as unsupported in every scan, and read sparingly.
+It is read through the administrator routes (`scopes/admin/environments/{env}/...`), which see
+every maker's flows; the maker routes list only the caller's own flows, and an app owns none
+(pnp/cli-microsoft365 flow-list.ts and run-list.ts, `--asAdmin`). An app reaches the admin
+routes once registered as a Power Platform management application
+(https://learn.microsoft.com/power-platform/admin/powerplatform-api-create-service-principal).
+- every flow of the environment, solution flows included (`include=includeSolutionCloudFlows`),
+  each keyed by its Dataverse workflowid where it has one (`properties.workflowEntityId`), so
+  its history does not split if its flow API name changes; definitions are fetched only for
+  flows outside solutions (the others come from Dataverse `workflows.clientdata`);
 - each flow's runs in the scan window;
 - for a bounded sample of runs per flow (all failed runs first, then a seeded random draw of
   the rest, `--action-sample N`), the run with every action's status, times, error and
@@ -64,18 +71,22 @@ def _error(value: Any) -> tuple[Any, Any]:
 
 
 def flow_row(item: Row) -> Row:
-    """A flow of the list (or GET) response, flattened."""
+    """A flow of the list (or GET) response, flattened and keyed by its workflowid where it
+    has one (`flow_name`), else by its name in the API (`api_name`)."""
     props = _object(item.get("properties"))
     triggers = _object(props.get("definitionSummary")).get("triggers")
     first = triggers[0] if isinstance(triggers, list) and triggers else {}
     definition = props.get("definition")
+    name = item.get("name")
+    workflow = props.get("workflowEntityId")
     return {
-        "flow_name": item.get("name"),
+        "flow_name": workflow.lower() if isinstance(workflow, str) and workflow else name,
+        "api_name": name,
         "display_name": props.get("displayName"),
         "state": props.get("state"),
         "created_time": props.get("createdTime"),
         "last_modified_time": props.get("lastModifiedTime"),
-        "workflowid": props.get("workflowEntityId"),
+        "workflowid": workflow,
         "suspension_reason": props.get("flowSuspensionReason"),
         "trigger_type": _object(first).get("type"),
         "definition": json.dumps(definition) if isinstance(definition, dict) else None,
@@ -170,7 +181,8 @@ class FlowApiSource:
         self.window = window
         self.scan_id = scan_id
         self.action_sample = action_sample
-        self.flow_names: list[str] = []
+        self.flow_names: list[str] = []  # the flows' keys
+        self.api_names: dict[str, str] = {}  # key -> name in the flow API's URLs
         self.workflow_ids: dict[str, str | None] = {}
 
     async def collect(self) -> list[QueryOutcome]:
@@ -213,9 +225,10 @@ class FlowApiSource:
         spec = self.catalog["flows"]
         path, params = spec.render(environment=self.environment.id)
         rows: list[Row] = []
-        async for page in iter_pages(self.client, path, params=params, privilege=spec.privilege):
+        async for page in iter_pages(self.client, path, params=params, access=spec.access):
             rows.extend(flow_row(item) for item in page.rows)
             self.sink.progress(spec.id, len(page.rows))
+        rows = [row for row in rows if row["api_name"]]
         # Definitions of flows outside solutions come only from this API; one that has not
         # changed since the last scan is kept rather than read again.
         stored = self.sink.flow_activity(self._start(), self.window.until).definitions
@@ -227,22 +240,19 @@ class FlowApiSource:
                 row["definition"] = definition
             else:
                 changed.append(row)
-        await asyncio.gather(*(self._definition(path, row) for row in changed))
-        self.flow_names = sorted(str(row["flow_name"]) for row in rows if row["flow_name"])
+        await asyncio.gather(*(self._definition(row) for row in changed))
+        self.flow_names = sorted(str(row["flow_name"]) for row in rows)
+        self.api_names = {str(row["flow_name"]): str(row["api_name"]) for row in rows}
         self.workflow_ids = {
             str(row["flow_name"]): str(row["workflowid"]).lower() if row["workflowid"] else None
             for row in rows
-            if row["flow_name"]
         }
         outcome.rows = await self.sink.replace(spec.id, "flows", rows)
 
-    async def _definition(self, flows_path: str, row: Row) -> None:
-        body = await get_json(
-            self.client,
-            f"{flows_path}/{row['flow_name']}",
-            params={"api-version": "2016-11-01"},
-            privilege=self.catalog["flows"].privilege,
-        )
+    async def _definition(self, row: Row) -> None:
+        spec = self.catalog["flow_definition"]
+        path, params = spec.render(environment=self.environment.id, flow=str(row["api_name"]))
+        body = await get_json(self.client, path, params=params, access=spec.access)
         if isinstance(body, dict):
             definition = _object(body.get("properties")).get("definition")
             row["definition"] = json.dumps(definition) if isinstance(definition, dict) else None
@@ -298,12 +308,13 @@ class FlowApiSource:
             if resume is not None and resume.done:
                 return
             path, params = spec.render(
-                environment=self.environment.id, flow=flow, start=plan[flow], end=self.window.until
+                environment=self.environment.id,
+                flow=self.api_names.get(flow, flow),
+                start=plan[flow],
+                end=self.window.until,
             )
             rows: list[Row] = []
-            async for page in iter_pages(
-                self.client, path, params=params, privilege=spec.privilege
-            ):
+            async for page in iter_pages(self.client, path, params=params, access=spec.access):
                 rows.extend(run_row(flow, item) for item in page.rows)
                 self.sink.progress(spec.id, len(page.rows))
             # A flow's runs are done together; many flows share one transaction.
@@ -354,8 +365,10 @@ class FlowApiSource:
 
     async def _run_actions(self, flow: str, run: str) -> list[Row]:
         spec = self.catalog["flow_run_actions"]
-        path, params = spec.render(environment=self.environment.id, flow=flow, run=run)
-        body = await get_json(self.client, path, params=params, privilege=spec.privilege)
+        path, params = spec.render(
+            environment=self.environment.id, flow=self.api_names.get(flow, flow), run=run
+        )
+        body = await get_json(self.client, path, params=params, access=spec.access)
         found = action_rows(flow, run, body if isinstance(body, dict) else {})
         self.sink.progress(spec.id, len(found))
         return found

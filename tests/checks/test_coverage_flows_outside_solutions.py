@@ -57,10 +57,10 @@ def test_flow_list_collected_passes_and_not_collected_is_not_assessed() -> None:
         )
     )
     assert {k: f.status for k, f in found.items()} == {ENV: "pass", "env-2": "not-assessed"}
-    assert found[ENV].values == {"flows": 3, "solution_flows": 1}
+    assert found[ENV].values == {"flows": 3, "solution_flows": 1, "listed_by_flow_api": 3}
     assert found[ENV].message == "the flow API listed 3 flows (1 in solutions)"
     # Only the solution flow Dataverse holds is visible in env-2.
-    assert found["env-2"].values == {"flows": 1, "solution_flows": 1}
+    assert found["env-2"].values == {"flows": 1, "solution_flows": 1, "listed_by_flow_api": 0}
     assert "flows not-collected: flow API off" in found["env-2"].message
 
 
@@ -80,4 +80,24 @@ def test_an_environment_without_flows_passes_when_the_list_was_read() -> None:
     """An empty list that was read is a fact: no flow outside solutions was missed."""
     found = run(CHECK, frames())
     assert statuses(found) == {ENV: "pass"}
-    assert found[0].values == {"flows": 0, "solution_flows": 0}
+    assert found[0].values == {"flows": 0, "solution_flows": 0, "listed_by_flow_api": 0}
+
+
+def test_an_empty_list_while_dataverse_holds_cloud_flows_is_not_assessed() -> None:
+    """The maker route lists only the caller's flows (none for an app): a list that was read
+    but holds none of Dataverse's cloud flows says nothing about flows outside solutions."""
+    found = run(CHECK, frames(workflows=[workflow("wf-a"), workflow("wf-b")]))
+    assert statuses(found) == {ENV: "not-assessed"}
+    assert found[0].message.startswith(
+        "the flow API returned no flows of the 2 cloud flows Dataverse holds: check the app "
+        "registration"
+    )
+    # A list without solution flows (no include=includeSolutionCloudFlows) is no better.
+    found = run(CHECK, frames(flows=[flow("a")], workflows=[workflow("wf-a")]))
+    assert statuses(found) == {ENV: "not-assessed"}
+    assert "returned 1 flows and none of them" in found[0].message
+    # Once the list holds them, it passes.
+    found = run(
+        CHECK, frames(flows=[flow("a"), flow("b", workflowid="wf-a")], workflows=[workflow("wf-a")])
+    )
+    assert statuses(found) == {ENV: "pass"}

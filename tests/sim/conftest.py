@@ -411,13 +411,19 @@ class Sim:
     ) -> httpx.Response:
         return self.get(url, self.dv_scope(slug), headers)
 
-    def flow(self, path: str, **params: Any) -> httpx.Response:
+    def flow(self, path: str, *, route: str = "admin", **params: Any) -> httpx.Response:
+        """GET the flow API at `{env}/flows...` through the admin route (the list under
+        `/v2/flows`, solution flows included) or, with `route="maker"`, the maker route."""
         params.setdefault("api-version", "2016-11-01")
+        root = f"{self.base}/flow/providers/Microsoft.ProcessSimple"
+        if route == "maker":
+            return self.get(f"{root}/environments/{path}", FLOW_SCOPE, None, **params)
+        env, _, rest = path.partition("/")
+        if rest == "flows":
+            rest = "v2/flows"
+            params.setdefault("include", "includeSolutionCloudFlows")
         return self.get(
-            f"{self.base}/flow/providers/Microsoft.ProcessSimple/environments/{path}",
-            FLOW_SCOPE,
-            None,
-            **params,
+            f"{root}/scopes/admin/environments/{env}/{rest}", FLOW_SCOPE, None, **params
         )
 
     def page_all(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import logging
@@ -766,3 +767,80 @@ def test_responses_carry_the_simulated_clock_as_date(tmp_path: Path) -> None:
             answer = client.get(f"{server.base_url}/bap/providers/x")
         assert email.utils.parsedate_to_datetime(answer.headers["date"]) == tenant.now
         assert len(answer.headers.get_list("date")) == 1
+
+
+def test_the_maker_route_acts_for_the_caller_and_an_app_owns_no_flow(sim: Sim) -> None:
+    # The maker route lists the caller's own flows; an app-only token made none of them, so
+    # it sees none, solution flows or not, and another maker's runs are refused.
+    env = prod_env(sim)
+    flow = env.flows.name[0]
+    for include in ("", "includeSolutionCloudFlows"):
+        listed = sim.flow(f"{env.env_id}/flows", route="maker", include=include)
+        assert listed.status_code == 200
+        assert listed.json()["value"] == []
+    runs = sim.flow(f"{env.env_id}/flows/{flow}/runs", route="maker")
+    assert runs.status_code == 403
+    assert runs.json()["error"]["code"] == "Forbidden"
+    assert sim.flow(f"{env.env_id}/flows/{flow}/runs").status_code == 200
+
+
+def test_the_admin_list_holds_solution_flows_only_when_asked(sim: Sim) -> None:
+    env = prod_env(sim)
+    everything = sim.flow(f"{env.env_id}/flows").json()["value"]
+    assert sorted(f["name"] for f in everything) == sorted(env.flows.name)
+    plain = sim.flow(f"{env.env_id}/flows", include="").json()["value"]
+    outside = env.flows[env.flows.workflowid.isna()]
+    assert 0 < len(outside) < len(env.flows)
+    assert sorted(f["name"] for f in plain) == sorted(outside.name)
+    assert not any("workflowEntityId" in f["properties"] for f in plain)
+
+
+def test_an_app_not_registered_as_management_app_is_refused_by_admin_routes(sim: Sim) -> None:
+    assert sim.server.app is not None
+    app = sim.server.app
+    env = prod_env(sim)
+    registered = app.options
+    app.options = dataclasses.replace(registered, management_app=False)
+    try:
+        bap = sim.get(
+            f"{sim.base}/bap/providers/Microsoft.BusinessAppPlatform/scopes/admin/environments",
+            ADMIN_SCOPE,
+            None,
+            **{"api-version": "2020-10-01"},
+        )
+        flows = sim.flow(f"{env.env_id}/flows")
+        dataverse = sim.dv(PROD, "organizations")
+    finally:
+        app.options = registered
+    for answer in (bap, flows):
+        assert answer.status_code == 403
+        error = answer.json()["error"]
+        assert error["code"] == "Forbidden"
+        assert "does not have permission to access the path" in error["message"]
+        assert sim.tenant.client_id in error["message"]
+    # Dataverse does not care: its access is the application user's security role.
+    assert dataverse.status_code == 200
+
+
+def test_repetition_count_only_when_included(sim: Sim) -> None:
+    env = prod_env(sim)
+    flow = env.flows.name[0]
+    run = sim.flow(f"{env.env_id}/flows/{flow}/runs").json()["value"][0]["name"]
+    path = f"{env.env_id}/flows/{flow}/runs/{run}"
+    assert sim.server.app is not None
+    app = sim.server.app
+    renderer = app._render_actions
+    loop = {"Apply_to_each": {"status": "Succeeded", "type": "Foreach", "repetitionCount": 3}}
+    app._render_actions = lambda *_: loop
+    try:
+        plain = sim.flow(path, **{"$expand": "properties/actions"}).json()
+        counted = sim.flow(
+            path, **{"$expand": "properties/actions", "include": "repetitionCount"}
+        ).json()
+    finally:
+        app._render_actions = renderer
+    assert plain["properties"]["actions"]["Apply_to_each"] == {
+        "status": "Succeeded",
+        "type": "Foreach",
+    }
+    assert counted["properties"]["actions"]["Apply_to_each"]["repetitionCount"] == 3
