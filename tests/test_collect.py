@@ -5,6 +5,7 @@ Faults, crashes, token expiry and throttling are in the reliability suite (tests
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Iterator
 from datetime import timedelta
@@ -285,3 +286,53 @@ dataverse_url = "{base}/dv/contoso-prodution"
     typo = queries[(queries.environment_id == "typo") & (queries.query_id == "organizations")]
     assert typo.iloc[0]["status"] == "not-collected"
     assert set(queries[queries.environment_id == good.env_id]["status"]) == {"collected"}
+
+
+def configured_environments(sim: Simulator) -> Path:
+    """The simulator's auditor.toml with its Dataverse environments listed, not discovered."""
+    text = sim.config.read_text(encoding="utf-8").replace('environments = "all"\n', "")
+    head, _, rest = text.partition("\n[auth]")
+    listed = "".join(
+        f'\n[[environments]]\nname = "{e.display_name}"\nid = "{e.env_id}"\n'
+        f'dataverse_url = "{sim.server.base_url}/dv/{e.slug}"\n'
+        for e in sim.tenant.environments
+        if e.has_dataverse
+    )
+    config = sim.folder / "configured.toml"
+    config.write_text(head + "\n[auth]" + rest + listed, encoding="utf-8")
+    return config
+
+
+def test_an_app_not_registered_as_management_app_gets_a_report_saying_what_was_not_read(
+    simulator: Any, tmp_path: Path
+) -> None:
+    sim = simulator("tiny", management_app=False)
+    # Discovering environments needs the admin API: the scan stops with the registration step.
+    discovered = sim.collect(tmp_path / "a.duckdb")
+    assert discovered.exit_code == 3
+    assert "does not have permission to access the path" in discovered.output
+    assert "New-PowerAppManagementApp" in discovered.output
+    # With the environments listed, Dataverse is read and the flow API is reported unread.
+    sim.config = configured_environments(sim)
+    out = tmp_path / "report"
+    result = runner.invoke(
+        app,
+        [
+            *("--config", str(sim.config), "scan", "--store", str(tmp_path / "b.duckdb")),
+            *("--out", str(out), "--format", "md,json"),
+        ],
+        env=sim.env(),
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    unread = [
+        f
+        for f in report["findings"]
+        if f["check_id"] == "coverage-query-not-collected" and f["status"] == "not-assessed"
+    ]
+    assert {f["values"]["query"] for f in unread} == {"flows", "flow_runs", "flow_run_actions"}
+    for finding in unread:
+        assert "does not have permission to access the path" in finding["message"]
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "New-PowerAppManagementApp" in markdown
+    assert "| `flow_runs` | not-collected | not attempted: Permission denied" in markdown
