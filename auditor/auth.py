@@ -224,11 +224,14 @@ def build_credential(
             if settings.client_id
             else msal.SystemAssignedManagedIdentity()
         )
+        mi_cache = msal.TokenCache()
         with _translate_msal_errors():
-            client = msal.ManagedIdentityClient(identity, http_client=http)
+            client = msal.ManagedIdentityClient(identity, http_client=http, token_cache=mi_cache)
 
         def acquire_mi(scope: str, force: bool) -> Mapping[str, Any] | None:
             resource = scope.removesuffix("/.default")
+            if force:  # MSAL would hand back the cached token the API just refused
+                _forget_tokens(mi_cache, resource)
             result: Mapping[str, Any] = client.acquire_token_for_client(resource=resource)
             return result
 
@@ -271,13 +274,18 @@ def build_credential(
 
     def acquire_app(scope: str, force: bool) -> Mapping[str, Any] | None:
         if force:  # MSAL would hand back the cached token the API just refused
-            cache = confidential.token_cache
-            for item in cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN, target=[scope]):
-                cache.remove_at(item)
+            _forget_tokens(confidential.token_cache, scope)
         result: Mapping[str, Any] = confidential.acquire_token_for_client(scopes=[scope])
         return result
 
     return MsalCredential(acquire_app, describe=method, http=http)
+
+
+def _forget_tokens(cache: msal.TokenCache, target: str) -> None:
+    """Drop the cached access tokens for `target` (a scope, or a managed identity's resource),
+    so the next acquisition asks the identity endpoint for a new one."""
+    for item in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN, target=[target])):
+        cache.remove_at(item)
 
 
 def _require_client_id(settings: Settings) -> str:

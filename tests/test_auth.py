@@ -370,3 +370,38 @@ def test_a_certificate_file_without_a_key_is_an_auth_error(tmp_path: Path) -> No
                 auth_method="client-certificate", credentials=Credentials(certificate_path=broken)
             )
         )
+
+
+@respx.mock
+def test_managed_identity_honours_a_forced_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    # App Service's managed identity endpoint (MSAL reads IDENTITY_ENDPOINT/IDENTITY_HEADER);
+    # mocked on loopback. A 401 forces a refresh: the refused token must not come back.
+    # https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference
+    endpoint = "http://127.0.0.1:41234/msi/token"
+    monkeypatch.setenv("IDENTITY_ENDPOINT", endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", "header-value")
+    issued: list[str] = []
+
+    def token(request: httpx.Request) -> httpx.Response:
+        issued.append(f"mi-token-{len(issued) + 1}")
+        return httpx.Response(
+            200,
+            json={
+                "access_token": issued[-1],
+                "expires_on": str(int(time.time()) + 3600),
+                "resource": request.url.params["resource"],
+                "token_type": "Bearer",
+            },
+        )
+
+    respx.get(endpoint).mock(side_effect=token)
+    credential = build_credential(settings(auth_method="managed-identity", client_id=None))
+    try:
+        first = credential.get_token(SCOPE)
+        again = credential.get_token(SCOPE)
+        forced = credential.get_token(SCOPE, force_refresh=True)
+    finally:
+        credential.close()
+    assert first.token == again.token == "mi-token-1"  # cached between calls
+    assert forced.token == "mi-token-2"
+    assert len(issued) == 2
