@@ -404,6 +404,30 @@ def list_environments(
     out.print(table)
 
 
+@app.command(rich_help_panel=SETUP)
+@handles_errors
+def doctor(
+    environment: EnvironmentOpt = None,
+    all_environments: AllEnvironmentsOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Check sign-in and every permission a scan needs: one cheap request per API and query.
+
+    Run it before the first scan. Exit 0 when a scan has everything it needs (WARN and OFF
+    rows do not fail it), 3 when something is MISSING. It never opens the store.
+    """
+    from auditor import doctor as preflight
+
+    settings = _state.settings(all_environments=all_environments or None)
+    found = preflight.run(settings, environment or ())
+    if as_json:
+        out.print_json(json.dumps(found.as_json()))
+    else:
+        out.print(preflight.render(found))
+    if not found.ok:
+        raise typer.Exit(3)
+
+
 ANALYSE = "Analyse"
 checks_app = typer.Typer(help="The check catalog.", no_args_is_help=True)
 app.add_typer(checks_app, name="checks", rich_help_panel=ANALYSE)

@@ -13,7 +13,7 @@ import email.utils
 import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -334,6 +334,52 @@ class ServerClock:
                 self.first = moment.astimezone(UTC)
 
 
+class ApiClients:
+    """The authenticated clients of one run: one credential and token provider, one cap per
+    host and one pool of connections, shared by every client and closed together."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_response: Callable[[httpx.Response], Awaitable[None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.credential = build_credential(settings)
+        self.limiter = HostLimiter(settings.max_concurrency)
+        self.tokens = TokenProvider(self.credential)
+        self._on_response = on_response
+        self._clients: list[httpx.AsyncClient] = []
+        self._pool = make_transport(settings)  # one set of connections for the whole run
+
+    def client(self, base_url: str, scope: str) -> httpx.AsyncClient:
+        """A client of one API root, signing each attempt with a token for `scope`."""
+        made = make_client(
+            self.settings,
+            limiter=self.limiter,
+            auth=BearerAuth(self.tokens, scope),
+            base_url=base_url,
+            inner=shared(self._pool),
+        )
+        if self._on_response is not None:
+            made.event_hooks["response"].append(self._on_response)
+        self._clients.append(made)
+        return made
+
+    async def aclose(self) -> None:
+        """Close every client, the connections and the credential."""
+        for made in self._clients:
+            await made.aclose()
+        await self._pool.aclose()
+        self.credential.close()
+
+    async def __aenter__(self) -> ApiClients:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
 async def collect(
     settings: Settings,
     options: CollectOptions,
@@ -355,26 +401,9 @@ async def collect(
             options = CollectOptions.from_arguments(resumed.arguments)
             log.info("resuming scan %d", resumed.scan_id)
 
-        credential = build_credential(settings)
         clock = ServerClock()
-        limiter = HostLimiter(settings.max_concurrency)
-        tokens = TokenProvider(credential)
-        clients: list[httpx.AsyncClient] = []
-        pool = make_transport(settings)  # one set of connections for the whole scan
-
-        def client(base_url: str, scope: str) -> httpx.AsyncClient:
-            made = make_client(
-                settings,
-                limiter=limiter,
-                auth=BearerAuth(tokens, scope),
-                base_url=base_url,
-                inner=shared(pool),
-            )
-            made.event_hooks["response"].append(clock.observe)
-            clients.append(made)
-            return made
-
-        try:
+        async with ApiClients(settings, on_response=clock.observe) as apis:
+            client = apis.client
             envs = await _environments(settings, catalog, options, client)
             if resumed is not None:
                 scan_id, until = resumed.scan_id, resumed.window_end
@@ -427,11 +456,6 @@ async def collect(
                     for env in envs
                 )
             )
-        finally:
-            for made in clients:
-                await made.aclose()
-            await pool.aclose()
-            credential.close()
 
         outcomes = [o for result in results for o in result.outcomes]
         collected = [o for o in outcomes if o.status != NOT_COLLECTED]

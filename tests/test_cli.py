@@ -23,6 +23,7 @@ def test_help_lists_only_built_command_groups() -> None:
         "scan",
         "demo",
         "environments",
+        "doctor",
         "analyze",
         "report",
         "lint",
