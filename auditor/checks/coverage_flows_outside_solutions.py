@@ -36,6 +36,10 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     """
     flows = evidence.definitions
     listed = evidence.frames.flows
+    # `auditor lint` reads solution files: they are the whole inventory, with no flow API list
+    # to doubt (its environment says it was discovered by "lint").
+    envs = evidence.frames.environments
+    from_files = set(envs.loc[envs["discovered_by"].eq("lint"), "environment_id"].astype(str))
     out = []
     for env in evidence.environments["environment_id"]:
         gaps = evidence.gaps(env, ("flows",))
@@ -49,7 +53,7 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
                 f"the flow API was not read ({gaps[0].reason}): only {solution} solution flows "
                 "are visible; flows outside solutions were not audited"
             )
-        elif solution and not api_solution:
+        elif solution and not api_solution and env not in from_files:
             status = "not-assessed"
             what = "no flows" if api.empty else f"{len(api)} flows and none of them"
             message = (

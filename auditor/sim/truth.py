@@ -518,10 +518,6 @@ def _environment(tenant: SimTenant, env: SimEnvironment, now_ns: int) -> dict[st
             "failed_runs": int((failed & mine).sum()),
             "unnecessary_runs": int((unnecessary & mine).sum()),
         }
-    noisiest = sorted(
-        (n for n, m in per_flow.items() if m["unnecessary_runs"] > 0),
-        key=lambda n: (-per_flow[n]["unnecessary_runs"], n),
-    )[:10]
 
     f: dict[str, Any] = {}
     # trigger-conditions
@@ -672,6 +668,22 @@ def _environment(tenant: SimTenant, env: SimEnvironment, now_ns: int) -> dict[st
         f"{fl}/{a}" for (fl, a), p in action_p95.items() if p > t["action_p95_ms"]
     )
 
+    # The auditor keys a flow by its Dataverse workflowid where it has one (a solution flow),
+    # else by its flow API name: the truth names flows the same way.
+    key = {
+        str(n): (str(w).lower() if isinstance(w, str) and w else str(n))
+        for n, w in zip(flows["name"], flows["workflowid"], strict=True)
+    }
+    per_flow = {key[n]: m for n, m in per_flow.items()}
+    noisiest = sorted(
+        (n for n, m in per_flow.items() if m["unnecessary_runs"] > 0),
+        key=lambda n: (-per_flow[n]["unnecessary_runs"], n),
+    )[:10]
+    for name in _FLOW_FACTS:
+        f[name] = sorted(key[n] for n in f[name])
+    for name in ("exhausted_retry_actions", "slow_flow_actions"):
+        f[name] = sorted(f"{key[fl]}/{a}" for fl, _, a in (x.partition("/") for x in f[name]))
+
     verdicts, reasons = _verdicts(env, trace_setting, f)
     return {
         "id": env.env_id,
@@ -691,6 +703,21 @@ def _environment(tenant: SimTenant, env: SimEnvironment, now_ns: int) -> dict[st
         },
         "facts": f,
     }
+
+
+# Facts that list flows (by key).
+_FLOW_FACTS = (
+    "unfiltered_dataverse_update_triggers",
+    "unconditioned_event_triggers",
+    "noisy_flows",
+    "invoked_flows_without_response",
+    "flows_reporting_handled_failure_as_success",
+    "monolithic_flows",
+    "flows_with_repeated_sequences",
+    "high_failure_flows",
+    "failure_streak_flows",
+    "no_retry_without_error_path",
+)
 
 
 def _count(items: list[Any], text: str) -> list[str]:

@@ -367,14 +367,21 @@ SUPPORT_ROWS: dict[str, list[Row]] = {
 # Cases --------------------------------------------------------------------------------------
 
 
-def unreadable(case_id: str, phrase: str) -> Expect:
+def flow_key(case_id: str, in_solution: bool = False) -> str:
+    """The auditor's key of the case's flow: a solution flow's workflowid, else its name."""
+    return ident(case_id, "workflow" if in_solution else "flow")
+
+
+def unreadable(case_id: str, phrase: str, in_solution: bool = False) -> Expect:
     """The case's flow is reported unreadable, saying why."""
-    return Expect("flow-definition-unreadable", ident(case_id, "flow"), ("error",), phrase)
+    return Expect("flow-definition-unreadable", flow_key(case_id, in_solution), ("error",), phrase)
 
 
-def parsed(case_id: str, name: str | None = None) -> Expect:
+def parsed(case_id: str, name: str | None = None, in_solution: bool = False) -> Expect:
     """The case's odd definition was still read."""
-    return Expect("flow-definition-unreadable", ident(case_id, "flow"), ("pass",), "parsed", name)
+    return Expect(
+        "flow-definition-unreadable", flow_key(case_id, in_solution), ("pass",), "parsed", name
+    )
 
 
 def _clientdata_case(case_id: str, clientdata: str, phrase: str) -> Case:
@@ -382,7 +389,7 @@ def _clientdata_case(case_id: str, clientdata: str, phrase: str) -> Case:
         case_id,
         "definition",
         solution_flow(case_id, f"Hostile {case_id}", clientdata),
-        (unreadable(case_id, phrase),),
+        (unreadable(case_id, phrase, in_solution=True),),
     )
 
 
@@ -437,10 +444,10 @@ CLIENTDATA_CASES += (
             _document(definition({"Compose": {"type": "Compose", "inputs": IMG + "x" * MIB}})),
         ),
         (
-            parsed("clientdata-megabyte-definition"),
+            parsed("clientdata-megabyte-definition", in_solution=True),
             Expect(
                 "flow-monolithic",
-                ident("clientdata-megabyte-definition", "flow"),
+                flow_key("clientdata-megabyte-definition", in_solution=True),
                 ("pass",),
                 "1 actions",
             ),
