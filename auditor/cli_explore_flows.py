@@ -355,7 +355,12 @@ def render_flow(console: Console, data: dict[str, Any]) -> None:
             (
                 "trigger executions",
                 f"{_count(executions['trigger_executions'])}, "
-                f"{_count(executions['executions_without_run'])} without a run",
+                f"{_count(executions['executions_without_run'])} without a run"
+                + (
+                    f" [dim](link to the flow inferred: {_text(executions['link'])})[/]"
+                    if executions.get("link_inferred")
+                    else ""
+                ),
             )
         )
     unnecessary = data["unnecessary"]

@@ -40,6 +40,10 @@ TIME_COLUMNS: dict[str, str] = {
     "flow_api_runs": "start_time",
 }
 
+# Rows kept whatever their time: a system job not yet completed (statecode 3) is still work
+# in the queue, however long ago it was created; the stuck-jobs check needs it.
+KEPT_UNFINISHED: dict[str, str] = {"asyncoperations": "statecode IS DISTINCT FROM 3"}
+
 # Columns left out by default: a trace's message block can be a megabyte of free text that
 # no analysis reads, and reading it for a million rows would cost gigabytes.
 SKIPPED_COLUMNS: dict[str, frozenset[str]] = {"plugintracelogs": frozenset({"messageblock"})}
@@ -222,7 +226,8 @@ def load_frames(
         if table in TIME_COLUMNS:
             # A row that cannot be placed in time is kept: dropping it would hide it.
             time = TIME_COLUMNS[table]
-            sql += f" AND ({time} IS NULL OR ({time} >= ? AND {time} <= ?))"
+            kept = f" OR {KEPT_UNFINISHED[table]}" if table in KEPT_UNFINISHED else ""
+            sql += f" AND ({time} IS NULL OR ({time} >= ? AND {time} <= ?){kept})"
             params += [start, end]
         loaded[table] = _read(store, table, sql, params)
     # Actions belong to the window of their run.

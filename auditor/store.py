@@ -36,7 +36,7 @@ import pandas as pd
 from auditor import __version__
 from auditor.errors import AuditorError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCAN_STATUSES = ("running", "completed", "partial", "failed")
 QUERY_STATUSES = ("collected", "partial", "not-collected")
@@ -146,7 +146,7 @@ TABLES: dict[str, TableSpec] = {
         " errorcode BIGINT, message VARCHAR, friendlymessage VARCHAR, createdon TIMESTAMP,"
         " startedon TIMESTAMP, completedon TIMESTAMP, postponeuntil TIMESTAMP,"
         " executiontimespan DOUBLE, owningextensionid VARCHAR, workflowactivationid VARCHAR,"
-        " regardingobjectid VARCHAR",
+        " regardingobjectid VARCHAR, modifiedon TIMESTAMP",
         (_ENV, "asyncoperationid"),
         (
             "asyncoperationid",
@@ -270,6 +270,8 @@ MIGRATIONS: dict[int, Migration] = {
     ),
     # 4: flows keyed by their workflowid where they have one (api_name keeps the API's name).
     4: lambda connection: _key_flows_by_workflowid(connection),
+    # 5: system jobs keep their latest state, read by modifiedon.
+    5: lambda connection: _add_columns(connection, "asyncoperations", "modifiedon TIMESTAMP"),
 }
 
 

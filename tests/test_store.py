@@ -346,7 +346,7 @@ def test_schema_4_keys_solution_flows_and_their_history_by_workflowid(tmp_path: 
         {"flow_name": "api-2", "api_name": "api-2"},
     ]
     assert runs["flow_name"].tolist() == ["api-2", "wf-1"]
-    assert _schema_version(path) == "4"
+    assert _schema_version(path) == str(store_module.SCHEMA_VERSION)
 
 
 def test_a_failing_migration_leaves_the_store_unchanged(

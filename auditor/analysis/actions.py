@@ -70,6 +70,7 @@ TRIGGER_DTYPES: dict[str, str] = {
     "runs": "int64",
     "executions_without_run": "int64",
     "runs_per_execution": "Float64",
+    "link_inferred": "bool",  # True: jobs reach the flow by TRIGGER_LINK, which no page states
 }
 
 _KEY = ["environment_id", "flow_id"]
@@ -86,6 +87,16 @@ _CODE_NUMBERS = {
     "gatewaytimeout": 504,
 }
 EXPANDER_JOB = 79  # asyncoperation operationtype: CallbackRegistration Expander
+# Which flow a CallbackRegistration Expander job runs is inferred, not documented. The
+# bypass page says only that "the CallbackRegistration table manages flow triggers, and
+# there's an internal operation called expander that creates the system jobs"
+# (https://learn.microsoft.com/power-apps/developer/data-platform/bypass-power-automate-flows);
+# the asyncoperation reference describes WorkflowActivationId as "Unique identifier of the
+# workflow activation related to the system job" (Targets: workflow) and names no column for
+# a type-79 job's flow (.../reference/entities/asyncoperation); the callbackregistration
+# reference has no link to system jobs. Every trigger-execution figure says so.
+TRIGGER_LINK = "job workflowactivationid = the flow's workflowid"
+TRIGGER_LINK_INFERRED = True
 
 
 def _empty(dtypes: dict[str, str]) -> pd.DataFrame:
@@ -256,6 +267,30 @@ def action_durations(actions: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().loc[:, list(DURATION_DTYPES)].astype(DURATION_DTYPES)
 
 
+def expander_jobs(jobs: pd.DataFrame, definitions: pd.DataFrame) -> pd.DataFrame:
+    """The CallbackRegistration Expander jobs (operationtype 79) of `jobs` (the store's
+    `asyncoperations`), one row each, indexed as in `jobs`: environment_id, workflowid (the
+    job's workflowactivationid, lower case) and `linked`: it names a flow of `definitions`.
+
+    The one rule (TRIGGER_LINK, inferred: see above) by which every trigger-execution figure
+    and the `coverage-flow-trigger-jobs` check tie a job to a flow.
+    """
+    expanders = jobs.loc[(jobs["operationtype"] == EXPANDER_JOB).fillna(False).astype(bool)]
+    out = pd.DataFrame(
+        {
+            "environment_id": expanders["environment_id"].astype("str"),
+            "workflowid": expanders["workflowactivationid"].astype("string").str.lower(),
+        }
+    )
+    known = definitions.loc[definitions["workflowid"].notna(), ["environment_id", "workflowid"]]
+    pairs = pd.MultiIndex.from_arrays(
+        [known["environment_id"].astype("str"), known["workflowid"].astype("str").str.lower()]
+    )
+    named = pd.MultiIndex.from_arrays([out["environment_id"], out["workflowid"]]).isin(pairs)
+    out["linked"] = out["workflowid"].notna().to_numpy(dtype=bool) & named
+    return out
+
+
 def trigger_executions(
     jobs: pd.DataFrame,
     definitions: pd.DataFrame,
@@ -265,8 +300,10 @@ def trigger_executions(
     """For Dataverse-triggered flows: trigger evaluations (expander jobs) against runs.
 
     Each Dataverse event a flow's registration receives is a CallbackRegistration Expander
-    job whose workflowactivationid is the flow's workflowid; jobs that started no run are
-    evaluations a trigger condition filtered out, or events the flow did not need.
+    job; jobs that started no run are evaluations a trigger condition filtered out, or events
+    the flow did not need. A job is tied to its flow by `expander_jobs` (TRIGGER_LINK), an
+    inference no Microsoft page states, so every row says `link_inferred`: when the inference
+    is wrong the counts are zero, and `coverage-flow-trigger-jobs` says so.
     """
     dataverse = triggers.loc[triggers["is_dataverse"].astype(bool), _KEY].drop_duplicates()
     flows = dataverse.merge(
@@ -274,16 +311,12 @@ def trigger_executions(
     )
     if flows.empty:
         return _empty(TRIGGER_DTYPES)
-    expanders = jobs.loc[
-        (jobs["operationtype"] == EXPANDER_JOB).fillna(False).astype(bool),
-        ["environment_id", "workflowactivationid"],
-    ]
+    expanders = expander_jobs(jobs, definitions)
     executions = (
-        expanders.groupby(["environment_id", "workflowactivationid"])
+        expanders.groupby(["environment_id", "workflowid"])
         .size()
         .rename("trigger_executions")
         .reset_index()
-        .rename(columns={"workflowactivationid": "workflowid"})
     )
     workflow = flows["workflowid"].astype("str").str.lower()
     out = flows.assign(workflowid=workflow).merge(
@@ -296,6 +329,7 @@ def trigger_executions(
     out["executions_without_run"] = (out["trigger_executions"] - out["runs"]).clip(lower=0)
     execs = out["trigger_executions"].astype("Float64")
     out["runs_per_execution"] = out["runs"].astype("Float64") / execs.where(execs > 0)
+    out["link_inferred"] = TRIGGER_LINK_INFERRED
     return out.loc[:, list(TRIGGER_DTYPES)].astype(TRIGGER_DTYPES)
 
 
@@ -331,9 +365,13 @@ def action_frames(
 
 
 __all__ = [
+    "EXPANDER_JOB",
+    "TRIGGER_LINK",
+    "TRIGGER_LINK_INFERRED",
     "action_durations",
     "action_frames",
     "classify_runs",
+    "expander_jobs",
     "retry_summary",
     "trigger_executions",
     "unnecessary_summary",

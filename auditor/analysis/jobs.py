@@ -9,6 +9,17 @@ percentiles.
 A start before the creation (or an end before the start) can only be clock skew between the
 queue and the host: such a duration is clipped to 0, so it still counts as "no wait" in the
 percentiles, and the number of clipped values is reported so skew stays visible.
+
+Jobs change state (the store keeps each job's latest, read by `modifiedon`): outcomes are
+those of completed jobs (statecode 3); a job still queued, waiting or in progress is counted
+as such, never as a failure. Failure rates and streaks are per completed job.
+
+A step with `asyncautodelete` has its successful jobs deleted at once ("all successfully
+completed jobs to be deleted immediately after completion":
+https://learn.microsoft.com/power-platform/admin/manage-storage-asyncoperation-base-table), so
+its remaining jobs are its failures: `measured_owners` measures such a step from its plug-in
+trace logs when trace logging is All (every execution leaves a row), and otherwise says it
+cannot be measured, rather than computing a 100 % failure rate.
 """
 
 from __future__ import annotations
@@ -19,27 +30,45 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from auditor.analysis.statuses import (
+    ASYNC_STATUSES,
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    LOCKED,
+    SUCCEEDED,
+    SUSPENDED,
+    WAITING,
+    WAITING_FOR_RESOURCES,
+)
+
 # operationtype values the auditor reads; any other value is kept and labelled "other".
 OPERATION_TYPES: Mapping[int, str] = {1: "async plug-in", 10: "workflow", 79: "flow trigger"}
 ASYNC_PLUGIN = 1
 
-# statecode / statuscode, reference/dataverse-plugins.md section 6.3.
-SUSPENDED_STATE = 1
-LOCKED_STATE = 2
-COMPLETED_STATE = 3
-SUCCEEDED, FAILED, CANCELED = 30, 31, 32
-WAITING_STATUSES = (0, 10)  # Waiting For Resources, Waiting
-KNOWN_STATUSES = (0, 10, 20, 21, 22, 30, 31, 32)
+# statecode / statuscode: declared once, with their source, in `analysis.statuses`.
+SUSPENDED_STATE = SUSPENDED
+LOCKED_STATE = LOCKED
+COMPLETED_STATE = COMPLETED
+WAITING_STATUSES = (WAITING_FOR_RESOURCES, WAITING)
+FINAL_STATUSES = (SUCCEEDED, FAILED, CANCELED)  # the statuses of the Completed state
+KNOWN_STATUSES = tuple(ASYNC_STATUSES)
+# How an owner's outcomes were measured.
+BY_JOBS, BY_TRACES, NOT_MEASURABLE = "system jobs", "trace logs", "not measurable"
+AUTODELETE_REASON = (
+    "successes are auto-deleted; enable trace logging All or turn off auto-delete to measure"
+)
 
 _PERCENTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
 # Column names and dtypes of the frames this module returns, declared once.
 _STAT_DTYPES: dict[str, str] = {
     "jobs": "int64",
+    "completed": "int64",  # statecode 3: jobs with an outcome
     "succeeded": "int64",
     "failed": "int64",  # statuscode 31
     "failed_without_message": "int64",
-    "failure_rate": "float64",  # failed / jobs
+    "failure_rate": "float64",  # failed / completed; NaN without a completed job
     "canceled": "int64",  # statuscode 32
     "suspended": "int64",  # statecode 1
     "waiting": "int64",  # statuscode 0 or 10
@@ -77,6 +106,8 @@ OWNER_STATS_DTYPES: dict[str, str] = {
     "error_clusters": "int64",  # distinct normalised messages of failed jobs
     "top_error": "str",
     "top_error_count": "int64",
+    "autodelete": "bool",  # the step deletes its successful jobs on completion
+    "measured_by": "str",  # system jobs / trace logs / not measurable
 }
 ERROR_DTYPES: dict[str, str] = {
     "environment_id": "str",
@@ -199,6 +230,9 @@ def _stats(rows: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     status, state = rows["status"], rows["state"]
     flags = pd.DataFrame(
         {
+            # Statuses 30-32 exist only in the Completed state: a job with one has an outcome
+            # even if its statecode is missing or undocumented.
+            "completed": (state == COMPLETED_STATE) | status.isin(FINAL_STATUSES),
             "succeeded": status == SUCCEEDED,
             "failed": status == FAILED,
             "failed_without_message": (status == FAILED) & rows["message"].isna(),
@@ -215,7 +249,8 @@ def _stats(rows: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     counts = flags.groupby(groups, dropna=False, sort=False).sum()
     counts["jobs"] = rows.groupby(groups, dropna=False, sort=False).size()
     counts["max_retrycount"] = rows["retrycount"].groupby(groups, dropna=False, sort=False).max()
-    counts["failure_rate"] = counts["failed"] / counts["jobs"]
+    completed = counts["completed"].astype("float64")
+    counts["failure_rate"] = counts["failed"] / completed.where(completed > 0)
     counts["retried_share"] = counts["retried"] / counts["jobs"]
     return counts.join(
         [
@@ -238,7 +273,12 @@ def job_stats(jobs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _streaks(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Longest and current run of consecutive failed jobs per group, in creation order."""
+    """Longest and current run of consecutive failed jobs per group, in creation order.
+
+    Only completed jobs have an outcome: a queued or running job neither fails nor breaks a
+    streak.
+    """
+    rows = rows[(rows["state"] == COMPLETED_STATE) | rows["status"].isin(FINAL_STATUSES)]
     group = rows.groupby(keys, dropna=False, sort=False).ngroup().rename("group")
     ordered = pd.DataFrame(
         {
@@ -329,14 +369,133 @@ def job_stats_by_owner(
         .merge(distinct.reset_index(), on=error_keys, how="left")
         .merge(top[[*error_keys, "top_error", "top_error_count"]], on=error_keys, how="left")
     )
-    counts = ["error_clusters", "top_error_count"]
+    counts = ["error_clusters", "top_error_count", "max_failure_streak", "current_failure_streak"]
     merged[counts] = merged[counts].fillna(0)
-    ordered = merged.sort_values(
+    merged["autodelete"] = False
+    merged["measured_by"] = BY_JOBS
+    return _ordered_owners(merged)
+
+
+def _ordered_owners(owners: pd.DataFrame) -> pd.DataFrame:
+    ordered = owners.sort_values(
         ["environment_id", "operationtype", "jobs", "owner_id"],
         ascending=[True, True, False, True],
         kind="stable",
     )
     return _typed(ordered, OWNER_STATS_DTYPES)
+
+
+def measured_owners(
+    owners: pd.DataFrame, steps: pd.DataFrame, traces: pd.DataFrame, trace_all: set[str]
+) -> pd.DataFrame:
+    """`job_stats_by_owner` with the async steps that auto-delete successful jobs measured
+    from their trace logs where trace logging is All (`trace_all`: environment ids), and
+    marked `not measurable` elsewhere; a step whose every job was deleted still gets its row.
+
+    From traces, an execution is a trace row of the step in asynchronous mode, a failure one
+    with exception details, a streak consecutive failures by execution start.
+    """
+    step_rows = steps.reindex(
+        columns=["environment_id", "stepid", "name", "mode", "asyncautodelete"]
+    ).astype({"environment_id": "str", "stepid": "str"})
+    deleting = step_rows[
+        (_number(step_rows["mode"]) == 1)
+        & step_rows["asyncautodelete"].astype("boolean").fillna(False).astype(bool)
+    ].drop_duplicates(["environment_id", "stepid"])
+    if deleting.empty:
+        return owners
+    keys = ["environment_id", "owner_id"]
+    target = deleting.rename(columns={"stepid": "owner_id"})[[*keys, "name"]]
+    is_step = owners["owner_kind"].eq("step") & owners["operationtype"].eq(ASYNC_PLUGIN)
+    known = owners[is_step].merge(target[keys], on=keys)
+    missing = target.merge(known[keys], on=keys, how="left", indicator=True)
+    missing = missing[missing["_merge"] == "left_only"].drop(columns="_merge")
+    added = missing.assign(
+        operationtype=ASYNC_PLUGIN,
+        operation=OPERATION_TYPES[ASYNC_PLUGIN],
+        owner_kind="step",
+        **{c: 0 for c, t in _STAT_DTYPES.items() if t == "int64"},
+        max_failure_streak=0,
+        current_failure_streak=0,
+        error_clusters=0,
+        top_error_count=0,
+    )
+    merged = pd.concat([owners, added], ignore_index=True)
+    flag = (
+        pd.MultiIndex.from_frame(merged[keys].astype("str")).isin(
+            pd.MultiIndex.from_frame(target[keys])
+        )
+        & merged["operationtype"].eq(ASYNC_PLUGIN).fillna(False).to_numpy()
+    )
+    merged["autodelete"] = flag
+    measurable = flag & merged["environment_id"].isin(trace_all).to_numpy()
+    merged.loc[flag & ~measurable, "measured_by"] = NOT_MEASURABLE
+    merged.loc[flag & ~measurable, "failure_rate"] = np.nan
+    merged.loc[measurable, "measured_by"] = BY_TRACES
+    executed = _trace_outcomes(traces)
+    if measurable.any():
+        chosen = merged.loc[measurable, keys].merge(executed, on=keys, how="left")
+        chosen = chosen.fillna({c: 0 for c in ("executions", "failures", "max", "current")})
+        merged.loc[measurable, "jobs"] = chosen["executions"].to_numpy()
+        merged.loc[measurable, "completed"] = chosen["executions"].to_numpy()
+        merged.loc[measurable, "failed"] = chosen["failures"].to_numpy()
+        merged.loc[measurable, "succeeded"] = (chosen["executions"] - chosen["failures"]).to_numpy()
+        runs = chosen["executions"].astype("float64")
+        merged.loc[measurable, "failure_rate"] = (
+            chosen["failures"] / runs.where(runs > 0)
+        ).to_numpy()
+        merged.loc[measurable, "max_failure_streak"] = chosen["max"].to_numpy()
+        merged.loc[measurable, "current_failure_streak"] = chosen["current"].to_numpy()
+    return _ordered_owners(merged)
+
+
+def _trace_outcomes(traces: pd.DataFrame) -> pd.DataFrame:
+    """Per step: asynchronous executions, failures and failure streaks from trace rows."""
+    traces = traces.reindex(
+        columns=[
+            "environment_id",
+            "pluginstepid",
+            "plugintracelogid",
+            "mode",
+            "exceptiondetails",
+            "performanceexecutionstarttime",
+            "createdon",
+        ]
+    )
+    rows = traces[_number(traces["mode"]) == 1]
+    details = rows["exceptiondetails"].astype("str")
+    frame = pd.DataFrame(
+        {
+            "environment_id": rows["environment_id"].astype("str"),
+            "owner_id": rows["pluginstepid"].astype("str"),
+            "start": _time(rows["performanceexecutionstarttime"]).fillna(_time(rows["createdon"])),
+            "id": rows["plugintracelogid"].astype("str"),
+            "failed": rows["exceptiondetails"].notna() & (details.str.strip() != ""),
+        }
+    ).sort_values(["environment_id", "owner_id", "start", "id"], kind="stable")
+    if frame.empty:
+        columns = ["environment_id", "owner_id", "executions", "failures", "max", "current"]
+        return pd.DataFrame(columns=columns)
+    group = frame.groupby(["environment_id", "owner_id"], sort=False).ngroup()
+    changed = (group.diff() != 0) | (frame["failed"] != frame["failed"].shift())
+    blocks = frame.assign(group=group, block=changed.cumsum())
+    sizes = blocks.groupby("block").agg(
+        group=("group", "first"), failed=("failed", "first"), size=("failed", "size")
+    )
+    failing = sizes["size"].where(sizes["failed"], 0)
+    per_group = pd.DataFrame(
+        {
+            "max": failing.groupby(sizes["group"]).max(),
+            "current": failing.groupby(sizes["group"]).last(),
+        }
+    )
+    counts = blocks.groupby("group").agg(
+        environment_id=("environment_id", "first"),
+        owner_id=("owner_id", "first"),
+        executions=("failed", "size"),
+        failures=("failed", "sum"),
+    )
+    return counts.join(per_group).reset_index(drop=True)
 
 
 def queue_latency_p95(jobs: pd.DataFrame) -> pd.Series:

@@ -5,6 +5,18 @@ has no runs for fall back to Dataverse `flowruns` (solution flows only, ingested
 delay), and the result says which source each flow's figures come from. Definitions follow
 `auditor.sim.truth`: `runs` counts every listed run, outcomes count finished runs only, a
 failure streak is a run of consecutive Failed runs ordered by start time then name.
+
+The two sources do not share their status words, so each run is read with the vocabulary of
+its source (`auditor.analysis.statuses`), case-insensitively:
+- flow API: Logic Apps `WorkflowStatus` (Succeeded, Failed, Cancelled, Running, ...); a run
+  is finished when it has an end time and a status that is not an in-progress one;
+- Dataverse `flowruns`: Success, Failed or Cancelled
+  (https://learn.microsoft.com/power-automate/dataverse/cloud-flow-run-metadata), plus the
+  observed, undocumented alias Succeeded; a run is finished when it has an end time and one
+  of these final statuses.
+A status outside its source's vocabulary (or none) is counted in `unknown_status`, never read
+as a success: reading Dataverse's "Success" with the flow API's words would report every
+successful Dataverse run as undocumented.
 """
 
 from __future__ import annotations
@@ -12,21 +24,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from auditor.analysis.statuses import DATAVERSE_FLOWRUN, FLOW_API, RUN_VOCABULARIES, RunVocabulary
 from auditor.frames import Frames, flow_definitions
 
-# Statuses of a run that has not ended yet: it has no outcome.
-UNFINISHED_STATUSES = frozenset({"running", "waiting", "paused", "suspended", "queued"})
-FAILED = "failed"
-CANCELLED = frozenset({"cancelled", "canceled"})
-# Logic Apps `WorkflowStatus` (reference/power-automate-apis.md 0.5), lower case; a run with
-# any other (or no) status is counted, and reported as such rather than read as a success.
-KNOWN_STATUSES = frozenset(
-    {
-        *("notspecified", "paused", "running", "waiting", "succeeded", "skipped"),
-        *("suspended", "cancelled", "canceled", "failed", "faulted", "timedout"),
-        *("aborted", "ignored"),
-    }
-)
 NO_DETAIL = "(no error detail)"
 
 RUN_DTYPES: dict[str, str] = {
@@ -54,7 +54,7 @@ SUMMARY_DTYPES: dict[str, str] = {
     "failed": "int64",
     "cancelled": "int64",
     "failed_without_message": "int64",
-    "unknown_status": "int64",  # a status that is missing or not a WorkflowStatus
+    "unknown_status": "int64",  # a status missing or not in its source's vocabulary
     "failure_rate": "Float64",  # failed / finished
     "cancel_rate": "Float64",
     "runs_per_day": "Float64",
@@ -125,13 +125,44 @@ def normalise_messages(messages: pd.Series, *, length: int = 200) -> pd.Series:
     return text.str.strip().str.slice(0, length)
 
 
-def _status_flags(status: pd.Series, end_time: pd.Series) -> tuple[pd.Series, ...]:
-    lowered = status.astype("str").str.lower()
-    finished = end_time.notna() & status.notna() & ~lowered.isin(UNFINISHED_STATUSES)
-    finished = finished.fillna(False).astype(bool)
-    failed = (finished & (lowered == FAILED)).fillna(False).astype(bool)
-    cancelled = (finished & lowered.isin(CANCELLED)).fillna(False).astype(bool)
+def _lowered(status: pd.Series) -> pd.Series:
+    """Statuses in lower case, missing ones left missing (statuses match case-insensitively)."""
+    return status.astype("string").str.lower()
+
+
+def _among(lowered: pd.Series, words: frozenset[str]) -> pd.Series:
+    return lowered.isin(words).fillna(False).astype(bool)
+
+
+def _status_flags(
+    status: pd.Series, end_time: pd.Series, vocabulary: RunVocabulary
+) -> tuple[pd.Series, ...]:
+    """finished, failed, cancelled per run, read with the vocabulary of the run's source.
+
+    A run without an end time has no outcome. With an end time, a flow API run is finished
+    unless its status says it is still going (or is missing); a Dataverse run only when its
+    status is a final one, since that table records runs once they have ended.
+    """
+    lowered = _lowered(status)
+    if vocabulary.final is None:
+        final = status.notna().astype(bool) & ~_among(lowered, vocabulary.unfinished)
+    else:
+        final = _among(lowered, vocabulary.final)
+    finished = (end_time.notna().astype(bool) & final).astype(bool)
+    failed = finished & _among(lowered, vocabulary.failed)
+    cancelled = finished & _among(lowered, vocabulary.cancelled)
     return finished, failed, cancelled
+
+
+def _unknown_status(runs: pd.DataFrame) -> pd.Series:
+    """Runs whose status is missing or not in the vocabulary of their source."""
+    lowered = _lowered(runs["status"])
+    known = pd.Series(False, index=runs.index, dtype=bool)
+    for source, vocabulary in RUN_VOCABULARIES.items():
+        known |= (runs["source"] == source).fillna(False).astype(bool) & _among(
+            lowered, vocabulary.known
+        )
+    return ~known
 
 
 def _duration_ms(start: pd.Series, end: pd.Series) -> pd.Series:
@@ -143,7 +174,7 @@ def _duration_ms(start: pd.Series, end: pd.Series) -> pd.Series:
 def api_runs(flow_api_runs: pd.DataFrame) -> pd.DataFrame:
     """The flow API's runs in the common run shape."""
     runs = flow_api_runs
-    finished, failed, cancelled = _status_flags(runs["status"], runs["end_time"])
+    finished, failed, cancelled = _status_flags(runs["status"], runs["end_time"], FLOW_API)
     out = pd.DataFrame(
         {
             "environment_id": runs["environment_id"],
@@ -182,7 +213,9 @@ def dataverse_runs(flowruns: pd.DataFrame, definitions: pd.DataFrame) -> pd.Data
     ).merge(ids, on=["environment_id", "workflowid"], how="left")
     keyed.index = flowruns.index
     flow_id = keyed["flow_id"].fillna(keyed["workflowid"])
-    finished, failed, cancelled = _status_flags(flowruns["status"], flowruns["endtime"])
+    finished, failed, cancelled = _status_flags(
+        flowruns["status"], flowruns["endtime"], DATAVERSE_FLOWRUN
+    )
     measured = _duration_ms(flowruns["starttime"], flowruns["endtime"])
     stated = flowruns["duration"].astype("Float64")
     out = pd.DataFrame(
@@ -325,8 +358,8 @@ def run_summary(
     )
     bare = runs["failed"] & runs["error_message"].isna()
     counts["failed_without_message"] = bare.groupby([runs[k] for k in _KEY]).sum()
-    odd = ~runs["status"].astype("str").str.lower().isin(KNOWN_STATUSES).fillna(False)
-    counts["unknown_status"] = odd.astype(bool).groupby([runs[k] for k in _KEY]).sum()
+    odd = _unknown_status(runs)
+    counts["unknown_status"] = odd.groupby([runs[k] for k in _KEY]).sum()
     durations = runs.loc[runs["finished"] & runs["duration_ms"].notna(), [*_KEY, "duration_ms"]]
     durations = durations.astype({"duration_ms": "float64"})
     if not durations.empty:

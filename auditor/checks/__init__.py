@@ -20,6 +20,7 @@ from types import ModuleType
 
 from auditor.checks import (
     coverage_flow_run_ingestion,
+    coverage_flow_trigger_jobs,
     coverage_flows_outside_solutions,
     coverage_query_not_collected,
     coverage_scan_history,
@@ -89,6 +90,7 @@ _MODULES: tuple[ModuleType, ...] = (
     coverage_trace_executions,
     coverage_trace_failures,
     coverage_flow_run_ingestion,
+    coverage_flow_trigger_jobs,
     coverage_query_not_collected,
     coverage_flows_outside_solutions,
     coverage_scan_history,

@@ -15,7 +15,12 @@ import pandas as pd
 from auditor.analysis.actions import action_frames
 from auditor.analysis.definitions import block_signatures, definition_frames
 from auditor.analysis.flows import catch_paths, flow_facts
-from auditor.analysis.jobs import job_stats, job_stats_by_owner, queue_latency_p95
+from auditor.analysis.jobs import (
+    job_stats,
+    job_stats_by_owner,
+    measured_owners,
+    queue_latency_p95,
+)
 from auditor.analysis.plugins import step_stats, trace_coverage, unfiltered_update_steps
 from auditor.analysis.runs import combined_runs, run_summary
 from auditor.frames import Frames, flow_definitions
@@ -235,7 +240,15 @@ class Evidence:
 
     @cached_property
     def job_owners(self) -> pd.DataFrame:
-        return job_stats_by_owner(self.frames.asyncoperations)
+        """Per step or workflow: job outcomes; auto-deleting steps measured from traces."""
+        coverage = self.trace_coverage
+        trace_all = set(coverage.loc[coverage["executions_visible"], "environment_id"])
+        return measured_owners(
+            job_stats_by_owner(self.frames.asyncoperations),
+            self.frames.plugin_steps,
+            self.frames.plugintracelogs,
+            trace_all,
+        )
 
     @cached_property
     def queue_latency(self) -> pd.Series:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from auditor.analysis.jobs import AUTODELETE_REASON, BY_TRACES, NOT_MEASURABLE
 from auditor.checks.base import CheckMeta, Finding, Limits, Threshold, make, rows
 from auditor.checks.evidence import Evidence
 
@@ -62,16 +63,23 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     owners = owners[owners["operationtype"].isin(_JOB_TYPES).fillna(False)]
     for row in rows(owners):
         failing = row.max_failure_streak >= streak
+        noun = "executions" if row.measured_by == BY_TRACES else f"{row.operation} jobs"
         message = (
-            f"longest run of consecutive failed {row.operation} jobs: {row.max_failure_streak}"
+            f"longest run of consecutive failed {noun}: {row.max_failure_streak}"
             f" (current {row.current_failure_streak})"
         )
+        if row.measured_by == BY_TRACES:
+            message += " (from trace logs: its successful jobs are auto-deleted)"
         if failing and isinstance(row.top_error, str):
             message += f"; commonest error: {row.top_error}"
+        status = "fail" if failing else "pass"
+        if row.measured_by == NOT_MEASURABLE:
+            # Its remaining jobs are its failures: any streak among them means nothing.
+            status, message = "not-assessed", f"not assessed: {AUTODELETE_REASON}"
         out.append(
             make(
                 META,
-                "fail" if failing else "pass",
+                status,
                 message,
                 environment_id=row.environment_id,
                 resource_kind=str(row.owner_kind),

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditor.analysis.actions import TRIGGER_LINK
 from auditor.analysis.runs import error_clusters
 from auditor.checks.evidence import Evidence
 from auditor.errors import UsageError
@@ -347,6 +348,27 @@ def _unnecessary(evidence: Evidence, environment_id: str, flow_id: str) -> dict[
     return out
 
 
+def _trigger_executions(triggers: pd.DataFrame) -> dict[str, Any] | None:
+    """The flow's CallbackRegistration Expander jobs against its runs. Which flow a job runs
+    is inferred (`analysis.actions.TRIGGER_LINK`; no Microsoft page names the column), so
+    the figures carry `link_inferred` and `link` (the rule), and zero executions may mean
+    the rule is wrong."""
+    if triggers.empty:
+        return None
+    row = records(
+        triggers,
+        [
+            "trigger_executions",
+            "runs",
+            "executions_without_run",
+            "runs_per_execution",
+            "link_inferred",
+        ],
+    )[0]
+    row["link"] = TRIGGER_LINK
+    return row
+
+
 def flow_show(
     evidence: Evidence,
     findings: pd.DataFrame,
@@ -401,11 +423,7 @@ def flow_show(
             "max_duration_ms": run_facts.get("duration_max_ms"),
             "daily": _daily(runs, evidence),
         },
-        "trigger_executions": records(
-            triggers, ["trigger_executions", "runs", "executions_without_run", "runs_per_execution"]
-        )[0]
-        if not triggers.empty
-        else None,
+        "trigger_executions": _trigger_executions(triggers),
         "error_clusters": records(
             error_clusters(runs, top=TOP_ERRORS),
             ["cluster", "error_code", "count", "first_seen", "last_seen", "example"],

@@ -4,10 +4,16 @@ Dataverse gives every SDK request a correlation id that the whole chain shares: 
 execution's trace row (`plugintracelogs.correlationid`, with its `depth`), the system jobs it
 queues (`asyncoperations.correlationid`), and the CallbackRegistration Expander job
 (operationtype 79) through which a Dataverse trigger starts a flow. That job's
-`workflowactivationid` is the flow's workflowid, and the run it starts carries the
-correlation id as its client tracking id (`flow_api_runs.client_tracking_id`,
-`flowruns.clienttrackingid`): our documented inference, see auditor/sim/scenario.py. Child
-flows inherit the client tracking id, so they show up too, under their parent run.
+`workflowactivationid` is taken to be the flow's workflowid, and the run it starts to carry
+the correlation id as its client tracking id (`flow_api_runs.client_tracking_id`,
+`flowruns.clienttrackingid`). Both links are inferred, see auditor/sim/scenario.py: no
+Microsoft page names the column of a type-79 job that says which flow it runs (the
+asyncoperation reference describes WorkflowActivationId only as "Unique identifier of the
+workflow activation related to the system job";
+https://learn.microsoft.com/power-apps/developer/data-platform/bypass-power-automate-flows
+says only that the CallbackRegistration expander creates the system jobs), so the timeline
+says "inferred" where it names a job's flow. Child flows inherit the client tracking id, so
+they show up too, under their parent run.
 
 The result is a list of timeline entries sorted by time, then depth; `indent` says how far
 to indent an entry so the chain reads as a tree (a plug-in at depth 3 under the one at 2).
@@ -31,7 +37,9 @@ from auditor.errors import UsageError
 from auditor.explore.common import require_scan
 from auditor.store import Store
 
-EXPANDER_JOB = 79  # asyncoperation operationtype: CallbackRegistration Expander (flow trigger)
+# asyncoperation operationtype: CallbackRegistration Expander (flow trigger); which flow such
+# a job runs is inferred from workflowactivationid (analysis.actions.TRIGGER_LINK).
+EXPANDER_JOB = 79
 
 # statecode / statuscode labels, reference/dataverse-plugins.md section 6.3.
 JOB_STATUSES: Mapping[int, str] = {
@@ -283,7 +291,7 @@ def _job_entries(jobs: pd.DataFrame, runs: pd.DataFrame) -> list[Entry]:
             flow = _text(row["flow_display"]) or _text(row["workflow_name"])
             flow = flow or _text(row["workflowactivationid"])
             if flow:
-                parts.append(f"starts flow {flow}")
+                parts.append(f"starts flow {flow} (link inferred from workflowactivationid)")
             started_runs = _started_runs(runs, row)
             if started_runs.empty:
                 parts.append("no run with this client tracking id in the store")
@@ -321,7 +329,8 @@ def _job_entries(jobs: pd.DataFrame, runs: pd.DataFrame) -> list[Entry]:
 
 
 def _started_runs(runs: pd.DataFrame, job: Mapping[str, Any]) -> pd.DataFrame:
-    """The runs a trigger job started: of its flow, in its environment."""
+    """The runs a trigger job started: of its flow (workflowactivationid, an inferred link),
+    in its environment."""
     if runs.empty:
         return runs
     wid = _text(job["workflowactivationid"])

@@ -110,6 +110,9 @@ class SimEnvironment:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     flows: pd.DataFrame = field(default_factory=pd.DataFrame)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Every system job's whole life (`auditor.sim.jobs`); `tables["asyncoperations"]` is it
+    # seen at the tenant's clock, rebuilt when the clock moves.
+    job_plan: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -139,8 +142,13 @@ class SimTenant:
         return None
 
     def advance(self, delta: timedelta) -> None:
-        """Move the clock forward by `delta`, stopping at `end`."""
+        """Move the clock forward by `delta`, stopping at `end`; system jobs change state."""
+        from auditor.sim.jobs import jobs_at
+
         self.now = min(self.now + delta, self.end)
+        for env in self.environments:
+            if not env.job_plan.empty:
+                env.tables["asyncoperations"] = jobs_at(env.job_plan, pd.Timestamp(self.now))
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from auditor.sim import definitions as d
+from auditor.sim.jobs import jobs_at
 from auditor.sim.model import SCALES, VISIBLE_BY, SimEnvironment, SimTenant
 from auditor.sim.names import (
     COLUMNS,
@@ -249,6 +250,7 @@ class _EnvBuilder:
         self.flows: list[_Flow] = []
         self.steps: list[_Step] = []
         self.tables: dict[str, pd.DataFrame] = {}
+        self.job_plan = pd.DataFrame()
         self.chain_ns: I64 = np.zeros(0, dtype=np.int64)
         self.chain_corr: OBJ = np.zeros(0, dtype=object)
         self.owner = guid(self.r_flows)
@@ -963,8 +965,9 @@ class _EnvBuilder:
         step_arr = ex["step"].to_numpy()
         failed = ex["failed"].to_numpy()
         mode = ex["mode"].to_numpy()
-        # Async job states: most complete; a few wait for a retry, are cancelled, or are
-        # still queued / in progress just before "now".
+        # Async jobs' final states: most complete; a few wait for a retry (postponed) or are
+        # cancelled before they start. What a scan sees at a given clock (queued, in
+        # progress, finished, deleted) is `auditor.sim.jobs.jobs_at`.
         is_async = mode == 1
         state = np.full(n, 3, dtype=np.int64)
         status = np.where(failed, 31, 30).astype(np.int64)
@@ -981,15 +984,9 @@ class _EnvBuilder:
         postpone[waiting] = completed[waiting] + 300 * NS
         cancelled = is_async & (u >= 0.01) & (u < 0.015) & ~failed
         state[cancelled], status[cancelled] = 3, 32
-        recent = is_async & (created > NOW_NS - 900 * NS) & (created <= NOW_NS) & ~failed
-        queued = recent & (u < 0.5)
-        running = recent & (u >= 0.5)
-        state[queued], status[queued] = 0, 0
-        state[running], status[running] = 2, 20
-        started = np.where(queued | cancelled, NAT, started)
-        completed = np.where(waiting | queued | running, NAT, completed)
-        # Trace rows: every execution that ran to an end (or failed an attempt).
-        executed = ~(queued | running | cancelled)
+        started = np.where(cancelled, NAT, started)
+        # Trace rows: every execution that ran (its row appears when it ends).
+        executed = ~cancelled
         self._traces(ex, live, executed)
         a = np.flatnonzero(is_async)
         steps_arr = [live[i] for i in step_arr[a].tolist()]
@@ -1000,8 +997,8 @@ class _EnvBuilder:
             "asyncoperationid": guids(rng, m),
             "name": np.array([s.name for s in steps_arr], dtype=object),
             "operationtype": np.full(m, 1),
-            "statecode": state[a],
-            "statuscode": status[a],
+            "_sim_state": state[a],
+            "_sim_status": status[a],
             "messagename": np.array([s.message for s in steps_arr], dtype=object),
             "primaryentitytype": np.array([s.entity for s in steps_arr], dtype=object),
             "correlationid": ex["corr"].to_numpy()[a],
@@ -1013,9 +1010,10 @@ class _EnvBuilder:
             "message": _masked(has_err, msgs),
             "friendlymessage": _masked(has_err, "An error occurred in a plug-in."),
             "createdon": created[a],
-            "startedon": started[a],
-            "completedon": completed[a],
+            "_sim_started": started[a],
+            "_sim_ended": completed[a],
             "postponeuntil": postpone[a],
+            "_sim_autodelete": np.array([s.mode == 1 and not self.messy for s in steps_arr]),
             "owning": np.array([s.sid for s in steps_arr], dtype=object),
             "activation": np.full(m, None, dtype=object),
         }
@@ -1103,7 +1101,12 @@ class _EnvBuilder:
         created = _secs(rng.integers(START_NS, END_NS, size=m).astype(np.int64))
         started = created + rng.integers(1, 30, size=m) * NS
         completed = started + rng.integers(1, 20, size=m) * NS
-        failed = rng.random(m) < 0.1
+        u = rng.random(m)
+        failed = u < 0.1
+        # A background workflow waiting on a timeout (a "Wait" step): 1 Suspended / 10
+        # Waiting until `postponeuntil`, its normal state, not a stuck job.
+        # https://learn.microsoft.com/power-apps/developer/data-platform/asynchronous-service
+        waits = ~failed & (u > 0.9)
         wf = guid(rng)
         corr = guids(rng, m)
         msgs = self._error_texts(m, rng)
@@ -1112,8 +1115,8 @@ class _EnvBuilder:
                 "asyncoperationid": guids(rng, m),
                 "name": np.full(m, "Send welcome e-mail (classic)", dtype=object),
                 "operationtype": np.full(m, 10),
-                "statecode": np.full(m, 3),
-                "statuscode": np.where(failed, 31, 30),
+                "_sim_state": np.where(waits, 1, 3),
+                "_sim_status": np.select([waits, failed], [10, 31], 30),
                 "messagename": np.full(m, "Create", dtype=object),
                 "primaryentitytype": np.full(m, "contact", dtype=object),
                 "correlationid": corr,
@@ -1125,9 +1128,10 @@ class _EnvBuilder:
                 "message": _masked(failed, msgs),
                 "friendlymessage": _masked(failed, "The workflow failed."),
                 "createdon": created,
-                "startedon": started,
-                "completedon": completed,
-                "postponeuntil": np.full(m, NAT, dtype=np.int64),
+                "_sim_started": started,
+                "_sim_ended": completed,
+                "postponeuntil": np.where(waits, completed + 3 * 86_400 * NS, NAT),
+                "_sim_autodelete": np.zeros(m, dtype=bool),
                 "owning": np.full(m, None, dtype=object),
                 "activation": np.full(m, wf, dtype=object),
             }
@@ -1491,8 +1495,8 @@ class _EnvBuilder:
                 "asyncoperationid": guids(rng, m),
                 "name": names[allf],
                 "operationtype": np.full(m, 79),  # CallbackRegistration Expander Operation
-                "statecode": np.full(m, 3),
-                "statuscode": np.full(m, 30),
+                "_sim_state": np.full(m, 3),
+                "_sim_status": np.full(m, 30),
                 "messagename": msgs[allf],
                 "primaryentitytype": ents[allf],
                 "correlationid": np.concatenate([corr, guids(rng, len(ef))]),
@@ -1504,9 +1508,10 @@ class _EnvBuilder:
                 "message": np.full(m, None, dtype=object),
                 "friendlymessage": np.full(m, None, dtype=object),
                 "createdon": np.concatenate([created, ecreated]),
-                "startedon": np.concatenate([started, estarted]),
-                "completedon": np.concatenate([completed, ecompleted]),
+                "_sim_started": np.concatenate([started, estarted]),
+                "_sim_ended": np.concatenate([completed, ecompleted]),
                 "postponeuntil": np.full(m, NAT, dtype=np.int64),
+                "_sim_autodelete": np.zeros(m, dtype=bool),
                 "owning": np.full(m, None, dtype=object),
                 "activation": wids[allf],
             }
@@ -1557,7 +1562,13 @@ class _EnvBuilder:
         n = len(sel)
         fl = [flows[i] for i in fidx[sel].tolist()]
         parent = r["_sim_parent_run"].to_numpy()
-        status = r["status"].to_numpy()
+        # Dataverse has its own words for a run's end result: Success, Failed or Cancelled,
+        # not the flow API's Succeeded (flowrun Status, "End result of the flow execution";
+        # https://learn.microsoft.com/power-automate/dataverse/cloud-flow-run-metadata).
+        # Every run here has ended: one is recorded when it ends, plus the ingestion delay,
+        # so a run still going at `now` has no visible row yet.
+        words = {"Succeeded": "Success", "Failed": "Failed", "Cancelled": "Cancelled"}
+        status = np.array([words.get(s, s) for s in r["status"].tolist()], dtype=object)
         self.tables["flowruns"] = _frame(
             {
                 "flowrunid": _obj(guids(rng, n)),
@@ -1606,18 +1617,19 @@ class _EnvBuilder:
         cols = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
         order = np.lexsort((cols["asyncoperationid"].astype(str), cols["createdon"]))
         c = {k: v[order] for k, v in cols.items()}
-        started, completed = c["startedon"].astype(np.int64), c["completedon"].astype(np.int64)
+        started, completed = c["_sim_started"].astype(np.int64), c["_sim_ended"].astype(np.int64)
         span = np.where(
             (started != NAT) & (completed != NAT), (completed - started) / NS / 60.0, np.nan
         )
         n = len(order)
-        self.tables["asyncoperations"] = _frame(
+        # Each job's whole life; the served table is it seen at the tenant's clock.
+        self.job_plan = _frame(
             {
                 "asyncoperationid": _obj(c["asyncoperationid"]),
                 "name": _obj(c["name"]),
                 "operationtype": _int(c["operationtype"]),
-                "statecode": _int(c["statecode"]),
-                "statuscode": _int(c["statuscode"]),
+                "statecode": _int(c["_sim_state"]),
+                "statuscode": _int(c["_sim_status"]),
                 "messagename": _obj(c["messagename"]),
                 "primaryentitytype": _obj(c["primaryentitytype"]),
                 "correlationid": _obj(c["correlationid"]),
@@ -1630,14 +1642,21 @@ class _EnvBuilder:
                 "createdon": _ts(c["createdon"]),
                 "startedon": _ts(started),
                 "completedon": _ts(completed),
+                "modifiedon": _ts(completed),
                 "postponeuntil": _ts(c["postponeuntil"]),
                 # Unit undocumented; we store minutes (reference/dataverse-plugins.md section 10).
                 "executiontimespan": pd.Series(pd.array(np.round(span, 2), dtype="Float64")),
                 "_owningextensionid_value": _obj(c["owning"]),
                 "_workflowactivationid_value": _obj(c["activation"]),
                 "_regardingobjectid_value": _obj(guids(self.r_jobs, n)),
+                "_sim_state": _int(c["_sim_state"]),
+                "_sim_status": _int(c["_sim_status"]),
+                "_sim_started": _ts(started),
+                "_sim_ended": _ts(completed),
+                "_sim_autodelete": _bool(c["_sim_autodelete"].astype(bool)),
             }
         )
+        self.tables["asyncoperations"] = jobs_at(self.job_plan, pd.Timestamp(NOW))
         traces = pd.concat(self.pending_traces, ignore_index=True)
         created = traces["createdon"].to_numpy(dtype="datetime64[ns]").view(np.int64)
         ids = traces["plugintracelogid"].to_numpy().astype(str)
@@ -1719,6 +1738,7 @@ class _EnvBuilder:
             tables=tables,
             flows=self.flows_frame(),
             runs=self.runs,
+            job_plan=self.job_plan,
         )
 
 

@@ -619,26 +619,63 @@ def _environment(tenant: SimTenant, env: SimEnvironment, now_ns: int) -> dict[st
     f["slow_sync_steps"] = []
     f["near_timeout_executions"] = 0
     queue_p95: float | None = None
+    f["unmeasured_autodelete_steps"] = []
+    f["failing_workflows"] = []
+    f["failure_streak_workflows"] = []
     if env.has_dataverse:
-        op1 = jobs[jobs["operationtype"] == 1]
+        # Outcomes per completed job (statecode 3), in creation order. A step that deletes its
+        # successful jobs (asyncautodelete) is judged by its asynchronous trace rows when
+        # trace logging is All, and cannot be judged otherwise (its jobs are its failures).
+        autodelete = set(
+            steps.loc[
+                steps["asyncautodelete"].fillna(False).astype(bool) & (steps["mode"] == 1),
+                "sdkmessageprocessingstepid",
+            ].astype(str)
+        )
+        op1 = jobs[(jobs["operationtype"] == 1) & (jobs["statecode"] == 3)]
+        outcomes: dict[str, npt.NDArray[np.bool_]] = {}
         owner = op1["_owningextensionid_value"].to_numpy().astype(str)
         status = op1["statuscode"].to_numpy(dtype=np.int64, na_value=0)
-        created = _ns(op1["createdon"])
-        ids = op1["asyncoperationid"].to_numpy().astype(str)
-        o = np.lexsort((ids, created, owner))
-        owner, status = owner[o], status[o]
-        edges: npt.NDArray[np.intp] = (
-            np.flatnonzero(np.r_[True, owner[1:] != owner[:-1], True])
-            if len(owner)
-            else np.zeros(0, dtype=np.intp)
+        o = np.lexsort(
+            (op1["asyncoperationid"].to_numpy().astype(str), _ns(op1["createdon"]), owner)
         )
-        for lo, hi in pairwise(edges):  # one group per step
-            sid = str(owner[lo])
-            fails = status[lo:hi] == 31
-            if hi - lo >= t["min_jobs"] and fails.mean() > t["async_failure_rate"]:
+        for sid in dict.fromkeys(owner[o].tolist()):
+            if sid not in autodelete:
+                outcomes[sid] = status[o][owner[o] == sid] == 31
+        traced = tables["plugintracelogs"]
+        traced = traced[traced["mode"] == 1]
+        t_owner = traced["pluginstepid"].to_numpy().astype(str)
+        t_fail = traced["exceptiondetails"].notna().to_numpy()
+        t_order = np.lexsort(
+            (
+                traced["plugintracelogid"].to_numpy().astype(str),
+                _ns(traced["performanceexecutionstarttime"]),
+                t_owner,
+            )
+        )
+        for sid in sorted(autodelete):
+            if trace_setting == 2:
+                outcomes[sid] = t_fail[t_order][t_owner[t_order] == sid]
+            else:
+                f["unmeasured_autodelete_steps"].append(sid)
+        for sid, fails in outcomes.items():
+            if len(fails) >= t["min_jobs"] and fails.mean() > t["async_failure_rate"]:
                 f["failing_async_steps"].append(sid)
             if _max_streak(fails) >= t["failure_streak"]:
                 f["failure_streak_steps"].append(sid)
+        # Classic background workflows (operationtype 10): completed jobs per workflow.
+        op10 = jobs[(jobs["operationtype"] == 10) & (jobs["statecode"] == 3)]
+        wf = op10["_workflowactivationid_value"].to_numpy().astype(str)
+        wf_status = op10["statuscode"].to_numpy(dtype=np.int64, na_value=0)
+        w_order = np.lexsort(
+            (op10["asyncoperationid"].to_numpy().astype(str), _ns(op10["createdon"]), wf)
+        )
+        for wid in dict.fromkeys(wf[w_order].tolist()):
+            fails = wf_status[w_order][wf[w_order] == wid] == 31
+            if len(fails) >= t["min_jobs"] and fails.mean() > t["async_failure_rate"]:
+                f["failing_workflows"].append(wid)
+            if _max_streak(fails) >= t["failure_streak"]:
+                f["failure_streak_workflows"].append(wid)
         done = op1[(op1["statecode"] == 3) & op1["startedon"].notna() & op1["createdon"].notna()]
         latency = (_ns(done["startedon"]) - _ns(done["createdon"])) / 1e6
         queue_p95 = _p95(latency.astype(np.float64))
@@ -778,6 +815,11 @@ def _verdicts(
                 f["failing_async_steps"],
                 f"async step(s) failing more than {t['async_failure_rate']:.0%} of jobs",
             ),
+            *_count(
+                f["failing_workflows"],
+                f"background workflow(s) failing more than {t['async_failure_rate']:.0%} of jobs",
+            ),
+            *_count(f["failure_streak_workflows"], "workflow(s) with a streak of failed jobs"),
         ],
         "sufficient-performance": [
             *_count(f["slow_sync_steps"], "synchronous step(s) with p95 above 2 s"),
@@ -811,6 +853,11 @@ def _verdicts(
         gaps["return-results"].append("plug-in trace logging is Off: failure detail unseen")
     if trace_setting != 2:
         gaps["reliable-service"].append("plug-in trace logging is not All: executions unseen")
+    if f["unmeasured_autodelete_steps"]:
+        gaps["reliable-service"].append(
+            f"{len(f['unmeasured_autodelete_steps'])} async step(s) auto-delete their successful "
+            "jobs and have no full trace: their failure rate cannot be measured"
+        )
     gaps["sufficient-performance"].append(
         f"fewer than {int(t['min_scans_30d'])} scans in the last 30 days: performance is not "
         "evaluated continuously"
