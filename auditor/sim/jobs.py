@@ -13,7 +13,7 @@ asynchronous-service):
 - started, not ended: 2 Locked / 20 In Progress;
 - ended: 3 Completed / 30 Succeeded, 31 Failed or 32 Canceled (a canceled job never started);
 - postponed for a retry, or a workflow waiting on a condition or timeout: 1 Suspended /
-  10 Waiting, with `postponeuntil` when it will be picked up again;
+  10 Waiting, with `postponeuntil` when it will be picked up again (here it then completes);
 - `modifiedon` is the time of the latest of these changes (a system column of every table).
 A step or workflow with `asyncautodelete` has its successfully completed jobs deleted at once
 ("causes all successfully completed jobs to be deleted immediately after completion":
@@ -54,6 +54,13 @@ def jobs_at(plan: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
     ended = _ns(plan["_sim_ended"])
     state = plan["_sim_state"].to_numpy(dtype=np.int64, na_value=0)
     status = plan["_sim_status"].to_numpy(dtype=np.int64, na_value=0)
+    # A waiting job moves back to Ready at `postponeuntil` and is picked up: here it then
+    # completes, successfully, a second after (asynchronous-service: "postponeuntil").
+    postpone = _ns(plan["postponeuntil"])
+    resumed = (state == SUSPENDED) & (postpone != _NAT) & (postpone + 1_000_000_000 <= now_ns)
+    state = np.where(resumed, COMPLETED, state)
+    status = np.where(resumed, SUCCEEDED, status)
+    ended = np.where(resumed, postpone + 1_000_000_000, ended)
     has_start = started != _NAT
     queued = ~has_start | (started > now_ns)
     # A cancelled job never starts: it waits for resources until it is cancelled.

@@ -349,9 +349,12 @@ def test_messy_environment_carries_the_planted_problems(small: SimTenant) -> Non
     )
     latency = (_ns(done["startedon"]) - _ns(done["createdon"])) / 1e6
     assert np.percentile(latency, 95) > 600_000
-    assert {(1, 10), (3, 31), (3, 32)} <= set(
-        zip(jobs["statecode"], jobs["statuscode"], strict=True)
-    )
+    assert {(3, 31), (3, 32)} <= set(zip(jobs["statecode"], jobs["statuscode"], strict=True))
+    # Retries postponed to a later time are planted; by "now" most have resumed and completed.
+    plan = env.job_plan
+    planned = set(zip(plan["_sim_state"], plan["_sim_status"], strict=True))
+    assert (1, 10) in planned
+    assert plan.loc[plan["_sim_state"] == 1, "postponeuntil"].notna().all()
     assert jobs.loc[jobs["statecode"] == 1, "postponeuntil"].notna().all()
     assert (jobs["retrycount"] > 0).any()
     failed = env.runs[env.runs["status"] == "Failed"]
