@@ -288,20 +288,28 @@ def _streaks(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
             "failed": rows["status"] == FAILED,
         }
     ).sort_values(["group", "createdon", "asyncoperationid"], na_position="last", kind="stable")
-    changed = (ordered["group"].diff() != 0) | (ordered["failed"] != ordered["failed"].shift())
-    blocks = ordered.assign(block=changed.cumsum())
-    sizes = blocks.groupby("block").agg(
-        group=("group", "first"), failed=("failed", "first"), size=("failed", "size")
-    )
-    failing = sizes["size"].where(sizes["failed"], 0)
-    per_group = pd.DataFrame(
-        {
-            "max_failure_streak": failing.groupby(sizes["group"]).max(),
-            "current_failure_streak": failing.groupby(sizes["group"]).last(),
-        }
+    per_group = _failure_streaks(ordered["group"], ordered["failed"]).rename(
+        columns={"max": "max_failure_streak", "current": "current_failure_streak"}
     )
     keyed = rows[keys].assign(group=group).drop_duplicates("group").set_index("group")
     return keyed.join(per_group).reset_index(drop=True)
+
+
+def _failure_streaks(group: pd.Series, failed: pd.Series) -> pd.DataFrame:
+    """Longest (`max`) and last (`current`) run of consecutive failures per group, the rows
+    being in order within each group."""
+    changed = (group.diff() != 0) | (failed != failed.shift())
+    sizes = pd.DataFrame({"group": group, "failed": failed, "block": changed.cumsum()})
+    sizes = sizes.groupby("block").agg(
+        group=("group", "first"), failed=("failed", "first"), size=("failed", "size")
+    )
+    failing = sizes["size"].where(sizes["failed"], 0)
+    return pd.DataFrame(
+        {
+            "max": failing.groupby(sizes["group"]).max(),
+            "current": failing.groupby(sizes["group"]).last(),
+        }
+    )
 
 
 def _clusters(rows: pd.DataFrame, max_chars: int, example_chars: int) -> pd.DataFrame:
@@ -477,23 +485,16 @@ def _trace_outcomes(traces: pd.DataFrame) -> pd.DataFrame:
         columns = ["environment_id", "owner_id", "executions", "failures", "max", "current"]
         return pd.DataFrame(columns=columns)
     group = frame.groupby(["environment_id", "owner_id"], sort=False).ngroup()
-    changed = (group.diff() != 0) | (frame["failed"] != frame["failed"].shift())
-    blocks = frame.assign(group=group, block=changed.cumsum())
-    sizes = blocks.groupby("block").agg(
-        group=("group", "first"), failed=("failed", "first"), size=("failed", "size")
-    )
-    failing = sizes["size"].where(sizes["failed"], 0)
-    per_group = pd.DataFrame(
-        {
-            "max": failing.groupby(sizes["group"]).max(),
-            "current": failing.groupby(sizes["group"]).last(),
-        }
-    )
-    counts = blocks.groupby("group").agg(
-        environment_id=("environment_id", "first"),
-        owner_id=("owner_id", "first"),
-        executions=("failed", "size"),
-        failures=("failed", "sum"),
+    per_group = _failure_streaks(group, frame["failed"])
+    counts = (
+        frame.assign(group=group)
+        .groupby("group")
+        .agg(
+            environment_id=("environment_id", "first"),
+            owner_id=("owner_id", "first"),
+            executions=("failed", "size"),
+            failures=("failed", "sum"),
+        )
     )
     return counts.join(per_group).reset_index(drop=True)
 

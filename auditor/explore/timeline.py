@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from auditor.analysis.jobs import OPERATION_TYPES
+from auditor.analysis.statuses import ASYNC_STATUSES, SUSPENDED
 from auditor.errors import UsageError
 from auditor.explore.common import require_scan
 from auditor.store import Store
@@ -41,18 +42,9 @@ from auditor.store import Store
 # a job runs is inferred from workflowactivationid (analysis.actions.TRIGGER_LINK).
 EXPANDER_JOB = 79
 
-# statecode / statuscode labels, reference/dataverse-plugins.md section 6.3.
-JOB_STATUSES: Mapping[int, str] = {
-    0: "Waiting For Resources",
-    10: "Waiting",
-    20: "In Progress",
-    21: "Pausing",
-    22: "Canceling",
-    30: "Succeeded",
-    31: "Failed",
-    32: "Canceled",
-}
-SUSPENDED_STATE = 1
+# statecode / statuscode labels, declared once in `analysis.statuses`.
+JOB_STATUSES: Mapping[int, str] = ASYNC_STATUSES
+SUSPENDED_STATE = SUSPENDED
 STAGES: Mapping[int, str] = {10: "pre-validation", 20: "pre-operation", 40: "post-operation"}
 KIND_ORDER = {"plugin": 0, "system-job": 1, "flow-run": 2}
 DETAIL_CHARS = 300
