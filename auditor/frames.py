@@ -75,7 +75,13 @@ FLOW_DEFINITION_DTYPES: dict[str, str] = {
     "state": "str",  # Started / Stopped / Suspended (flow API), or from workflow statecode
     "definition_text": "str",
     "source": "str",  # clientdata / flow-api: where the definition came from
+    # The solution the flow came from, when the frames know it (`auditor lint` reads it from
+    # the files); NA otherwise: a tenant scan does not collect it.
+    "solution": "str",
 }
+
+# Columns a frame built in memory may carry beyond the store's: kept, typed, when present.
+EXTRA_COLUMNS: dict[str, dict[str, str]] = {"workflows": {"solution": "str"}}
 
 
 def _spec_columns(table: str) -> tuple[tuple[str, str], ...]:
@@ -104,6 +110,9 @@ def typed(frame: pd.DataFrame, table: str) -> pd.DataFrame:
             out[name] = _cast(frame[name], dtype)
         elif name not in SKIPPED_COLUMNS.get(table, frozenset()):
             out[name] = pd.Series(pd.NA, index=index, dtype=_empty_dtype(dtype))
+    for name, dtype in EXTRA_COLUMNS.get(table, {}).items():
+        if name in frame.columns:
+            out[name] = _cast(frame[name], dtype)
     return pd.DataFrame(out, index=index)
 
 
@@ -295,7 +304,8 @@ def flow_definitions(frames: Frames) -> pd.DataFrame:
 
     Solution flows have their definition in `workflows.clientdata`; flows outside solutions
     are seen only by the flow API, whose `definition` holds it. A workflow the flow API did
-    not list (the API was not read) still gets a row, keyed by its workflowid.
+    not list (the API was not read) still gets a row, keyed by its workflowid. `solution` is
+    the workflows frame's `solution` where it has one (`auditor lint`), else NA.
     """
     flows = frames.flows
     workflows = frames.workflows
@@ -318,6 +328,9 @@ def flow_definitions(frames: Frames) -> pd.DataFrame:
             "wf_name": workflows["name"],
             "wf_state": workflows["statecode"].map(_STATECODES).astype("str"),
             "clientdata": workflows["clientdata"],
+            "solution": workflows["solution"]
+            if "solution" in workflows
+            else pd.Series(pd.NA, index=workflows.index, dtype=_empty_dtype("str")),
         }
     ).drop_duplicates(["environment_id", "workflowid"])
     merged = api.merge(wf, on=["environment_id", "workflowid"], how="outer", indicator=True)

@@ -32,6 +32,7 @@ TRIGGER_DTYPES: dict[str, str] = {
     "environment_id": "str",
     "flow_id": "str",
     "trigger_name": "str",
+    "display_name": "str",  # the name the designer shows: the definition's key, _ as spaces
     "type": "str",
     "kind": "str",
     "connector": "str",  # API name, e.g. shared_commondataserviceforapps
@@ -56,12 +57,17 @@ TRIGGER_DTYPES: dict[str, str] = {
     "has_filter": "bool",
     "has_conditions": "bool",
     "trigger_count": "int64",  # triggers in the definition; the first one is described
+    # The connector's own event filters: the parameters set on the trigger that narrow the
+    # events it fires on (folder, subject filter, form id, list, table...), comma-separated.
+    "filter_parameters": "str",
+    "target": "str",  # the table (Dataverse) or "site|list" (SharePoint) the trigger watches
 }
 
 ACTION_DTYPES: dict[str, str] = {
     "environment_id": "str",
     "flow_id": "str",
     "action_name": "str",
+    "display_name": "str",  # the name the designer shows: the definition's key, _ as spaces
     "type": "str",
     "kind": "str",
     "connector": "str",
@@ -89,6 +95,18 @@ ACTION_DTYPES: dict[str, str] = {
     "is_external_call": "bool",
     "timeout": "str",
     "note": "str",  # what was odd about the action (runAfter cycle, unknown predecessor...)
+    "target": "str",  # the table (Dataverse entityName) or "site|list" (SharePoint) it acts on
+    "written_columns": "str",  # comma-separated item/<column> parameters of a write
+    "variable_name": "str",  # the variable an Initialize / Set / Append action names
+    "references": "str",  # comma-separated actions its inputs read (body('X'), outputs('X'))
+    "reads_trigger": "bool",  # its inputs (or condition) read trigger data
+    "reads_variables": "str",  # comma-separated variables its inputs (or condition) read
+    "foreach_source": "str",  # the expression an Apply to each iterates
+    "expression": "str",  # a Condition's expression, as compact JSON
+    "response_status": "str",  # a Response's statusCode as written (number or expression)
+    "response_status_field": "bool",  # a Response body carries a status field
+    "content_key": "str",  # operation and parameter shape, for repeated blocks
+    "top": "Int64",  # the $top a list operation asks for (Top Count), NaN when none
 }
 
 ERROR_DTYPES: dict[str, str] = {"environment_id": "str", "flow_id": "str", "error": "str"}
@@ -125,7 +143,10 @@ CONNECTOR_TYPES = frozenset(
 # Triggers started by something happening elsewhere (polling, webhook, notification), as
 # opposed to a call (Request) or a schedule (Recurrence, SlidingWindow).
 EVENT_TRIGGER_TYPES = CONNECTOR_TYPES | {"http", "httpwebhook"}
-INVOKED_KINDS = frozenset({"http", "powerapp", "powerappv2", "skills"})
+# Request triggers whose caller waits for the answer: an HTTP client, Power Apps (V1, V2),
+# Copilot Studio (Skills) and Power Virtual Agents (VirtualAgent).
+# https://learn.microsoft.com/power-automate/guidance/coding-guidelines/asychronous-flow-pattern
+INVOKED_KINDS = frozenset({"http", "powerapp", "powerappv2", "skills", "virtualagent"})
 CONTROL_TYPES = frozenset({"if", "switch", "scope", "foreach", "until", "terminate"})
 SCOPE_LIKE_TYPES = frozenset({"scope", "if", "switch", "foreach", "until"})
 LOOP_TYPES = frozenset({"foreach", "until"})
@@ -150,9 +171,109 @@ FAILURE_STATUSES = frozenset({"failed", "timedout"})
 _MAX_INT = 2**53  # beyond this an "integer" in a definition is noise, and Int64 may overflow
 _MAX_MESSAGE = 200
 _INT_TEXT = re.compile(r"[+-]?\d{1,15}")
-_CONNECTION_KEY = re.compile(r"\['([^']*)'\]")
+# "@parameters('$connections')['<key>']['connectionId']", or in flows started for a selected
+# item "@json(decodeBase64(triggerOutputs().headers['X-MS-APIM-Tokens']))['$connections']
+# ['<key>']['connectionId']": the key is the one after '$connections' when there is one.
+_CONNECTION_KEY = re.compile(r"(?:\['\$connections'\]|\$connections'\))\['([^']*)'\]|\['([^']*)'\]")
 _COPY_SUFFIX = re.compile(r"_\d+$")
 _ON_OPERATION = re.compile(r"On[A-Z]")
+
+
+# Expression references: the actions an input reads, trigger data, variables.
+# https://learn.microsoft.com/azure/logic-apps/workflow-definition-language-functions-reference
+_REFERENCE = re.compile(
+    r"\b(?:body|outputs|items|actions|result|iterationIndexes)\(\s*'((?:[^']|'')*)'\s*\)",
+    re.IGNORECASE,
+)
+_VARIABLE_READ = re.compile(r"\bvariables\(\s*'((?:[^']|'')*)'\s*\)", re.IGNORECASE)
+_TRIGGER_READ = re.compile(r"\btrigger(?:Body|Outputs)?\(\s*\)", re.IGNORECASE)
+# Legacy paths quote the site URL in an expression: /datasets/@{encodeURIComponent(...)}/...
+_LEGACY_TARGET = re.compile(r"/datasets/(@\{.*?\}|[^/]+)/tables/(@\{.*?\}|[^/]+)", re.IGNORECASE)
+# Response body keys that tell the caller how the run went (R-REPORT in tests/corpus).
+STATUS_FIELD_WORDS = ("status", "success", "succeeded", "error", "result", "outcome")
+STATUS_FIELD_NAMES = frozenset({"code", "ok", "failed"})
+# Trigger parameters that shape what a trigger returns, not which events it fires on.
+NOT_FILTERS = frozenset(
+    {
+        *("includeattachments", "subscriptionrequest/runas", "subscriptionrequest/name"),
+        *("subscriptionrequest/message", "subscriptionrequest/scope", "$top", "top"),
+    }
+)
+_MAX_EXPRESSION = 2000
+
+
+def display_name(key: Any) -> str | None:
+    """The name the designer shows for a trigger or action: its key, underscores as spaces.
+
+    The designer saves a card's title as its key with spaces replaced by underscores
+    (https://learn.microsoft.com/power-automate/guidance/coding-guidelines/use-consistent-naming-conventions).
+    """
+    text = _text(key)
+    return text.replace("_", " ") if text is not None else None
+
+
+def _target(connector: str | None, params: Mapping[str, Any], path: str | None) -> str | None:
+    """The table (Dataverse) or "site|list" (SharePoint) a trigger or action names."""
+    entity = _nonempty(params.get("entityName")) or _nonempty(
+        params.get("subscriptionRequest/entityname")
+    )
+    if entity is not None:
+        return entity.lower()
+    dataset, table = _nonempty(params.get("dataset")), _nonempty(params.get("table"))
+    if dataset is not None and table is not None:
+        return f"{dataset}|{table}".lower()
+    if connector and path:  # legacy ApiConnection: /datasets/<site>/tables/<list>/...
+        match = _LEGACY_TARGET.search(path)
+        if match:
+            return f"{match.group(1)}|{match.group(2)}".lower()
+    return None
+
+
+def _default_value(value: Any) -> bool:
+    """A trigger parameter value that narrows nothing: empty, false, "Any" or "All"."""
+    if value is None or value is False or value in ("", [], {}):
+        return True
+    return isinstance(value, str) and value.strip().lower() in ("any", "all")
+
+
+def _status_field(body: Any) -> bool:
+    if not isinstance(body, dict):
+        return False
+    for key in body:
+        lowered = str(key).lower()
+        if lowered in STATUS_FIELD_NAMES or any(word in lowered for word in STATUS_FIELD_WORDS):
+            return True
+    return False
+
+
+def _variable_name(type_l: str, inputs: Mapping[str, Any]) -> str | None:
+    if type_l == "initializevariable":
+        variables = inputs.get("variables")
+        first = variables[0] if isinstance(variables, list) and variables else {}
+        return _nonempty(_obj(first).get("name"))
+    if type_l.endswith("variable"):
+        return _nonempty(inputs.get("name"))
+    return None
+
+
+def _content_key(
+    type_l: str,
+    connector: str | None,
+    operation: str | None,
+    inputs: Mapping[str, Any],
+    target: str | None,
+    variable: str | None,
+) -> str:
+    """What an action does, without its name: a renamed copy has the same key."""
+    params = _obj(inputs.get("parameters"))
+    if params:
+        shape = ",".join(sorted(str(k) for k in params))
+    else:
+        shape = ",".join(sorted(str(k) for k in inputs if k != "host"))
+    method = _options(inputs.get("method")).upper()
+    parts = [type_l, (connector or "").lower(), (operation or "").lower(), method, shape]
+    parts += [target or "", (variable or "").lower()]
+    return "|".join(parts)
 
 
 @dataclass(frozen=True)
@@ -287,8 +408,9 @@ def _connector(host: Mapping[str, Any], refs: Mapping[str, Any]) -> str | None:
         connection = _obj(host.get("connection"))
         ref = _text(connection.get("name")) or _text(connection.get("referenceName"))
         if ref:
-            match = _CONNECTION_KEY.search(ref)
-            key = match.group(1) if match else ref
+            matches = list(_CONNECTION_KEY.finditer(ref))
+            after = [m.group(1) for m in matches if m.group(1) is not None]
+            key = after[0] if after else matches[0].group(2) if matches else ref
     if key:
         reference = _obj(refs.get(key))
         api_name = _text(_obj(reference.get("api")).get("name"))
@@ -356,6 +478,12 @@ def _trigger_row(
         expression = _nonempty(params.get("subscriptionRequest/filterexpression"))
         run_as = _int(params.get("subscriptionRequest/runas"))
     conditions = _conditions(trig.get("conditions"))
+    params = _obj(inputs.get("parameters"))
+    filters = [
+        str(key)
+        for key, value in params.items()
+        if str(key).lower() not in NOT_FILTERS and not _default_value(value)
+    ]
     recurrence = _obj(trig.get("recurrence"))
     concurrency = _int(_obj(_obj(trig.get("runtimeConfiguration")).get("concurrency")).get("runs"))
     if concurrency is None and "singleinstance" in _options(trig.get("operationOptions")):
@@ -373,6 +501,7 @@ def _trigger_row(
         "environment_id": environment_id,
         "flow_id": flow_id,
         "trigger_name": _text(name),
+        "display_name": display_name(name),
         "type": typ,
         "kind": kind,
         "connector": connector,
@@ -397,6 +526,8 @@ def _trigger_row(
         "has_filter": filtering is not None or expression is not None,
         "has_conditions": bool(conditions),
         "trigger_count": len(triggers),
+        "filter_parameters": ",".join(filters) or None,
+        "target": _target(connector, params, _text(inputs.get("path"))),
     }
     return row
 
@@ -530,7 +661,11 @@ def _action_row(
     kind = _text(act.get("kind"))
     inputs = _obj(act.get("inputs"))
     host = _obj(inputs.get("host"))
-    method = _text(inputs.get("method"))
+    # Connector actions that send a raw request ("Send an HTTP request to SharePoint") carry
+    # the method among their parameters.
+    method = _text(inputs.get("method")) or _text(
+        _obj(inputs.get("parameters")).get("parameters/method")
+    )
     run_after = _run_after(act)
     policy_raw = inputs.get("retryPolicy")
     policy = _obj(policy_raw)
@@ -549,14 +684,35 @@ def _action_row(
         if concurrency is None and "sequential" in _options(act.get("operationOptions")):
             concurrency = 1
     connector = _connector(host, refs) if type_l != "workflow" else None
+    operation = _text(host.get("operationId"))
+    params = _obj(inputs.get("parameters"))
+    target = _target(connector, params, _text(inputs.get("path"))) if connector else None
+    variable = _variable_name(type_l, inputs)
+    read_text = _json_text([act.get("inputs"), act.get("foreach"), act.get("expression")])
+    references = sorted({ref.replace("''", "'") for ref in _REFERENCE.findall(read_text)})
+    written = [str(k)[len("item/") :] for k in params if str(k).startswith("item/")]
+    if (
+        not written
+        and isinstance(inputs.get("body"), dict)
+        and method
+        and method.upper()
+        in (
+            "PATCH",
+            "POST",
+            "PUT",
+        )
+    ):
+        written = [str(k) for k in inputs["body"]]  # legacy ApiConnection writes a body
+    status_raw = inputs.get("statusCode")
     row: dict[str, Any] = {
         "environment_id": ids[0],
         "flow_id": ids[1],
         "action_name": _text(name),
+        "display_name": display_name(name),
         "type": typ,
         "kind": kind,
         "connector": connector,
-        "operation": _text(host.get("operationId")),
+        "operation": operation,
         "method": method.strip().upper() if method else None,
         "parent": _text(place.parent),
         "scope_path": _text(place.scope_path),
@@ -579,11 +735,32 @@ def _action_row(
         "is_loop": type_l in LOOP_TYPES,
         "is_scope_like": type_l in SCOPE_LIKE_TYPES,
         "is_effect": False,
+        # A child-flow call (Workflow) runs over HTTP and has a retry policy like a connector.
+        # https://learn.microsoft.com/power-automate/create-child-flows
         "is_external_call": connector is not None
         or type_l in CONNECTOR_TYPES
-        or type_l in ("http", "httpwebhook"),
+        or type_l in ("http", "httpwebhook", "workflow"),
         "timeout": _nonempty(_obj(act.get("limit")).get("timeout")),
         "note": _short("; ".join(notes)) if notes else None,
+        "target": target,
+        "written_columns": ",".join(written) or None,
+        "variable_name": variable,
+        "references": ",".join(references) or None,
+        "reads_trigger": bool(_TRIGGER_READ.search(read_text)),
+        "reads_variables": ",".join(sorted(set(_VARIABLE_READ.findall(read_text)))) or None,
+        "foreach_source": _short(_json_text(act["foreach"]), _MAX_EXPRESSION)
+        if type_l == "foreach" and "foreach" in act
+        else None,
+        "expression": _short(_json_text(act["expression"]), _MAX_EXPRESSION)
+        if type_l in ("if", "until") and "expression" in act
+        else None,
+        "response_status": _short(str(status_raw), 100)
+        if type_l == "response" and isinstance(status_raw, str | int)
+        else None,
+        "response_status_field": type_l == "response" and _status_field(inputs.get("body")),
+        "content_key": _content_key(type_l, connector, operation, inputs, target, variable),
+        # "Top Count" of List rows / Get items; legacy actions put it in their query.
+        "top": _int(params.get("$top", _obj(inputs.get("queries")).get("$top"))),
     }
     row["is_effect"] = is_effect(row)
     return row
@@ -708,6 +885,8 @@ def is_effect(action: Mapping[str, Any]) -> bool:
     if type_l == "http":
         return method not in READ_METHODS
     if type_l in CONNECTOR_TYPES:
+        if method in READ_METHODS:
+            return False
         operation = _text(action.get("operation"))
         if operation:
             return not _is_read_operation(operation)
@@ -754,37 +933,60 @@ def _hex(values: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, np.dty
     return out
 
 
+def _block_keys(frame: pd.DataFrame, by_content: bool) -> pd.Series[str]:
+    """What each action contributes to a block's signature (see `block_signatures`)."""
+
+    def part(column: str) -> pd.Series[str]:
+        return frame[column].astype("str").fillna("")
+
+    if by_content:
+        keys = part("content_key")
+        if "written_columns" in frame:
+            # The same columns in another order are the same write: sort each distinct list.
+            codes, uniques = pd.factorize(part("written_columns").str.lower())
+            written = np.array([",".join(sorted(str(u).split(","))) for u in uniques] + [""])
+            keys = keys + "\x1f" + pd.Series(written[codes], index=frame.index, dtype="str")
+        return keys
+    operation = frame["operation"].where(frame["operation"].notna(), frame["method"])
+    keys = part("type").str.lower() + "\x1f" + part("connector").str.lower() + "\x1f"
+    return keys + operation.astype("str").fillna("").str.lower()
+
+
 def block_signatures(
     actions: pd.DataFrame, min_length: int = 5, max_length: int = 50
 ) -> pd.DataFrame:
-    """Signatures of every run of `min_length`..`max_length` consecutive actions in a scope.
+    """Signatures of every run of `min_length`..`max_length` consecutive actions in a scope
+    that holds at least one external call.
 
-    A block pasted into several flows is a child-flow candidate. Two blocks match when their
-    actions have the same (type, connector, operation) in the same runAfter order; action
-    names are ignored, since copies get renamed. Longer blocks show as overlapping windows of
-    `max_length`, which bounds the output on hostile scopes.
+    A step done the same way in several flows, or several times in one flow, is a child-flow
+    candidate (R-CHILD in tests/corpus/README.md). Two blocks match when their actions have
+    the same content in the same runAfter order: the parser's `content_key` (operation, the
+    parameters it sets, the table or list it targets, the variable it names) and the columns
+    a write sets (`written_columns`: a legacy ApiConnection's body keys, which `content_key`
+    does not hold). Action names are ignored, since copies get renamed. A window of data
+    actions only (variables, Compose...) is left out: a child flow cannot initialise or set
+    its parent's variables, so such a block is no candidate. Longer blocks show as
+    overlapping windows of `max_length`, which bounds the output on hostile scopes.
+
+    A frame built without `content_key` (by hand) is keyed by type, connector and operation
+    (or HTTP method); one without `is_external_call` keeps every window.
     """
     if min_length < 1 or max_length < min_length:
         raise ValueError("need 1 <= min_length <= max_length")
     needed = ["environment_id", "flow_id", "scope_path", "order", "action_name"]
-    needed += ["type", "connector", "operation", "method"]
+    by_content = "content_key" in actions
+    needed += ["content_key"] if by_content else ["type", "connector", "operation", "method"]
     missing = [c for c in needed if c not in actions]
     if missing:
         raise ValueError(f"actions frame lacks column(s): {', '.join(missing)}")
+    optional = [c for c in ("written_columns", "is_external_call") if c in actions]
     if actions.empty:
         return _frame([], BLOCK_DTYPES)
-    frame = actions.loc[:, needed].sort_values(
+    frame = actions.loc[:, needed + optional].sort_values(
         ["environment_id", "flow_id", "scope_path", "order"], kind="stable"
     )
     frame = frame.reset_index(drop=True)
-
-    def part(column: str) -> pd.Series[str]:
-        return frame[column].astype("str").fillna("").str.lower()
-
-    operation = frame["operation"].where(frame["operation"].notna(), frame["method"])
-    keys = part("type") + "\x1f" + part("connector") + "\x1f"
-    keys = keys + operation.astype("str").fillna("").str.lower()
-    tokens = _token_hashes(keys)
+    tokens = _token_hashes(_block_keys(frame, by_content))
     size = len(frame)
     group = (
         frame.groupby(["environment_id", "flow_id", "scope_path"], sort=False, dropna=False)
@@ -792,6 +994,14 @@ def block_signatures(
         .to_numpy()
     )
     room = np.searchsorted(group, group, side="right") - np.arange(size)
+    # calls[i] = external calls among the first i actions: a window [i, i + L) holds one
+    # when calls[i + L] > calls[i] (windows never cross scopes, `room` sees to that).
+    calls = np.zeros(size + 1, dtype=np.int64)
+    if "is_external_call" in frame:
+        external = frame["is_external_call"].astype("boolean").fillna(False).to_numpy(bool)
+    else:
+        external = np.ones(size, dtype=bool)
+    np.cumsum(external, out=calls[1:])
     hashes = []
     for base in _BASES:
         powers = _powers(base, size + 1)
@@ -804,9 +1014,13 @@ def block_signatures(
     digests: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
     top = min(max_length, int(room.max()))
     for length in range(min_length, top + 1):
-        idx = np.flatnonzero(room >= length)
-        if idx.size == 0:
+        fits = room >= length
+        if not fits.any():
             break
+        idx = np.flatnonzero(fits)
+        idx = idx[calls[idx + length] > calls[idx]]
+        if idx.size == 0:
+            continue
         # (prefix[i+L] - prefix[i]) = base**i * hash(window); undo base**i with its inverse.
         parts = [(prefix[idx + length] - prefix[idx]) * inverse[idx] for prefix, inverse in hashes]
         starts.append(idx)

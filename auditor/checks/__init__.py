@@ -41,6 +41,7 @@ from auditor.checks import (
     flow_sequential_loop,
     flow_unnecessary_runs,
     flow_update_trigger_unfiltered,
+    flow_updates_own_trigger,
     near_platform_timeout,
     operation_continually_failing,
     plugin_sync_slow,
@@ -62,6 +63,7 @@ _MODULES: tuple[ModuleType, ...] = (
     plugin_update_unfiltered,
     flow_update_trigger_unfiltered,
     flow_event_trigger_no_condition,
+    flow_updates_own_trigger,
     workflow_update_unfiltered,
     flow_unnecessary_runs,
     # return-results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from auditor.analysis.definitions import display_name
 from auditor.checks.base import CheckMeta, Finding, Limits, Threshold, fmt, make, rows
 from auditor.checks.evidence import Evidence
 
@@ -39,12 +40,12 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
             make(
                 META,
                 "fail",
-                f"action {row.action_name}: p95 {fmt(row.p95_ms / 1000, 1)} s over "
+                f"action '{display_name(row.action_name)}': p95 {fmt(row.p95_ms / 1000, 1)} s over "
                 f"{row.executions} executions (max {fmt(row.max_ms / 1000, 1)} s; limit "
                 f"{fmt(limit / 1000)} s)",
                 environment_id=row.environment_id,
                 resource_id=f"{row.flow_id}/{row.action_name}",
-                resource_name=f"{row.display_name} / {row.action_name}",
+                resource_name=f"{row.display_name} / {display_name(row.action_name)}",
                 values={
                     "flow_id": row.flow_id,
                     "action": row.action_name,
@@ -67,7 +68,8 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
             make(
                 META,
                 "pass",
-                f"slowest action {row.action_name}: p95 {fmt(row.p95_ms / 1000, 1)} s",
+                f"slowest action '{display_name(row.action_name)}': "
+                f"p95 {fmt(row.p95_ms / 1000, 1)} s",
                 environment_id=row.environment_id,
                 resource_kind="flow",
                 resource_id=row.flow_id,

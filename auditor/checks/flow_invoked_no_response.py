@@ -1,28 +1,40 @@
-"""Flows called by an app, an HTTP client or a parent flow must answer on every path."""
+"""Flows called by an app, an HTTP client, a bot or a parent flow must return a result.
+
+The answer this serves asks for "a well defined and documented status indicator": a caller
+that waits must get an answer on every path that ends the run Succeeded, and never a success
+for work that failed. A path that ends Failed (or Cancelled) is seen as a failure by the app
+or parent flow. Without any Response, an HTTP caller gets 202 Accepted at once and no result
+(https://learn.microsoft.com/azure/logic-apps/logic-apps-http-endpoint), an app, bot or
+parent flow gets no outputs. The path rules are in `analysis.failure_paths`.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from auditor.checks.base import CheckMeta, Finding, Limits, evidence_rows, make, per_flow, rows
+from auditor.analysis.failure_paths import flow_rows, response_paths
+from auditor.checks.base import CheckMeta, Finding, Limits, make, rows
 from auditor.checks.evidence import Evidence
 
 META = CheckMeta(
     id="flow-invoked-no-response",
-    title="Invoked flow with a path that sends no response",
+    title="Invoked flow without a well-defined result on every path",
     answers=("return-results",),
     severity="high",
     rationale=(
-        "A flow started by Power Apps, an HTTP request or a parent flow is waited on. If it "
-        "has no Response action, or its failure path sends none (and does not end the run "
-        "Failed), the caller waits until its timeout and learns nothing about the outcome."
+        "A flow started by Power Apps, an HTTP request, a bot or a parent flow returns its "
+        "result to that caller. With no Response the caller learns nothing of the outcome "
+        "(an HTTP caller gets 202 Accepted at once); a path that ends Succeeded without a "
+        "Response leaves the caller waiting until it times out; a success answered after a "
+        "failure hides the failure."
     ),
     remediation=(
-        "End every path with 'Respond to a PowerApp or flow' or a Response action; on the "
-        "failure path (a scope run after Failed / TimedOut) respond with the error, or "
-        "Terminate with status Failed and a message."
+        "Answer on every path with 'Respond to a PowerApp or flow' or a Response carrying a "
+        "status field (and an identifier the caller can use); after a failure answer with "
+        "the error (a 4xx/5xx status or status = failed), or end the run with Terminate "
+        "Failed. For long work, answer 202 at once with an asynchronous response."
     ),
-    learn_url="https://learn.microsoft.com/power-automate/guidance/coding-guidelines/error-handling",
+    learn_url="https://learn.microsoft.com/power-automate/guidance/coding-guidelines/asychronous-flow-pattern",
     needs=("workflows", "flows"),
 )
 
@@ -43,8 +55,20 @@ def _enabled_callers(evidence: Evidence) -> pd.Series:
     return counted
 
 
+def _caller(row: object, called_by: int) -> tuple[str, str]:
+    """(who calls, what that caller gets when the flow has no Response)."""
+    kind = str(getattr(row, "trigger_kind", "") or "").lower()
+    if bool(getattr(row, "invoked_by_trigger", False)):
+        if kind in ("", "http"):
+            return "an HTTP request", "202 Accepted at once and no result"
+        if kind in ("skills", "virtualagent"):
+            return "a Copilot agent", "no outputs"
+        return "Power Apps", "no outputs"
+    return f"{called_by} parent flow(s)", "no outputs"
+
+
 def run(evidence: Evidence, limits: Limits) -> list[Finding]:
-    """Each enabled invoked flow: it needs a Response and a catch path that reports."""
+    """Each enabled invoked flow whose definition was read."""
     flows = evidence.flows
     callers = _enabled_callers(evidence)
     key = zip(flows["environment_id"], flows["workflowid"].astype("str").str.lower(), strict=True)
@@ -52,27 +76,39 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     flows = flows.assign(called_by=called_by)
     invoked = flows["invoked_by_trigger"] | (flows["called_by"] > 0)
     chosen = flows[flows["enabled"] & invoked & flows["parsed"]]
-    paths = evidence.catch_paths
-    paths_of = per_flow(paths)
+    actions = evidence.actions
+    grouped = flow_rows(actions[actions["flow_id"].isin(chosen["flow_id"])])
     out = []
     for row in rows(chosen):
-        how = "its trigger" if row.invoked_by_trigger else f"{row.called_by} parent flow(s)"
+        found = response_paths(grouped.get((row.environment_id, row.flow_id), []))
+        who, without = _caller(row, int(row.called_by))
         problems = []
-        if row.response_actions == 0:
-            problems.append("has no Response action")
-        if row.reporting_catch_paths == 0:
+        if found.responses == 0:
+            problems.append(f"has no Response: the caller gets {without}")
+        else:
+            if found.silent_paths:
+                problems.append(
+                    "ends Succeeded without a Response at " + ", ".join(found.silent_paths[:3])
+                )
+            if found.silent_catches:
+                problems.append(
+                    "a catch ends the run Succeeded without a Response: "
+                    + ", ".join(found.silent_catches[:3])
+                )
+        if found.success_on_failure:
             problems.append(
-                "has no failure path that responds or ends the run Failed"
-                if row.catch_paths == 0
-                else "has failure paths, none of which responds or ends the run Failed"
+                "answers success after a failure (" + ", ".join(found.success_on_failure[:3]) + ")"
             )
-        mine = paths_of(row.environment_id, row.flow_id)
         out.append(
             make(
                 META,
                 "fail" if problems else "pass",
-                f"invoked by {how}; "
-                + (" and ".join(problems) if problems else "responds on success and failure"),
+                f"invoked by {who}; "
+                + (
+                    "; ".join(problems)
+                    if problems
+                    else "answers on every path, and a failure ends Failed or is answered"
+                ),
                 environment_id=row.environment_id,
                 resource_id=row.flow_id,
                 resource_name=row.display_name,
@@ -80,13 +116,10 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
                     "trigger_type": row.trigger_type,
                     "trigger_kind": row.trigger_kind,
                     "called_by": row.called_by,
-                    "response_actions": row.response_actions,
-                    "catch_paths": row.catch_paths,
-                    "reporting_catch_paths": row.reporting_catch_paths,
+                    "response_actions": found.responses,
+                    "paths_without_response": len(found.silent_paths) + len(found.silent_catches),
+                    "success_on_failure": len(found.success_on_failure),
                 },
-                evidence=evidence_rows(
-                    mine, ["catch_action", "scope_path", "reports_failure", "member_names"]
-                ),
             )
         )
     return out

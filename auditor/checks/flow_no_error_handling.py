@@ -1,8 +1,8 @@
-"""A flow with no action run after a failure has nothing that reacts when a step fails."""
+"""A flow whose external calls can fail needs a path that reports the failure."""
 
 from __future__ import annotations
 
-from auditor.checks.base import CheckMeta, Finding, Limits, make, rows
+from auditor.checks.base import CheckMeta, Finding, Limits, evidence_rows, make, per_flow, rows
 from auditor.checks.evidence import Evidence
 
 META = CheckMeta(
@@ -11,12 +11,15 @@ META = CheckMeta(
     answers=("reliable-service",),
     severity="low",
     rationale=(
-        "Without an action configured to run after Failed or TimedOut, a failed step simply "
-        "stops the run: nothing is compensated, logged or reported beyond the run history."
+        "Without a path that runs when a step fails or times out and reports it (Terminate "
+        "Failed, an error Response, a notification or a log record), a failed call simply "
+        "stops the run: nothing is compensated, logged or reported beyond the run history. "
+        "An empty catch, a branch that only sets variables nobody reads, or a run-after that "
+        "tolerates the failure is not handling."
     ),
     remediation=(
         "Wrap the work in a Try scope and add a Catch scope that runs after Failed and "
-        "TimedOut, logs the error and ends the run Failed."
+        "TimedOut, logs or notifies the error and ends the run with Terminate Failed."
     ),
     learn_url="https://learn.microsoft.com/power-automate/guidance/coding-guidelines/error-handling",
     needs=("workflows", "flows"),
@@ -24,23 +27,44 @@ META = CheckMeta(
 
 
 def run(evidence: Evidence, limits: Limits) -> list[Finding]:
-    """Each enabled flow with actions: does any action run after a failure?"""
+    """Each enabled flow with an external call (connector, HTTP, child flow): does a failure
+    branch report the failure? (`analysis.failure_paths` has the rules and sources.)"""
     flows = evidence.flows
-    chosen = flows[flows["enabled"] & flows["parsed"] & (flows["action_count"] > 0)]
+    chosen = flows[flows["enabled"] & flows["parsed"] & (flows["external_calls"] > 0)]
+    branches_of = per_flow(evidence.catch_paths)
     out = []
     for row in rows(chosen):
-        handled = row.catch_paths > 0
+        mine = branches_of(row.environment_id, row.flow_id)
+        handled = row.reporting_catch_paths > 0
+        if handled:
+            message = f"{row.reporting_catch_paths} failure path(s) report the failure"
+        elif mine.empty:
+            message = (
+                f"none of its {row.action_count} actions runs only when a step fails or times "
+                "out: a failed call stops the run"
+            )
+        else:
+            kinds = sorted(set(mine["kind"].astype(str)))
+            message = (
+                f"its {len(mine)} failure branch(es) ({', '.join(kinds)}) do not report the "
+                "failure: no Terminate Failed, error Response or notification on any of them"
+            )
         out.append(
             make(
                 META,
                 "pass" if handled else "fail",
-                f"{row.catch_paths} action(s) run after a failure"
-                if handled
-                else f"none of its {row.action_count} actions runs after Failed or TimedOut",
+                message,
                 environment_id=row.environment_id,
                 resource_id=row.flow_id,
                 resource_name=row.display_name,
-                values={"catch_paths": row.catch_paths, "actions": row.action_count},
+                values={
+                    "reporting_paths": row.reporting_catch_paths,
+                    "failure_branches": row.failure_branches,
+                    "external_calls": row.external_calls,
+                },
+                evidence=evidence_rows(
+                    mine, ["catch_action", "guarded_action", "kind", "how", "member_names"]
+                ),
             )
         )
     return out

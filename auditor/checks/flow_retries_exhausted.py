@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from auditor.analysis.definitions import display_name
 from auditor.checks.base import (
     CheckMeta,
     Finding,
@@ -57,12 +58,13 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
             make(
                 META,
                 "fail",
-                f"action {row.action_name} exhausted its retries in {row.exhausted} of "
+                f"action '{display_name(row.action_name)}' exhausted its retries in "
+                f"{row.exhausted} of "
                 f"{row.executions} sampled runs ({row.retries} retries; {row.throttled} "
                 f"throttled, {row.server_errors} server errors, {row.timeouts} timeouts)",
                 environment_id=row.environment_id,
                 resource_id=f"{row.flow_id}/{row.action_name}",
-                resource_name=f"{row.display_name} / {row.action_name}",
+                resource_name=f"{row.display_name} / {display_name(row.action_name)}",
                 values={
                     "flow_id": row.flow_id,
                     "action": row.action_name,

@@ -1,7 +1,8 @@
-"""An external call that never retries, in a flow that never handles failure, is fragile."""
+"""An external call that never retries, and whose failure nothing reacts to, is fragile."""
 
 from __future__ import annotations
 
+from auditor.analysis.flows import retry_none_unreacted
 from auditor.checks.base import CheckMeta, Finding, Limits, evidence_rows, make, per_flow, rows
 from auditor.checks.evidence import Evidence
 
@@ -11,47 +12,46 @@ META = CheckMeta(
     answers=("reliable-service",),
     severity="high",
     rationale=(
-        "A connector or HTTP action with retry policy None fails on the first transient "
-        "fault (a 429, a 503, a timeout). With no failure path either, such a job has "
-        "neither a retry nor an error path: one blip loses the work silently."
+        "A connector, HTTP or child-flow action with retry policy None fails on the first "
+        "transient fault (a 429, a 503, a timeout). When nothing reacts to that failure (no "
+        "failure branch or tolerating run-after on the call or on a scope holding it), one "
+        "blip loses the work."
     ),
     remediation=(
         "Use the default or an exponential retry policy on external calls; if the call must "
         "not be repeated, add a failure path that records and reports the failure."
     ),
-    learn_url="https://learn.microsoft.com/azure/logic-apps/logic-apps-exception-handling#retry-policies",
+    learn_url="https://learn.microsoft.com/azure/logic-apps/error-exception-handling#retry-policies",
     needs=("workflows", "flows"),
 )
 
 
 def run(evidence: Evidence, limits: Limits) -> list[Finding]:
-    """Each enabled flow with an external call: fail when some call has retry policy none
-    and the flow has no catch path."""
+    """Each enabled flow with an external call (child-flow calls included: they run over HTTP
+    and take a retry policy): fail when a call with retry policy none is unreacted."""
     flows = evidence.flows
+    chosen = flows[flows["enabled"] & flows["parsed"] & (flows["external_calls"] > 0)]
     actions = evidence.actions
-    external = actions[actions["is_external_call"]]
-    none = external[
-        external["retry_policy_type"].astype("str").str.lower().eq("none").fillna(False)
-    ]
-    callers = external.loc[:, ["environment_id", "flow_id"]].drop_duplicates()
-    chosen = flows[flows["enabled"]].merge(callers, on=["environment_id", "flow_id"])
-    none_of = per_flow(none)
+    policy = actions["retry_policy_type"].astype("str").str.lower().eq("none").fillna(False)
+    none_of = per_flow(actions[actions["is_external_call"].astype(bool) & policy])
+    unreacted_of = per_flow(retry_none_unreacted(actions))
     out = []
     for row in rows(chosen):
-        mine = none_of(row.environment_id, row.flow_id)
-        failing = row.retry_none_external > 0 and row.catch_paths == 0
+        failing = row.retry_none_unreacted > 0
+        mine = (unreacted_of if failing else none_of)(row.environment_id, row.flow_id)
+        names = ", ".join(f"'{n}'" for n in mine["display_name"].astype(str).head(5))
         if failing:
             message = (
-                f"{row.retry_none_external} external call(s) with retry policy none "
-                f"({', '.join(mine['action_name'].astype(str).head(5))}) and no failure path"
+                f"{row.retry_none_unreacted} external call(s) with retry policy none whose "
+                f"failure nothing handles ({names})"
             )
         elif row.retry_none_external > 0:
             message = (
-                f"{row.retry_none_external} external call(s) with retry policy none, "
-                f"covered by {row.catch_paths} failure path(s)"
+                f"{row.retry_none_external} external call(s) with retry policy none ({names}), "
+                "each with a failure branch or tolerating run-after"
             )
         else:
-            message = "every external call retries"
+            message = f"all {row.external_calls} external call(s) keep a retry policy"
         out.append(
             make(
                 META,
@@ -62,9 +62,11 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
                 resource_name=row.display_name,
                 values={
                     "retry_none_external": row.retry_none_external,
-                    "catch_paths": row.catch_paths,
+                    "retry_none_unreacted": row.retry_none_unreacted,
                 },
-                evidence=evidence_rows(mine, ["action_name", "type", "connector", "operation"]),
+                evidence=evidence_rows(
+                    mine, ["action_name", "display_name", "type", "connector", "operation"]
+                ),
             )
         )
     return out

@@ -30,7 +30,9 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     triggers = evidence.triggers
     unreadable = triggers["is_dataverse"] & triggers["dataverse_message"].isna()
     chosen = triggers[triggers["is_dataverse"] & (triggers["fires_on_update"] | unreadable)]
-    chosen = chosen.merge(evidence.flow_names(), on=["environment_id", "flow_id"])
+    chosen = chosen.rename(columns={"display_name": "trigger_display"}).merge(
+        evidence.flow_names(), on=["environment_id", "flow_id"]
+    )
     chosen = chosen[chosen["enabled"]]
     out = []
     for row in rows(chosen[chosen["dataverse_message"].isna()]):

@@ -126,6 +126,9 @@ class LintFlow:
     name: str
     text: str
     location: Location
+    # The solution it came from: the zip; for a folder, the path above its `Workflows/` folder
+    # (or above `Microsoft.Flow/flows/`); None for a lone flow file outside those.
+    solution: str | None = None
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,8 @@ class _Source(Protocol):
 
     def location(self, rel: str, line: int | None = None) -> Location: ...
 
+    def solution(self, rel: str) -> str: ...
+
     def read(self, rel: str, kind: str, found: _Found) -> bytes | None: ...
 
 
@@ -314,6 +319,19 @@ class _Folder:
 
     def location(self, rel: str, line: int | None = None) -> Location:
         return Location(_joined(self.display, rel), None, line)
+
+    def solution(self, rel: str) -> str:
+        """The solution folder of the flow file at `rel`: the folder above its `Workflows/`
+        folder, or above `Microsoft.Flow/flows/` (a legacy package)."""
+        legacy = _LEGACY.search(rel)
+        if legacy is not None:
+            below = rel[: legacy.start()]
+        else:
+            folder = posixpath.dirname(rel)
+            if not folder:  # PATH is the Workflows folder itself
+                return posixpath.normpath(posixpath.join(self.display, ".."))
+            below = posixpath.dirname(folder)
+        return _joined(self.display, below) if below else self.display
 
     def read(self, rel: str, kind: str, found: _Found) -> bytes | None:
         return _read_file(self.root / rel, self.location(rel), kind, found)
@@ -370,6 +388,10 @@ class _Zip:
 
     def location(self, rel: str, line: int | None = None) -> Location:
         return Location(self.display, rel, None)
+
+    def solution(self, rel: str) -> str:
+        """A zip is one solution (or one legacy package)."""
+        return self.display
 
     def read(self, rel: str, kind: str, found: _Found) -> bytes | None:
         """The member's bytes; never more than the limits, whatever its header declares."""
@@ -517,7 +539,10 @@ def _read_solution_flows(
         if text is not None:
             location = source.location(rel)
             name = next((ref.name for ref in described if ref.name), stem)
-            found.flows.append(LintFlow(flow_id or _path_id(location), name, text, location))
+            flow = LintFlow(
+                flow_id or _path_id(location), name, text, location, source.solution(rel)
+            )
+            found.flows.append(flow)
     present = {rel.lower() for rel in source.names}
     for ref in refs:
         if ref.json_rel.lower() not in present:
@@ -554,7 +579,8 @@ def _read_legacy_flow(source: _Source, rel: str, folder: str, found: _Found) -> 
     document = document if isinstance(document, dict) else {}
     location = source.location(rel)
     flow_id = _guid(folder) or _guid(_str(document.get("name"))) or _path_id(location)
-    found.flows.append(LintFlow(flow_id, _display_name(document) or folder, text, location))
+    name = _display_name(document) or folder
+    found.flows.append(LintFlow(flow_id, name, text, location, source.solution(rel)))
 
 
 def _read_flow_file(path: Path, display: str, found: _Found) -> None:
@@ -582,7 +608,18 @@ def _read_flow_file(path: Path, display: str, found: _Found) -> None:
         or _path_id(location)
     )
     name = (meta.name if meta else None) or _display_name(document) or stem
-    found.flows.append(LintFlow(flow_id, name, text, location))
+    found.flows.append(LintFlow(flow_id, name, text, location, _lone_solution(path, display)))
+
+
+def _lone_solution(path: Path, display: str) -> str | None:
+    """The solution folder of a flow file given alone: above its `Workflows/` folder, or above
+    `Microsoft.Flow/flows/`; None elsewhere."""
+    resolved = path.resolve()
+    if _LEGACY.search(resolved.as_posix()):
+        return posixpath.normpath(posixpath.join(display, "..", "..", "..", ".."))
+    if resolved.parent.name.lower() == "workflows":
+        return posixpath.normpath(posixpath.join(display, "..", ".."))
+    return None
 
 
 def _sibling_meta(path: Path, display: str, found: _Found) -> _FlowRef | None:

@@ -100,6 +100,8 @@ def lint_frames(inputs: LintInputs, paths: Sequence[Path], now: datetime) -> Fra
             # Every flow shipped is judged: its state in the target is decided at import.
             "statecode": 1,
             "clientdata": flow.text,
+            # Repeated blocks are compared within a solution (None: the environment's).
+            "solution": flow.solution,
         }
         for flow in inputs.flows
     ]

@@ -599,6 +599,10 @@ class _Builder:
                 ),
                 self.op(MAIL, base="Notify_failure"),
             ]
+            if s.error_handling == "swallow":
+                # A catch that keeps the error in a Compose nobody reads: the failure is
+                # swallowed and the run ends Succeeded (the notification is not sent).
+                catch = catch[:1]
             if s.error_handling == "trycatch":
                 if s.response == "full":
                     catch.append(self.response(kind, 500))

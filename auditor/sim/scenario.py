@@ -309,7 +309,9 @@ class _EnvBuilder:
         else:
             kw["error_handling"] = "trycatch" if rng.random() < 0.7 else "none"
         if trigger in ("dataverse", "sharepoint", "outlook", "recurrence") and rng.random() < 0.5:
-            kw["noop"] = "if" if rng.random() < 0.8 else "terminate"
+            # A first-action gate ending the run (a trigger-condition candidate) only in messy
+            # profiles; clean ones wrap their effects in a condition after a read.
+            kw["noop"] = "if" if rng.random() < 0.8 or not messy else "terminate"
         kw["body"] = int(rng.integers(1, 5 if messy else 3))
         kw["effects"] = int(rng.integers(1, 4 if messy else 3))
         if rng.random() < 0.15 and (messy or kw["error_handling"] == "trycatch"):

@@ -15,20 +15,26 @@ Definitions
   action of the root has depth 1, an action inside a container of a depth-k action has depth
   k + 1. Action count: every action at any depth (the trigger excluded).
 - Consecutive actions: the actions of one container in runAfter order (a stable topological
-  order). Signature of an action: its `type` plus, for connector calls, `apiId` name and
-  `operationId`, for HTTP the method.
+  order). Signature of an action: its `type` plus, for connector calls, `apiId` name,
+  `operationId`, the parameter names it sets and the table (`entityName`) or list
+  (`dataset`|`table`) it targets; for HTTP the method; for variable actions the variable.
 - `runAfter` statuses are compared case-insensitively ("SUCCEEDED" = "Succeeded").
-- Catch action: an action whose `runAfter` lists Failed or TimedOut for some predecessor. Its
-  catch path: the action, everything nested in it, and every action of the same container
-  that runs after it (transitively). An error-handling path exists when a flow has a catch
-  action.
+- Catch action: an action whose `runAfter` lists Failed or TimedOut, and not Succeeded, for
+  some predecessor (an edge listing both tolerates an optional step). Its catch path: the
+  action, everything nested in it, and every action of the same container that runs after it
+  (transitively). A catch path reports the failure when it holds a Terminate with runStatus
+  Failed or Cancelled, a Response, or an effect action (it writes the failure somewhere). An
+  error-handling path exists when a flow has a catch action. (The simulated flows' catches
+  are Try/Catch scopes; the analysis's full model, which also tells failures used as data
+  from catches, is `auditor.analysis.failure_paths`.)
 - Effect action (design.md section 6): a connector call whose operationId does not start with
   Get, List, Search, Retrieve or Read (nor is a trigger-style "On..." operation), an HTTP call
   whose method is not GET, a `Workflow` (child flow) call, a `Response`. Control actions, data
   operations and reads are not effects.
 - Unnecessary run: a run in which every effect action is Skipped or absent from the run's
   action results (never reached, for example after a Terminate).
-- Invoked flow: trigger `Request` of kind Http, PowerApp or PowerAppV2, or a flow whose
+- Invoked flow: trigger `Request` of kind Http, PowerApp, PowerAppV2, Skills or VirtualAgent,
+  or a flow whose
   workflowid some flow of the environment calls (`Workflow` action,
   `inputs.host.workflowReferenceName`).
 - Retries exhausted: an action result with a non-empty `retryHistory` and status Failed.
@@ -47,30 +53,45 @@ trigger-conditions, violated when:
   - an enabled flow's Dataverse trigger (OpenApiConnectionWebhook, SubscribeWebhookTrigger)
     with `subscriptionRequest/message` 3, 4, 6 or 7 has neither filteringattributes,
     filterexpression nor trigger conditions; or
-  - an enabled flow's other event trigger (any trigger that is not Request, Recurrence or the
-    Dataverse trigger) has no trigger conditions; or
+  - an enabled flow's event trigger (a connector trigger: OpenApiConnection / ApiConnection,
+    webhook or notification, or Http; the Dataverse trigger included) is filtered by a gate:
+    the first top-level action that is not Initialize variable or Compose (runAfter order) is
+    an If whose expression reads trigger data (`trigger()`, `triggerBody()`,
+    `triggerOutputs()`) and no action output or variable, and one of whose branches holds no
+    effect action at any depth and either holds a Terminate directly or is followed by no
+    effect action (at any depth) among the top-level actions after the If; or
+  - an enabled flow whose trigger fires on updates (the Dataverse trigger with message 3, 4,
+    6 or 7; SharePoint GetOnUpdatedItems / GetOnUpdatedFileItems) has no trigger condition
+    and no filterexpression, and an action updates the same table (Dataverse operationId
+    starting with Update, not ...WithOrganization, whose entityName is the trigger's
+    entityname + "", "s" or "es", or y -> "ies") or list (SharePoint operationId starting with
+    PatchItem, PatchFileItem or UpdateFile, on the same dataset and table), unless the
+    trigger's filteringattributes leave out every `item/<column>` it writes (an UpdateRecord or
+    UpdateOnlyRecord writing none passes them; other updates are taken to write one); or
   - a flow with at least `min_runs` runs has unnecessary runs / runs > `unnecessary_run_rate`.
 return-results, violated when:
-  - an enabled invoked flow has no Response action, or no catch path holding a Response or a
-    Terminate with runStatus Failed; or
-  - an enabled flow has a catch path holding neither a Terminate Failed nor a Response (a
-    handled failure reported as success); or
+  - an enabled invoked flow has no Response action; or
+  - an enabled flow has a catch path that does not report the failure (a handled failure
+    reported as success); or
   - of the failed flow runs (status Failed) more than `missing_error_share` have no error
     message, or of the failed system jobs (statuscode 31; operationtype 1, 10, 79) more than
     `missing_error_share` have no message.
   Coverage gap: plug-in trace logging Off (plug-in failure detail unseen).
 decomposed-steps, violated when:
-  - an enabled flow has more than `max_actions` actions or nesting depth above `max_depth`; or
-  - an identical sequence of `repeated_sequence_length` consecutive action signatures occurs
-    in at least `repeated_sequence_flows` enabled flows.
+  - an enabled flow has more than `max_actions` actions or more than `max_depth` containers
+    nested around one action (its nesting depth minus one, as the designer shows it); or
+  - an identical sequence of `repeated_sequence_length` consecutive action signatures, at
+    least one of them a connector, HTTP or child-flow call, occurs in at least
+    `repeated_sequence_flows` enabled flows of the environment (the simulated flows repeat
+    no block inside one flow).
 reliable-service, violated when:
   - a flow with at least `min_runs` runs has failed runs / runs > `failure_rate`; or
   - a flow has `failure_streak` consecutive failed runs (ordered by start time, then name), or
     a step has `failure_streak` consecutive failed async jobs (statuscode 31, ordered by
     createdon, then id); or
   - one action of one flow exhausted its retries in at least `exhausted_retry_runs` runs; or
-  - an enabled flow has a connector or HTTP action with `retryPolicy.type` none and no
-    error-handling path; or
+  - an enabled flow has a connector, HTTP or child-flow action with `retryPolicy.type` none
+    and no error-handling path; or
   - a step with at least `min_jobs` async jobs (operationtype 1) has failed jobs / jobs >
     `async_failure_rate`.
   Coverage gap: plug-in trace logging not All.
@@ -97,6 +118,7 @@ Contoso Teams (no Dataverse) needs-review for all five.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from itertools import pairwise
 from pathlib import Path
@@ -158,6 +180,17 @@ _CONNECTOR_TYPES = {
     "apiconnectionwebhook",
 }
 _READ_PREFIXES = ("get", "list", "search", "retrieve", "read", "on")
+_EVENT_TYPES = {
+    *("openapiconnection", "openapiconnectionwebhook", "openapiconnectionnotification"),
+    *("apiconnection", "apiconnectionwebhook", "apiconnectionnotification", "http"),
+    "httpwebhook",
+}
+_TRIGGER_READ = re.compile(r"\btrigger(?:Body|Outputs)?\(\s*\)", re.IGNORECASE)
+_OTHER_READ = re.compile(
+    r"\b(?:body|outputs|actions|items|result|iterationIndexes|variables)\(", re.IGNORECASE
+)
+_DV_API = "shared_commondataserviceforapps"
+_SP_API = "shared_sharepointonline"
 _FAIL_STATUSES = {"failed", "timedout"}
 
 
@@ -223,17 +256,30 @@ def _order(container: Mapping[str, Any]) -> list[str]:
 
 
 def signature(action: Mapping[str, Any]) -> str:
-    """Type plus connector operation (or HTTP method): what makes two actions "the same"."""
+    """What makes two actions "the same" step: type, connector operation (or HTTP method),
+    the parameters it sets and the table or list it targets; a variable action's variable."""
     kind = str(action.get("type", ""))
     inputs = action.get("inputs") if isinstance(action.get("inputs"), Mapping) else {}
     assert isinstance(inputs, Mapping)
+    params = inputs.get("parameters") if isinstance(inputs.get("parameters"), Mapping) else {}
+    assert isinstance(params, Mapping)
+    shape = ",".join(sorted(str(k) for k in params))
+    target = str(params.get("entityName") or f"{params.get('dataset')}|{params.get('table')}")
     if kind.lower() in _CONNECTOR_TYPES:
         host = inputs.get("host") or {}
         api = str(host.get("apiId", "")).rsplit("/", 1)[-1]
-        return f"{kind}:{api}:{host.get('operationId', '')}"
+        return f"{kind}:{api}:{host.get('operationId', '')}:{shape}:{target.lower()}"
     if kind.lower() == "http":
         return f"{kind}:{str(inputs.get('method', '')).upper()}"
+    if kind.lower().endswith("variable"):
+        variables = inputs.get("variables")
+        first = variables[0] if isinstance(variables, list) and variables else inputs
+        return f"{kind}:{str(first.get('name', '')).lower()}"
     return kind
+
+
+def _external(action: Mapping[str, Any]) -> bool:
+    return str(action.get("type", "")).lower() in _CONNECTOR_TYPES | {"http", "workflow"}
 
 
 def is_effect(action: Mapping[str, Any]) -> bool:
@@ -251,15 +297,19 @@ def is_effect(action: Mapping[str, Any]) -> bool:
 
 def _fails_after(action: Mapping[str, Any]) -> bool:
     run_after = action.get("runAfter") or {}
-    return any(str(s).lower() in _FAIL_STATUSES for sts in run_after.values() for s in (sts or []))
+    for statuses in run_after.values():
+        lowered = {str(s).lower() for s in (statuses or [])}
+        if lowered & _FAIL_STATUSES and "succeeded" not in lowered:
+            return True
+    return False
 
 
-def _is_terminate_failed(action: Mapping[str, Any]) -> bool:
+def _reports(action: Mapping[str, Any]) -> bool:
+    """Terminate Failed / Cancelled, a Response, or an effect: the failure is reported."""
     inputs = action.get("inputs") or {}
-    return (
-        str(action.get("type", "")).lower() == "terminate"
-        and str(inputs.get("runStatus", "")).lower() == "failed"
-    )
+    if str(action.get("type", "")).lower() == "terminate":
+        return str(inputs.get("runStatus", "")).lower() in ("failed", "cancelled")
+    return is_effect(action)
 
 
 def _catch_paths(root: Mapping[str, Any]) -> list[list[Mapping[str, Any]]]:
@@ -300,6 +350,97 @@ def _is_dataverse_trigger(trigger: Mapping[str, Any]) -> bool:
     ).endswith("shared_commondataserviceforapps")
 
 
+def _type(action: Mapping[str, Any]) -> str:
+    return str(action.get("type", "")).lower()
+
+
+def _host(action: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]]:
+    """(connector API name, operationId, parameters) of a connector action or trigger."""
+    inputs = action.get("inputs") if isinstance(action.get("inputs"), Mapping) else {}
+    assert isinstance(inputs, Mapping)
+    host = inputs.get("host") or {}
+    params = inputs.get("parameters") or {}
+    return (
+        str(host.get("apiId", "")).rsplit("/", 1)[-1],
+        str(host.get("operationId", "")),
+        params if isinstance(params, Mapping) else {},
+    )
+
+
+def _gated(trigger: Mapping[str, Any], root: Mapping[str, Any]) -> bool:
+    """The flow's event trigger is filtered by a gate (module docstring)."""
+    if _type(trigger) not in _EVENT_TYPES:
+        return False
+    order = [n for n in _order(root) if isinstance(root[n], Mapping)]
+    rest = [n for n in order if _type(root[n]) not in ("initializevariable", "compose")]
+    if not rest or _type(root[rest[0]]) != "if" or "expression" not in root[rest[0]]:
+        return False
+    gate = root[rest[0]]
+    text = json.dumps(gate["expression"])
+    if not _TRIGGER_READ.search(text) or _OTHER_READ.search(text):
+        return False
+    later = order[order.index(rest[0]) + 1 :]
+    effect_after = any(is_effect(a) for n in later for _, a, _ in _walk({n: root[n]}))
+    other = gate.get("else") if isinstance(gate.get("else"), Mapping) else {}
+    for body in (gate.get("actions"), other.get("actions")):
+        body = body if isinstance(body, Mapping) else {}
+        if any(is_effect(a) for _, a, _ in _walk(body)):
+            continue
+        ends = any(isinstance(a, Mapping) and _type(a) == "terminate" for a in body.values())
+        if ends or not effect_after:
+            return True
+    return False
+
+
+def _updates_own_trigger(trigger: Mapping[str, Any], root: Mapping[str, Any]) -> bool:
+    """The flow updates the table or list whose updates trigger it, unguarded (docstring)."""
+    api, operation, params = _host(trigger)
+    if trigger.get("conditions") or params.get("subscriptionRequest/filterexpression"):
+        return False
+    actions = [a for _, a, _ in _walk(root)]
+    if api == _DV_API and operation == "SubscribeWebhookTrigger":
+        if params.get("subscriptionRequest/message") not in (3, 4, 6, 7):
+            return False
+        entity = str(params.get("subscriptionRequest/entityname", "")).lower()
+        sets = {entity, entity + "s", entity + "es"}
+        if entity.endswith("y"):
+            sets.add(entity[:-1] + "ies")
+        raw = str(params.get("subscriptionRequest/filteringattributes") or "")
+        watched = {c.strip().lower() for c in raw.split(",") if c.strip()}
+        for action in actions:
+            a_api, a_op, a_params = _host(action)
+            op = a_op.lower()
+            if not (a_api == _DV_API and op.startswith("update")) or "withorganization" in op:
+                continue
+            if str(a_params.get("entityName", "")).lower() not in sets:
+                continue
+            written = {
+                str(k)[5:].lower().removesuffix("@odata.bind")
+                for k in a_params
+                if str(k).startswith("item/")
+            }
+            if not watched or written & watched:
+                return True
+            if not written and op not in ("updaterecord", "updateonlyrecord"):
+                return True
+        return False
+    if api == _SP_API and operation in ("GetOnUpdatedItems", "GetOnUpdatedFileItems"):
+        key = (str(params.get("dataset", "")).rstrip("/").lower(), str(params.get("table", "")))
+        for action in actions:
+            a_api, a_op, a_params = _host(action)
+            if a_api != _SP_API or not a_op.lower().startswith(
+                ("patchitem", "patchfileitem", "updatefile")
+            ):
+                continue
+            a_key = (
+                str(a_params.get("dataset", "")).rstrip("/").lower(),
+                str(a_params.get("table", "")),
+            )
+            if a_key == key:
+                return True
+    return False
+
+
 class _FlowFacts:
     """What the definition rules need to know about one flow."""
 
@@ -313,6 +454,8 @@ class _FlowFacts:
         self.trigger_type = str(trig.get("type", ""))
         self.trigger_kind = str(trig.get("kind", ""))
         self.conditions = bool(trig.get("conditions"))
+        self.gated = _gated(trig, root)
+        self.updates_own_trigger = _updates_own_trigger(trig, root)
         self.dataverse = _is_dataverse_trigger(trig)
         params = (trig.get("inputs") or {}).get("parameters") or {}
         self.dv_message = params.get("subscriptionRequest/message")
@@ -329,31 +472,22 @@ class _FlowFacts:
         )
         paths = _catch_paths(root)
         self.has_catch = bool(paths)
-        reporting = [
-            any(
-                _is_terminate_failed(a) or str(a.get("type", "")).lower() == "response"
-                for a in path
-            )
-            for path in paths
-        ]
-        self.failure_response = any(reporting)
+        reporting = [any(_reports(a) for a in path) for path in paths]
         self.swallowing = any(not r for r in reporting)
         self.no_retry = any(
-            str(a.get("type", "")).lower() in _CONNECTOR_TYPES | {"http"}
+            str(a.get("type", "")).lower() in _CONNECTOR_TYPES | {"http", "workflow"}
             and str(((a.get("inputs") or {}).get("retryPolicy") or {}).get("type", "")).lower()
             == "none"
             for _, a, _ in self.actions
         )
         self.windows: set[tuple[str, ...]] = set()
         for container in _containers(root):
-            sigs = [
-                signature(container[n])
-                for n in _order(container)
-                if isinstance(container[n], Mapping)
-            ]
+            kept = [container[n] for n in _order(container) if isinstance(container[n], Mapping)]
+            sigs = [signature(a) for a in kept]
             k = int(THRESHOLDS["repeated_sequence_length"])
             for i in range(len(sigs) - k + 1):
-                self.windows.add(tuple(sigs[i : i + k]))
+                if any(_external(a) for a in kept[i : i + k]):
+                    self.windows.add(tuple(sigs[i : i + k]))
 
 
 # Frames at "now" ------------------------------------------------------------------------------
@@ -541,13 +675,8 @@ def _environment(tenant: SimTenant, env: SimEnvironment, now_ns: int) -> dict[st
         and not facts[n].dv_filtered
         and not facts[n].conditions
     )
-    f["unconditioned_event_triggers"] = sorted(
-        n
-        for n in enabled
-        if facts[n].trigger_type.lower() not in ("request", "recurrence")
-        and not facts[n].dataverse
-        and not facts[n].conditions
-    )
+    f["gated_event_triggers"] = sorted(n for n in enabled if facts[n].gated)
+    f["self_triggering_flows"] = sorted(n for n in enabled if facts[n].updates_own_trigger)
     f["noisy_flows"] = sorted(
         n
         for n, m in per_flow.items()
@@ -562,13 +691,12 @@ def _environment(tenant: SimTenant, env: SimEnvironment, now_ns: int) -> dict[st
         for n in enabled
         if (
             facts[n].trigger_type.lower() == "request"
-            and facts[n].trigger_kind.lower() in ("http", "powerapp", "powerappv2")
+            and facts[n].trigger_kind.lower()
+            in ("http", "powerapp", "powerappv2", "skills", "virtualagent")
         )
         or (wid[n] is not None and wid[n] in called)
     ]
-    f["invoked_flows_without_response"] = sorted(
-        n for n in invoked if not facts[n].has_response or not facts[n].failure_response
-    )
+    f["invoked_flows_without_response"] = sorted(n for n in invoked if not facts[n].has_response)
     f["flows_reporting_handled_failure_as_success"] = sorted(
         n for n in enabled if facts[n].swallowing
     )
@@ -587,7 +715,9 @@ def _environment(tenant: SimTenant, env: SimEnvironment, now_ns: int) -> dict[st
         f["failed_jobs_without_message"] = 0
     # decomposed-steps
     f["monolithic_flows"] = sorted(
-        n for n in enabled if facts[n].count > t["max_actions"] or facts[n].depth > t["max_depth"]
+        n
+        for n in enabled
+        if facts[n].count > t["max_actions"] or facts[n].depth - 1 > t["max_depth"]
     )
     window_flows: dict[tuple[str, ...], set[str]] = {}
     for n in enabled:
@@ -745,7 +875,8 @@ def _environment(tenant: SimTenant, env: SimEnvironment, now_ns: int) -> dict[st
 # Facts that list flows (by key).
 _FLOW_FACTS = (
     "unfiltered_dataverse_update_triggers",
-    "unconditioned_event_triggers",
+    "gated_event_triggers",
+    "self_triggering_flows",
     "noisy_flows",
     "invoked_flows_without_response",
     "flows_reporting_handled_failure_as_success",
@@ -779,7 +910,13 @@ def _verdicts(
                 "Dataverse update trigger(s) without filter or condition",
             ),
             *_count(
-                f["unconditioned_event_triggers"], "event trigger(s) without trigger conditions"
+                f["gated_event_triggers"],
+                "event trigger(s) filtered by the flow's first Condition instead of a trigger "
+                "condition",
+            ),
+            *_count(
+                f["self_triggering_flows"],
+                "flow(s) updating the table or list whose updates trigger them",
             ),
             *_count(
                 f["noisy_flows"],

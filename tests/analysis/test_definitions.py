@@ -105,7 +105,8 @@ def test_try_catch_scopes_foreach_concurrency_and_child_flow_call() -> None:
     assert log["type"] == "Workflow"
     assert log["child_flow_id"] == "613b8c18-5ad4-ec11-a7b5-000d3af4ac06"
     assert log["is_effect"] is True
-    assert log["is_external_call"] is False
+    # A child-flow call runs over HTTP and takes a retry policy: an external call.
+    assert log["is_external_call"] is True
     assert parsed.notes == ()
 
 

@@ -451,17 +451,17 @@ DEFINITION_CASES: tuple[Case, ...] = (
     Case(
         "run-after-upper-case",
         {"flows": [defined("odd", bare(catching(["FAILED", "TIMEDOUT"])))]},
-        (readable("odd"), Expect("flow-no-error-handling", "odd", "pass", "after a failure")),
+        (readable("odd"), Expect("flow-no-error-handling", "odd", "pass", "report the failure")),
     ),
     Case(
         "run-after-bare-string",
         {"flows": [defined("odd", bare(catching("Failed")))]},
-        (readable("odd"), Expect("flow-no-error-handling", "odd", "pass", "after a failure")),
+        (readable("odd"), Expect("flow-no-error-handling", "odd", "pass", "report the failure")),
     ),
     Case(
         "scopes-nested-200-deep",
         {"flows": [defined("odd", bare(nested_scopes(200)))]},
-        (readable("odd"), Expect("flow-monolithic", "odd", "fail", "nesting depth 201")),
+        (readable("odd"), Expect("flow-monolithic", "odd", "fail", "nested 200 levels deep")),
         facts=_deep,
     ),
     Case(

@@ -1,8 +1,10 @@
 """flow-invoked-no-response: a flow its caller waits on must answer, on failure too.
 
 Invoked: a Request trigger of kind Http, PowerApp or PowerAppV2, or a flow some enabled flow
-of the environment calls with a `Workflow` action. It needs a Response action and a catch
-path (runAfter Failed / TimedOut) holding a Response or a Terminate with runStatus Failed.
+of the environment calls with a `Workflow` action (R-INVOKED in tests/corpus/README.md).
+Every path that ends the run Succeeded needs a Response; a path that ends Failed or
+Cancelled is seen as a failure by the caller. A catch that ends the run Succeeded without a
+Response, and a success answered after a failure, both fail (`analysis.failure_paths`).
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ CHECK = "flow-invoked-no-response"
 CHILD_ID = "6f0c6c62-1111-2222-3333-444455556666"
 HTTP = {"type": "Request", "kind": "Http", "inputs": {"schema": {}}}
 RESPONSE = {"type": "Response", "kind": "Http", "inputs": {"statusCode": 200}}
+RESPONSE_ERROR = {"type": "Response", "kind": "Http", "inputs": {"statusCode": 500}}
 TERMINATE_FAILED = {
     "type": "Terminate",
     "inputs": {"runStatus": "Failed", "runError": {"code": "500", "message": "failed"}},
 }
+NOTE = {"type": "Compose", "inputs": "@result('Try')"}
 
 
 def after(action: Mapping[str, Any], run_after: Mapping[str, Sequence[str]]) -> dict[str, Any]:
@@ -46,7 +50,7 @@ def try_catch(
     catch_on: Sequence[str] = ("FAILED", "TIMEDOUT"),
 ) -> dict[str, Any]:
     """A Try scope, a Response after it succeeded, and a Catch scope run after it failed
-    holding `catch` (nothing when None: no catch path at all)."""
+    holding `catch` (nothing when None: no failure branch at all)."""
     actions: dict[str, Any] = {
         "Try": {"type": "Scope", "actions": {"Update_row": connector_action()}, "runAfter": {}},
     }
@@ -81,33 +85,55 @@ def outcomes_without(query: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_response_and_reporting_catch_pass_missing_either_fails() -> None:
-    """Both are needed: a Response for success, a reporting catch path for failure."""
+def test_answers_on_every_path_pass_a_silent_path_fails() -> None:
+    """A Response when the work succeeds and an error Response when it fails pass; without
+    any catch a failure ends the run Failed, which the caller sees as a failure. A flow with
+    no Response, or a catch that ends the run Succeeded without answering, fails."""
     found = run(
         CHECK,
         frames(
             flows=[
-                flow("good", try_catch({"Respond_error": RESPONSE}), HTTP),
+                flow("good", try_catch({"Respond_error": RESPONSE_ERROR}), HTTP),
                 flow("no-catch", try_catch(None), HTTP),
                 flow("no-response", try_catch({"Stop": TERMINATE_FAILED}, respond=False), HTTP),
+                flow("silent-catch", try_catch({"Note": NOTE}), HTTP),
             ]
         ),
     )
-    assert statuses(found) == {"good": "pass", "no-catch": "fail", "no-response": "fail"}
-    by_id = {f.resource_id: f.values for f in found}
-    assert (by_id["good"]["response_actions"], by_id["good"]["reporting_catch_paths"]) == (2, 1)
-    assert (by_id["no-catch"]["response_actions"], by_id["no-catch"]["catch_paths"]) == (1, 0)
-    assert by_id["no-response"]["response_actions"] == 0
-    assert by_id["no-response"]["reporting_catch_paths"] == 1
+    assert statuses(found) == {
+        "good": "pass",
+        "no-catch": "pass",
+        "no-response": "fail",
+        "silent-catch": "fail",
+    }
+    by_id = {f.resource_id: f for f in found}
+    assert by_id["good"].values["response_actions"] == 2
+    assert by_id["good"].values["paths_without_response"] == 0
+    assert by_id["no-response"].values["response_actions"] == 0
+    assert "has no Response" in by_id["no-response"].message
+    assert by_id["silent-catch"].values["paths_without_response"] == 1
+    assert (
+        "a catch ends the run Succeeded without a Response: 'Catch' (after 'Try' fails)"
+        in by_id["silent-catch"].message
+    )
 
 
-@pytest.mark.parametrize("kind", ["Http", "PowerApp", "PowerAppV2"])
-def test_request_kinds_that_wait_for_an_answer_are_judged(kind: str) -> None:
-    """HTTP callers and Power Apps wait for the flow's answer."""
+@pytest.mark.parametrize(
+    ("kind", "gets"),
+    [
+        ("Http", "202 Accepted at once and no result"),
+        ("PowerApp", "no outputs"),
+        ("PowerAppV2", "no outputs"),
+    ],
+)
+def test_no_response_at_all_tells_what_the_caller_gets(kind: str, gets: str) -> None:
+    """An HTTP caller gets 202 Accepted at once; an app gets no outputs."""
     trigger = {"type": "Request", "kind": kind}
     found = run(CHECK, frames(flows=[flow("f", {"Compose": {"type": "Compose"}}, trigger)]))
     assert statuses(found) == {"f": "fail"}
     assert found[0].values["trigger_kind"] == kind
+    assert found[0].values["response_actions"] == 0
+    assert f"has no Response: the caller gets {gets}" in found[0].message
 
 
 def test_button_flow_is_not_invoked() -> None:
@@ -117,84 +143,166 @@ def test_button_flow_is_not_invoked() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "verdict"), [("Failed", "pass"), ("Succeeded", "fail"), ("Cancelled", "fail")]
+    ("status", "verdict"), [("Failed", "pass"), ("Cancelled", "pass"), ("Succeeded", "fail")]
 )
-def test_only_terminate_failed_reports_the_failure(status: str, verdict: str) -> None:
-    """Terminate Succeeded or Cancelled on the failure path tells the caller nothing useful."""
+def test_terminate_on_the_failure_branch(status: str, verdict: str) -> None:
+    """Terminate Failed or Cancelled ends the run not Succeeded: the caller sees a failure.
+    Terminate Succeeded ends it Succeeded without an answer: success on failure."""
     stop = {"type": "Terminate", "inputs": {"runStatus": status}}
     found = run(CHECK, frames(flows=[flow("f", try_catch({"Stop": stop}), HTTP)]))
     assert statuses(found) == {"f": verdict}
-    assert found[0].values["catch_paths"] == 1
-    assert found[0].values["reporting_catch_paths"] == (1 if verdict == "pass" else 0)
+    assert found[0].values["success_on_failure"] == (1 if verdict == "fail" else 0)
+    if verdict == "fail":
+        assert "answers success after a failure (after 'Try' fails)" in found[0].message
+
+
+def test_a_tolerating_edge_starts_no_failure_branch() -> None:
+    """[Succeeded, Failed] tolerates the failure: the Response answers either way and the
+    Terminate Succeeded after it is no success on failure."""
+    actions = {
+        "Update_row": connector_action(),
+        "Respond": after(RESPONSE, {"Update_row": ["Succeeded", "Failed"]}),
+        "Stop": after(
+            {"type": "Terminate", "inputs": {"runStatus": "Succeeded"}}, {"Respond": ["Succeeded"]}
+        ),
+    }
+    found = run(CHECK, frames(flows=[flow("f", actions, HTTP)]))
+    assert statuses(found) == {"f": "pass"}
+    assert found[0].values["success_on_failure"] == 0
 
 
 @pytest.mark.parametrize(
-    ("catch_on", "is_catch"),
+    ("catch_on", "is_branch"),
     [
         (["FAILED"], True),
-        (["TimedOut"], True),
-        (["timedout", "Skipped"], True),
+        (["Failed", "TIMEDOUT"], True),
+        (["failed", "Skipped"], True),
         (["Skipped"], False),
         (["SUCCEEDED"], False),
+        (["SUCCEEDED", "FAILED"], False),
     ],
 )
 def test_catch_statuses_are_compared_case_insensitively(
-    catch_on: list[str], is_catch: bool
+    catch_on: list[str], is_branch: bool
 ) -> None:
-    """Exports hold "FAILED" as often as "Failed"; Skipped or Succeeded catch nothing."""
+    """Exports hold "FAILED" as often as "Failed"; Skipped or Succeeded start no branch, and
+    Succeeded with Failed tolerates the failure. A Compose-only catch answers nobody."""
     found = run(
         CHECK,
-        frames(flows=[flow("f", try_catch({"Respond_error": RESPONSE}, catch_on=catch_on), HTTP)]),
+        frames(flows=[flow("f", try_catch({"Note": NOTE}, catch_on=catch_on), HTTP)]),
     )
-    assert statuses(found) == {"f": "pass" if is_catch else "fail"}
-    assert found[0].values["catch_paths"] == int(is_catch)
+    assert statuses(found) == {"f": "fail" if is_branch else "pass"}
+    assert found[0].values["paths_without_response"] == int(is_branch)
+
+
+def test_a_response_on_one_branch_of_a_condition_leaves_the_other_unanswered() -> None:
+    """Then answers, else (empty) ends the run Succeeded with the caller still waiting."""
+
+    def condition(else_actions: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Check": {
+                "type": "If",
+                "expression": {"equals": ["@triggerBody()?['ok']", True]},
+                "actions": {"Respond": dict(RESPONSE, runAfter={})},
+                "else": {"actions": else_actions},
+                "runAfter": {},
+            }
+        }
+
+    found = run(
+        CHECK,
+        frames(
+            flows=[
+                flow("then-only", condition({}), HTTP),
+                flow("both", condition({"Respond_no": dict(RESPONSE_ERROR, runAfter={})}), HTTP),
+                flow("else-fails", condition({"Stop": dict(TERMINATE_FAILED, runAfter={})}), HTTP),
+            ]
+        ),
+    )
+    assert statuses(found) == {"then-only": "fail", "both": "pass", "else-fails": "pass"}
+    failing = next(f for f in found if f.resource_id == "then-only")
+    assert "ends Succeeded without a Response at 'Check' (else)" in failing.message
+    assert failing.values["paths_without_response"] == 1
+
+
+@pytest.mark.parametrize(
+    ("inputs", "verdict"),
+    [
+        pytest.param({"statusCode": 200}, "fail", id="200"),
+        pytest.param({"statusCode": 200, "body": {"id": "@{guid()}"}}, "fail", id="200-data"),
+        pytest.param({"statusCode": 200, "body": {"status": "failed"}}, "pass", id="status"),
+        pytest.param({"statusCode": 500}, "pass", id="500"),
+    ],
+)
+def test_a_success_answered_in_a_catch_hides_the_failure(
+    inputs: dict[str, Any], verdict: str
+) -> None:
+    """A 2xx with no status field in the body, answered after a failure, is success on
+    failure; a status field or an error status tells the caller."""
+    answer = {"type": "Response", "kind": "Http", "inputs": inputs}
+    found = run(CHECK, frames(flows=[flow("f", try_catch({"Answer": answer}), HTTP)]))
+    assert statuses(found) == {"f": verdict}
+    assert found[0].values["success_on_failure"] == (1 if verdict == "fail" else 0)
 
 
 def test_report_nested_deep_in_the_catch_scope_counts() -> None:
-    """Everything nested in the catch action belongs to its path."""
+    """Everything nested in the catch action belongs to its branch."""
     catch = {
         "Check_error": {
             "type": "If",
             "expression": {"equals": [1, 1]},
             "actions": {"Stop": TERMINATE_FAILED},
-            "else": {"actions": {"Log": {"type": "Compose", "inputs": "x"}}},
+            "else": {"actions": {"Respond_error": RESPONSE_ERROR}},
         }
     }
     found = run(CHECK, frames(flows=[flow("f", try_catch(catch), HTTP)]))
     assert statuses(found) == {"f": "pass"}
 
 
-def test_report_running_after_the_catch_action_counts() -> None:
-    """Later actions of the catch action's container that run after it, transitively,
-    belong to its path."""
+def test_an_answer_running_after_the_catch_action_counts() -> None:
+    """Later actions of the catch action's container that run only after it belong to its
+    branch: the data it composes reaches the caller in an error Response."""
     actions = {
         "Try": {"type": "Scope", "actions": {"Update_row": connector_action()}},
         "Respond": after(RESPONSE, {"Try": ["Succeeded"]}),
-        "Note_error": after({"type": "Compose", "inputs": "x"}, {"Try": ["Failed"]}),
+        "Note_error": after(NOTE, {"Try": ["Failed"]}),
         "Log_error": after(connector_action("CreateRecord"), {"Note_error": ["Succeeded"]}),
-        "Respond_error": after(RESPONSE, {"Log_error": ["Succeeded"]}),
+        "Respond_error": after(RESPONSE_ERROR, {"Log_error": ["Succeeded"]}),
     }
     found = run(CHECK, frames(flows=[flow("f", actions, HTTP)]))
     assert statuses(found) == {"f": "pass"}
-    assert found[0].values["reporting_catch_paths"] == 1
+    assert found[0].values["paths_without_response"] == 0
 
 
-def test_report_outside_the_catch_path_does_not_count() -> None:
-    """A Terminate Failed in the outer container is not on a catch path nested in a scope."""
+def test_a_nested_catch_is_answered_by_a_response_after_its_container() -> None:
+    """A failure inside Outer makes Outer Failed (R-SCOPE): an error Response that runs after
+    Outer [Failed] answers the caller, even though the inner catch only composes."""
     actions = {
         "Outer": {
             "type": "Scope",
             "actions": {
                 "Inner": {"type": "Scope", "actions": {"Update_row": connector_action()}},
-                "Inner_catch": after({"type": "Compose", "inputs": "x"}, {"Inner": ["Failed"]}),
+                "Inner_catch": after(NOTE, {"Inner": ["Failed"]}),
             },
         },
         "Respond": after(RESPONSE, {"Outer": ["Succeeded"]}),
-        "Stop": after(TERMINATE_FAILED, {"Outer": ["Succeeded"]}),
+        "Respond_error": after(RESPONSE_ERROR, {"Outer": ["Failed"]}),
+    }
+    found = run(CHECK, frames(flows=[flow("f", actions, HTTP)]))
+    assert statuses(found) == {"f": "pass"}
+    assert found[0].values["paths_without_response"] == 0
+
+
+def test_a_terminate_failed_beside_the_failure_branch_does_not_count() -> None:
+    """A Terminate Failed that runs after the Try succeeded is not on the catch's branch:
+    the catch still ends the run Succeeded without a Response."""
+    actions = {
+        **try_catch({"Note": NOTE}),
+        "Stop": after(TERMINATE_FAILED, {"Respond": ["Succeeded"]}),
     }
     found = run(CHECK, frames(flows=[flow("f", actions, HTTP)]))
     assert statuses(found) == {"f": "fail"}
-    assert (found[0].values["catch_paths"], found[0].values["reporting_catch_paths"]) == (1, 0)
+    assert "'Catch' (after 'Try' fails)" in found[0].message
 
 
 def test_child_flow_called_by_an_enabled_flow_is_judged() -> None:
@@ -212,17 +320,21 @@ def test_child_flow_called_by_an_enabled_flow_is_judged() -> None:
     assert statuses(found) == {"child": "fail"}
     assert found[0].values["called_by"] == 1
     assert found[0].values["trigger_kind"] == "Button"
+    assert "invoked by 1 parent flow(s); has no Response: the caller gets no outputs" in (
+        found[0].message
+    )
 
 
 def test_child_flow_answering_on_both_paths_passes() -> None:
     """The child ends with 'Respond to a PowerApp or flow' on success and on failure."""
+    failed = {"type": "Response", "kind": "PowerApp", "inputs": {"body": {"success": False}}}
     found = run(
         CHECK,
         frames(
             flows=[
                 flow("parent-1", call_child()),
                 flow("parent-2", call_child(CHILD_ID.upper())),
-                flow("child", try_catch({"Respond_error": RESPONSE}), workflowid=CHILD_ID),
+                flow("child", try_catch({"Respond_error": failed}), workflowid=CHILD_ID),
             ]
         ),
     )
@@ -276,7 +388,7 @@ def test_disabled_invoked_flow_is_ignored() -> None:
         CHECK,
         frames(
             flows=[
-                flow("stopped", try_catch(None), HTTP, state="Stopped"),
+                flow("stopped", try_catch(None, respond=False), HTTP, state="Stopped"),
                 flow("parent", call_child()),
                 flow("stopped-child", try_catch(None), state="Stopped", workflowid=CHILD_ID),
             ]
@@ -291,8 +403,8 @@ def test_flows_not_collected_is_not_assessed_not_pass() -> None:
         CHECK,
         frames(
             flows=[
-                flow("good", try_catch({"Respond_error": RESPONSE}), HTTP),
-                flow("bad", try_catch(None), HTTP),
+                flow("good", try_catch({"Respond_error": RESPONSE_ERROR}), HTTP),
+                flow("bad", try_catch(None, respond=False), HTTP),
             ],
             scan_queries=outcomes_without("flows"),
         ),

@@ -525,7 +525,7 @@ API_DEFINITION_CASES: tuple[Case, ...] = (
             "flow-no-error-handling",
             _flow("api-run-after-upper-case"),
             ("pass",),
-            "after a failure",
+            "report the failure",
         ),
     ),
     _api_case(
@@ -545,7 +545,10 @@ API_DEFINITION_CASES: tuple[Case, ...] = (
         json.dumps(definition(nested_scopes(200))),
         parsed("api-scopes-nested-200-deep"),
         Expect(
-            "flow-monolithic", _flow("api-scopes-nested-200-deep"), ("fail",), "nesting depth 201"
+            "flow-monolithic",
+            _flow("api-scopes-nested-200-deep"),
+            ("fail",),
+            "nested 200 levels deep",
         ),
     ),
     _api_case(
