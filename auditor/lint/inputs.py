@@ -920,10 +920,11 @@ def line_of_key(text: str, name: str) -> int | None:
     return None if offset is None else text.count("\n", 0, offset) + 1
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=4096)
 def _object_keys(text: str) -> tuple[dict[str, int], dict[str, int]]:
     """(action and trigger definitions, every object member) -> offset of the first key, in
-    one pass over the strings and brackets (cached: a report asks for many names per flow)."""
+    one pass over the strings and brackets (cached: a report asks for many names per flow,
+    check by check, so the cache holds every flow of a large lint)."""
     definitions: dict[str, int] = {}
     members: dict[str, int] = {}
     stack: list[str | None] = []
