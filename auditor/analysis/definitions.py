@@ -105,7 +105,9 @@ ACTION_DTYPES: dict[str, str] = {
     "expression": "str",  # a Condition's expression, as compact JSON
     "response_status": "str",  # a Response's statusCode as written (number or expression)
     "response_status_field": "bool",  # a Response body carries a status field
-    "content_key": "str",  # operation and parameter shape, for repeated blocks
+    # Operation and parameter shape, for repeated blocks; a container's includes its content.
+    "content_key": "str",
+    "holds_external_call": "bool",  # it or an action nested in it is an external call
     "top": "Int64",  # the $top a list operation asks for (Top Count), NaN when none
 }
 
@@ -788,7 +790,29 @@ def _action_rows(
         rows.append(_action_row(name, action, position, notes, place, refs, ids))
         if children:
             stack.append(chain.from_iterable(_entries(body, where) for body, where in children))
+    _fold_containers(rows)
     return rows
+
+
+def _fold_containers(rows: list[dict[str, Any]]) -> None:
+    """Give each container a content key that includes what it holds (two conditions match
+    only when their branches do the same), and mark the actions that are or hold an external
+    call. Rows are depth first, so walking them backwards folds children before parents."""
+    index = {row["action_name"]: i for i, row in enumerate(rows)}
+    parts: list[list[str]] = [[] for _ in rows]
+    holds = [bool(row["is_external_call"]) for row in rows]
+    for i in range(len(rows) - 1, -1, -1):
+        row = rows[i]
+        if parts[i]:
+            content = "\x1e".join(sorted(parts[i])).encode("utf-8", "surrogatepass")
+            digest = hashlib.blake2b(content, digest_size=8).hexdigest()
+            row["content_key"] = f"{row['content_key']}{{{digest}}}"
+        row["holds_external_call"] = holds[i]
+        j = index.get(row["parent"]) if row["parent"] is not None else None
+        if j is not None and j < i:  # a parent precedes its children; names are unique
+            written = row.get("written_columns") or ""
+            parts[j].append(f"{row.get('branch') or ''}:{row['content_key']}:{written}")
+            holds[j] = holds[j] or holds[i]
 
 
 # Public API ---------------------------------------------------------------------------------
@@ -979,7 +1003,9 @@ def block_signatures(
     missing = [c for c in needed if c not in actions]
     if missing:
         raise ValueError(f"actions frame lacks column(s): {', '.join(missing)}")
-    optional = [c for c in ("written_columns", "is_external_call") if c in actions]
+    optional = [
+        c for c in ("written_columns", "is_external_call", "holds_external_call") if c in actions
+    ]
     if actions.empty:
         return _frame([], BLOCK_DTYPES)
     frame = actions.loc[:, needed + optional].sort_values(
@@ -997,7 +1023,9 @@ def block_signatures(
     # calls[i] = external calls among the first i actions: a window [i, i + L) holds one
     # when calls[i + L] > calls[i] (windows never cross scopes, `room` sees to that).
     calls = np.zeros(size + 1, dtype=np.int64)
-    if "is_external_call" in frame:
+    if "holds_external_call" in frame:  # a condition holding the call counts
+        external = frame["holds_external_call"].astype("boolean").fillna(False).to_numpy(bool)
+    elif "is_external_call" in frame:
         external = frame["is_external_call"].astype("boolean").fillna(False).to_numpy(bool)
     else:
         external = np.ones(size, dtype=bool)

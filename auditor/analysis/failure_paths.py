@@ -20,6 +20,10 @@ retries) reads this model, built from the `runAfter` statuses of each edge rathe
   outside the run; *failure used as data* when it holds only data actions (a paging loop that
   ends when a page fails, a link probe whose failure is the result); an *empty catch* when it
   holds nothing. Failures used as data are not judged; an empty catch swallows the failure.
+  Data actions whose result a later step turns into a report (a failure flag that a
+  condition ends with Terminate Failed, variables a Response answers as an error) make a
+  catch that reports; data that only lets a later step run on Skipped (skip the rest of an
+  item after a lookup fails) is failure used as control flow.
 - A catch *reports* the failure when it ends the run Failed or Cancelled (Terminate), answers
   the caller with a failure (a Response whose status is not a literal 2xx, or whose body has a
   status field) or writes the failure somewhere (an action with an effect). Terminate
@@ -264,6 +268,7 @@ def _branch(graph: FlowGraph, scope: str, guarded: str) -> dict[str, object] | N
         if n.type not in ("response", "terminate") and bool(n.row.get("is_effect"))
     ]
     failure_answer = [n for n in responses if answers_failure(n.row)]
+    flagged = False  # the branch sets a flag that a later step turns into Terminate Failed
     if any(n in content for n in responses) or terminates or effects:
         kind = "catch"
     elif actions and all(not n.row.get("is_effect") for n in actions):
@@ -273,6 +278,8 @@ def _branch(graph: FlowGraph, scope: str, guarded: str) -> dict[str, object] | N
         # that reports nothing.
         if failure_answer:
             kind = "catch"
+        elif _reported_later(graph, content):
+            kind, flagged = "catch", True
         else:
             kind = "data" if _used_later(graph, content) or _in_until(graph, scope) else "catch"
     elif actions:
@@ -281,7 +288,7 @@ def _branch(graph: FlowGraph, scope: str, guarded: str) -> dict[str, object] | N
         kind = "empty"
     ends_failed = any(_terminate(n.row) in (FAILED, "cancelled") for n in terminates)
     success_answer = [n for n in responses if not answers_failure(n.row)]
-    reports = kind == "catch" and (ends_failed or bool(failure_answer) or bool(effects))
+    reports = kind == "catch" and (ends_failed or flagged or bool(failure_answer) or bool(effects))
     # A success answered on the branch itself, or after a catch that reports nothing, tells
     # the caller the work succeeded; after a catch that logged or notified the failure, the
     # shared answer is the flow's designed outcome for it.
@@ -303,6 +310,8 @@ def _branch(graph: FlowGraph, scope: str, guarded: str) -> dict[str, object] | N
     how.extend(f"'{_display(n.row)}'" for n in effects[:3])
     if any(_terminate(n.row) == SUCCEEDED for n in terminates):
         how.append("Terminate Succeeded")
+    if flagged:
+        how.append("sets a flag that a later step turns into Terminate Failed")
     names = ", ".join(_display(n.row) for n in content)
     return {
         "guarded_action": guarded,
@@ -329,6 +338,28 @@ def _in_until(graph: FlowGraph, scope: str) -> bool:
     """Whether the container `scope` is inside a Do until: the loop goes round again."""
     parts = [p for p in scope.split("/") if p]
     return any(graph.nodes[p].type == "until" for p in parts if p in graph.nodes)
+
+
+def _reported_later(graph: FlowGraph, content: Sequence[_Node]) -> bool:
+    """Whether an action after the branch reads what it set (a failure flag) and ends the run
+    Failed or Cancelled, or answers a failure, itself or inside it."""
+    names = {n.name for n in content}
+    variables = {v.lower() for n in content for v in _split(n.row.get("variable_name"))}
+    for node in graph.nodes.values():
+        if node.name in names:
+            continue
+        reads = (
+            _split(node.row.get("references")) & names
+            or {v.lower() for v in _split(node.row.get("reads_variables"))} & variables
+        )
+        if not reads:
+            continue
+        for inner in [node, *graph.descendants(node)]:
+            if inner.type == "terminate" and _terminate(inner.row) in (FAILED, "cancelled"):
+                return True
+            if inner.type == "response" and answers_failure(inner.row):
+                return True
+    return False
 
 
 def _used_later(graph: FlowGraph, content: Sequence[_Node]) -> bool:

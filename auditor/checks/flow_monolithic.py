@@ -80,7 +80,8 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
                 "fail" if problems else "pass",
                 "; ".join(problems)
                 if problems
-                else f"{row.action_count} actions, containers nested {nesting} levels deep",
+                else f"{row.action_count} actions, containers nested {nesting} "
+                f"level{'' if nesting == 1 else 's'} deep",
                 environment_id=row.environment_id,
                 resource_id=row.flow_id,
                 resource_name=row.display_name,

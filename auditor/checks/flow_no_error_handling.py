@@ -44,10 +44,16 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
                 "out: a failed call stops the run"
             )
         else:
-            kinds = sorted(set(mine["kind"].astype(str)))
+            what = {
+                "data": "use it as data",
+                "catch": "report nothing or success",
+                "empty": "are empty",
+            }
+            kinds = [str(k) for k in mine["kind"]]
+            parts = [f"{kinds.count(k)} {what.get(k, k)}" for k in sorted(set(kinds))]
             message = (
-                f"its {len(mine)} failure branch(es) ({', '.join(kinds)}) do not report the "
-                "failure: no Terminate Failed, error Response or notification on any of them"
+                f"its {len(mine)} failure branch(es) do not report the failure "
+                f"({', '.join(parts)}): no Terminate Failed, error Response or notification"
             )
         out.append(
             make(

@@ -647,10 +647,14 @@ def _read_text(source: _Source, rel: str, kind: str, found: _Found) -> str | Non
 
 
 def _decode(data: bytes, location: Location, kind: str, found: _Found) -> str | None:
+    """UTF-8 (with or without a byte-order mark), or UTF-16 when its byte-order mark says so:
+    solution files exported by older tools (e.g. the CoE Starter Kit's of 2021) are UTF-16."""
+    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        found.problem(location, kind, f"not UTF-8 text (byte {exc.start})")
+        what = "UTF-16" if encoding == "utf-16" else "UTF-8"
+        found.problem(location, kind, f"not {what} text (byte {exc.start})")
         return None
 
 

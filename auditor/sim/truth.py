@@ -17,7 +17,9 @@ Definitions
 - Consecutive actions: the actions of one container in runAfter order (a stable topological
   order). Signature of an action: its `type` plus, for connector calls, `apiId` name,
   `operationId`, the parameter names it sets and the table (`entityName`) or list
-  (`dataset`|`table`) it targets; for HTTP the method; for variable actions the variable.
+  (`dataset`|`table`) it targets; for HTTP the method; for variable actions the variable; a
+  container's signature includes the sorted signatures of the actions it holds, and a
+  container holding a call counts as a call.
 - `runAfter` statuses are compared case-insensitively ("SUCCEEDED" = "Succeeded").
 - Catch action: an action whose `runAfter` lists Failed or TimedOut, and not Succeeded, for
   some predecessor (an edge listing both tolerates an optional step). Its catch path: the
@@ -279,7 +281,24 @@ def signature(action: Mapping[str, Any]) -> str:
 
 
 def _external(action: Mapping[str, Any]) -> bool:
-    return str(action.get("type", "")).lower() in _CONNECTOR_TYPES | {"http", "workflow"}
+    """A connector, HTTP or child-flow call, or a container holding one."""
+    if str(action.get("type", "")).lower() in _CONNECTOR_TYPES | {"http", "workflow"}:
+        return True
+    return any(
+        _external(inner)
+        for kid in _kids(action)
+        for inner in kid.values()
+        if isinstance(inner, Mapping)
+    )
+
+
+def _deep_signature(action: Mapping[str, Any]) -> str:
+    """`signature`, and for a container the sorted signatures of what it holds."""
+    inner = sorted(
+        _deep_signature(a) for kid in _kids(action) for a in kid.values() if isinstance(a, Mapping)
+    )
+    own = signature(action)
+    return f"{own}{{{'|'.join(inner)}}}" if inner else own
 
 
 def is_effect(action: Mapping[str, Any]) -> bool:
@@ -483,7 +502,7 @@ class _FlowFacts:
         self.windows: set[tuple[str, ...]] = set()
         for container in _containers(root):
             kept = [container[n] for n in _order(container) if isinstance(container[n], Mapping)]
-            sigs = [signature(a) for a in kept]
+            sigs = [_deep_signature(a) for a in kept]
             k = int(THRESHOLDS["repeated_sequence_length"])
             for i in range(len(sigs) - k + 1):
                 if any(_external(a) for a in kept[i : i + k]):

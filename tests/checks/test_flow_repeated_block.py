@@ -613,3 +613,25 @@ def test_a_lone_flow_file_outside_a_solution_has_no_solution(tmp_path: Path) -> 
     path = tmp_path / "flow.json"
     path.write_text(json.dumps(definition(sequence(BLOCK, "a"))), encoding="utf-8")
     assert [f.solution for f in read_inputs([path]).flows] == [None]
+
+
+def test_a_block_pasted_nine_times_in_one_real_flow_fails() -> None:
+    """tests/corpus/Grant-Archibald-MS__coe-starter-kit/CenterofExcellenceInnovationBacklog/
+    SolutionPackage/Workflows/Addpainpoints-7F166395-3204-EB11-A813-000D3A31CB42.json (CoE
+    Starter Kit, UTF-16): the get-record, look-up and add-if-missing steps are pasted once per
+    pain point; 5 of them, conditions included, are the same in 6 places. In
+    UpdateSoftwareTools-AA0853A1-6F4F-EB11-A813-000D3A5A7846.json the look-up-then-add pairs
+    differ in what their conditions hold (some set admin_description): no 3 copies match."""
+    from pathlib import Path
+
+    from auditor.lint.run import lint
+    from auditor.settings import Settings
+
+    folder = (
+        Path(__file__).parents[1]
+        / "corpus/Grant-Archibald-MS__coe-starter-kit/CenterofExcellenceInnovationBacklog"
+    )
+    model = lint([folder], Settings()).model
+    fails = [f for f in model["findings"] if f["check_id"] == CHECK and f["status"] == "fail"]
+    assert {f["evidence"][0]["display_name"] for f in fails} == {"Add pain points"}
+    assert any("appear 6 times in the flow 'Add pain points'" in f["message"] for f in fails)

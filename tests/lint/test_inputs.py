@@ -619,3 +619,24 @@ def test_a_hundred_realistic_flow_files_are_read_well_under_a_second(tmp_path: P
     started = time.perf_counter()
     assert all(line_of_key(flow.text, "Terminate") for flow in found.flows)
     assert time.perf_counter() - started < 2.0
+
+
+def test_utf16_exports_are_read_and_broken_utf16_is_named(tmp_path: Path) -> None:
+    """Older exports are UTF-16 with a byte-order mark: tests/corpus/Grant-Archibald-MS__
+    coe-starter-kit/CenterofExcellenceInnovationBacklog/SolutionPackage/Workflows/
+    Addpainpoints-7F166395-3204-EB11-A813-000D3A31CB42.json (CoE Starter Kit, 2021) is read
+    like a UTF-8 file; a UTF-16 file cut in the middle of a character is a problem naming it."""
+    real = (
+        Path(__file__).parents[1]
+        / "corpus/Grant-Archibald-MS__coe-starter-kit/CenterofExcellenceInnovationBacklog"
+        / "SolutionPackage/Workflows/Addpainpoints-7F166395-3204-EB11-A813-000D3A31CB42.json"
+    )
+    assert real.read_bytes()[:2] == b"\xff\xfe"
+    [flow] = read_inputs([real]).flows
+    assert flow.flow_id == "7f166395-3204-eb11-a813-000d3a31cb42"
+    assert json.loads(flow.text)["properties"]["definition"]["triggers"]
+    broken = tmp_path / "Workflows" / "Cut-7F166395-3204-EB11-A813-000D3A31CB43.json"
+    broken.parent.mkdir()
+    broken.write_bytes(b"\xff\xfe" + '{"properties": {}}'.encode("utf-16-le") + b"\x00")
+    found = read_inputs([broken])
+    assert [p.message for p in found.problems] == ["not UTF-16 text (byte 38)"]
