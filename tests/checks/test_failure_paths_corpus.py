@@ -71,22 +71,24 @@ def branches(path: str) -> dict[str, dict[str, object]]:
     return by_guard
 
 
-def test_failure_used_as_control_flow_in_a_do_until_loop_is_data() -> None:
+def test_a_failure_flag_that_ends_the_run_failed_is_a_catch_that_reports() -> None:
     """pnp__powerautomate-samples/samples/exception-handing-in-do-until-loop/sourcecode/
     Microsoft.Flow/flows/36b8bfc6-708f-433f-a986-e6fe922b95a2/definition.json
 
     Inside `Do_until`, `On_failure_set_'Do_Until_Status'_to_Exception` runs after `Scope`
-    [Failed] and sets the variable the loop's expression (and the Condition after the loop)
-    reads: the failure ends the loop, a result the flow goes on with."""
+    [Failed] and sets the variable the loop's expression reads, so the failure ends the
+    loop; the Condition after the loop reads it too and ends the run with Terminate Failed.
+    The flag carries the failure to a report: a catch that reports (R-BRANCH)."""
     found = branches(DO_UNTIL)
     assert list(found) == ["Scope"]
     branch = found["Scope"]
     assert branch["catch_action"] == "On_failure_set_'Do_Until_Status'_to_Exception"
     assert branch["scope_path"] == "Do_until"
-    assert branch["kind"] == "data"
+    assert branch["kind"] == "catch"
     assert branch["members"] == 1
-    assert not branch["reports_failure"]
+    assert branch["reports_failure"]
     assert not branch["success_on_failure"]
+    assert "Terminate Failed" in str(branch["how"])
 
 
 def test_link_probes_use_failure_as_data() -> None:
