@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -182,3 +183,20 @@ def catching(run_after: Any) -> dict[str, Any]:
             "runAfter": {"Try": run_after},
         },
     }
+
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+
+
+def corpus_flow(flow_id: str, path: str) -> dict[str, Any]:
+    """A `flows` row holding a real definition of tests/corpus, byte for byte."""
+    return flow(flow_id, text=(CORPUS / path).read_text(encoding="utf-8"))
+
+
+def outcomes_without(query: str) -> list[dict[str, Any]]:
+    """Every query collected except `query`, which was not."""
+    others = [q for q in QUERY_IDS if q != query]
+    return [
+        *query_outcomes(queries=others),
+        *query_outcomes(status="not-collected", queries=[query], reason="skipped"),
+    ]

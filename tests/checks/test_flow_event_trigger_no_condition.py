@@ -3,25 +3,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.checks.builders import (
     ENV,
-    QUERY_IDS,
     connector_action,
+    corpus_flow,
     dataverse_trigger,
     flow,
     frames,
-    query_outcomes,
+    outcomes_without,
     run,
     statuses,
 )
 
 CHECK = "flow-event-trigger-no-condition"
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 CONDITION = {"expression": "@contains(triggerOutputs()?['body/subject'], 'Invoice')"}
 ON_TRIGGER = {"and": [{"contains": ["@triggerOutputs()?['body/subject']", "Invoice"]}]}
 TERMINATE = {"type": "Terminate", "inputs": {"runStatus": "Succeeded"}}
@@ -75,20 +73,6 @@ def mail(run_after: dict[str, Any] | None = None) -> dict[str, Any]:
 def gate_flow(**actions: Any) -> dict[str, Any]:
     """A mail-triggered flow with the given actions."""
     return flow("f", actions=actions, trigger=email_trigger())
-
-
-def corpus_flow(flow_id: str, path: str) -> dict[str, Any]:
-    """A `flows` row holding a real definition of tests/corpus, byte for byte."""
-    return flow(flow_id, text=(CORPUS / path).read_text(encoding="utf-8"))
-
-
-def outcomes_without(query: str) -> list[dict[str, Any]]:
-    """Every query collected except `query`, which was not."""
-    others = [q for q in QUERY_IDS if q != query]
-    return [
-        *query_outcomes(queries=others),
-        *query_outcomes(status="not-collected", queries=[query], reason="skipped"),
-    ]
 
 
 # Gates ----------------------------------------------------------------------------------------

@@ -4,24 +4,22 @@ tests/corpus/README.md)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.checks.builders import (
     ENV,
-    QUERY_IDS,
+    corpus_flow,
     dataverse_trigger,
     flow,
     frames,
-    query_outcomes,
+    outcomes_without,
     run,
     statuses,
 )
 
 CHECK = "flow-updates-own-trigger"
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 DV = "shared_commondataserviceforapps"
 SP = "shared_sharepointonline"
 SITE = "https://contoso.sharepoint.com/sites/Operations"
@@ -72,20 +70,6 @@ def sharepoint_trigger(
 def patch_item(site: str = SITE, table: str = LIST, operation: str = "PatchItem") -> Any:
     """SharePoint 'Update item'."""
     return action(SP, operation, dataset=site, table=table, id="@triggerBody()?['ID']")
-
-
-def corpus_flow(flow_id: str, path: str) -> dict[str, Any]:
-    """A `flows` row holding a real definition of tests/corpus, byte for byte."""
-    return flow(flow_id, text=(CORPUS / path).read_text(encoding="utf-8"))
-
-
-def outcomes_without(query: str) -> list[dict[str, Any]]:
-    """Every query collected except `query`, which was not."""
-    others = [q for q in QUERY_IDS if q != query]
-    return [
-        *query_outcomes(queries=others),
-        *query_outcomes(status="not-collected", queries=[query], reason="skipped"),
-    ]
 
 
 # Dataverse --------------------------------------------------------------------------------------
