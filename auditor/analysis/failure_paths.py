@@ -9,7 +9,9 @@ retries) reads this model, built from the `runAfter` statuses of each edge rathe
   empty `runAfter` runs when its container starts.
   https://learn.microsoft.com/azure/logic-apps/error-exception-handling (run after);
   https://learn.microsoft.com/azure/logic-apps/logic-apps-workflow-definition-language
-- A scope, condition or loop is Failed when an action in it fails.
+- A scope, condition or loop is Failed when an action in it fails, even one a catch inside
+  it handled; so a catch that reports nothing is not silent when an outer catch of a
+  container holding it reports the failure.
   https://learn.microsoft.com/azure/logic-apps/logic-apps-control-flow-run-steps-group-scopes
 - A *failure branch* of a guarded action G is what runs only because G failed: the actions on
   edges from G listing Failed or TimedOut but not Succeeded, what they contain, and what runs
@@ -79,6 +81,8 @@ BRANCH_DTYPES: dict[str, str] = {
     "success_on_failure": "bool",  # Terminate Succeeded or a 2xx Response after the failure
     "ends_failed": "bool",  # Terminate Failed / Cancelled on the branch
     "answers": "bool",  # a Response runs after the failure (on the branch or after it)
+    # A container holding the branch fails with it (R-SCOPE) and an outer catch reports that.
+    "reported_above": "bool",
     "how": "str",  # what reports (or not), for messages
     "member_names": "str",  # comma-separated display names, shortened
 }
@@ -396,8 +400,31 @@ def flow_branches(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, object]]:
             if pred in names:
                 found = _branch(graph, scope, pred)
                 if found is not None:
+                    silent = not found["reports_failure"] or found["success_on_failure"]
+                    judged = found["kind"] in ("catch", "empty")
+                    found["reported_above"] = bool(
+                        judged and silent and scope and _reported_above(graph, scope)
+                    )
                     out.append(found)
     return out
+
+
+def _reported_above(graph: FlowGraph, scope: str) -> bool:
+    """Whether a failure inside the container `scope`, which makes every container holding it
+    Failed (R-SCOPE), reaches an outer catch that reports it: then the run does not end
+    Succeeded whatever the inner catch does."""
+    members = graph.containers.get(scope, [])
+    parent = members[0].row.get("parent") if members else None
+    node = graph.nodes.get(parent) if isinstance(parent, str) else None
+    seen: set[str] = set()
+    while node is not None and node.name not in seen:
+        seen.add(node.name)
+        outer = _branch(graph, _scope(node.row), node.name)
+        if outer is not None and outer["reports_failure"] and not outer["success_on_failure"]:
+            return True
+        parent = node.row.get("parent")
+        node = graph.nodes.get(parent) if isinstance(parent, str) else None
+    return False
 
 
 # Responses on every path -----------------------------------------------------------------

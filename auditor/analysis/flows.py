@@ -114,6 +114,8 @@ def flow_facts(
     )
     judged = paths["kind"].isin(["catch", "empty"])
     good = judged & paths["reports_failure"].astype(bool) & ~paths["success_on_failure"]
+    # A silent inner catch whose container's failure an outer catch reports is not silent.
+    judged = judged & ~(~good & paths["reported_above"].astype(bool))
     path_counts = (
         paths.assign(judged=judged, good=good, silent=judged & ~good)
         .groupby(_KEY)

@@ -32,7 +32,7 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     flows = evidence.flows
     chosen = flows[flows["enabled"] & (flows["catch_paths"] > 0)]
     paths = evidence.catch_paths
-    judged = paths[paths["kind"].isin(["catch", "empty"])]
+    judged = paths[paths["kind"].isin(["catch", "empty"]) & ~paths["reported_above"]]
     silent = judged[
         ~(judged["reports_failure"].astype(bool) & ~judged["success_on_failure"].astype(bool))
     ]

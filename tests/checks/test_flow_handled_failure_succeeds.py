@@ -295,6 +295,29 @@ def test_report_in_an_outer_container_does_not_count() -> None:
     assert [row["catch_action"] for row in found[0].evidence] == ["Inner_catch"]
 
 
+def test_a_silent_inner_catch_under_an_outer_catch_that_reports_passes() -> None:
+    """R-SCOPE: a scope is Failed when an action in it fails, even one an inner catch
+    handled, so `Outer_catch` (Terminate Failed after `Outer` fails) runs and the run ends
+    Failed: the Compose-only `Inner_catch` hides nothing."""
+    actions = {
+        "Outer": {
+            "type": "Scope",
+            "actions": {
+                "Inner": {"type": "Scope", "actions": {"Update_row": connector_action()}},
+                "Inner_catch": after(NOTE, {"Inner": ["Failed"]}),
+            },
+        },
+        "Outer_catch": {
+            "type": "Terminate",
+            "inputs": {"runStatus": "Failed"},
+            "runAfter": {"Outer": ["Failed", "TimedOut"]},
+        },
+    }
+    found = run(CHECK, frames(flows=[flow("f", actions)]))
+    assert statuses(found) == {"f": "pass"}
+    assert found[0].values == {"catch_paths": 1, "silent_catch_paths": 0}
+
+
 def test_flow_without_a_failure_branch_is_not_judged() -> None:
     """No branch: nothing handled, so nothing reported as success (other checks)."""
     found = run(CHECK, frames(flows=[flow("f", {"Update_row": connector_action()})]))
