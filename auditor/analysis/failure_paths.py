@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -344,18 +344,32 @@ def _in_until(graph: FlowGraph, scope: str) -> bool:
     return any(graph.nodes[p].type == "until" for p in parts if p in graph.nodes)
 
 
-def _reported_later(graph: FlowGraph, content: Sequence[_Node]) -> bool:
-    """Whether an action after the branch reads what it set (a failure flag) and ends the run
-    Failed or Cancelled, or answers a failure, itself or inside it."""
+def _readers(graph: FlowGraph, content: Sequence[_Node]) -> Iterator[tuple[_Node, bool]]:
+    """Each action outside `content` that reads an output or a variable it produces, or that
+    runs depending on how one of its actions ended; with whether it reads (True) or only
+    depends on the outcome (False). An edge that runs whether or not the branch ran
+    ([Succeeded, Skipped]) only goes on, and is not a use."""
     names = {n.name for n in content}
     variables = {v.lower() for n in content for v in _split(n.row.get("variable_name"))}
     for node in graph.nodes.values():
         if node.name in names:
             continue
-        reads = (
+        reads = bool(
             _split(node.row.get("references")) & names
             or {v.lower() for v in _split(node.row.get("reads_variables"))} & variables
         )
+        depends = any(
+            pred in names and not {SUCCEEDED, SKIPPED} <= statuses
+            for pred, statuses in node.run_after.items()
+        )
+        if reads or depends:
+            yield node, reads
+
+
+def _reported_later(graph: FlowGraph, content: Sequence[_Node]) -> bool:
+    """Whether an action after the branch reads what it set (a failure flag) and ends the run
+    Failed or Cancelled, or answers a failure, itself or inside it."""
+    for node, reads in _readers(graph, content):
         if not reads:
             continue
         for inner in [node, *graph.descendants(node)]:
@@ -367,27 +381,17 @@ def _reported_later(graph: FlowGraph, content: Sequence[_Node]) -> bool:
 
 
 def _used_later(graph: FlowGraph, content: Sequence[_Node]) -> bool:
-    """Whether an action outside `content` reads a variable or an output it produces."""
-    names = {n.name for n in content}
-    variables = {v.lower() for n in content for v in _split(n.row.get("variable_name"))}
-    for row in graph.rows:
-        if str(row.get("action_name")) in names:
-            continue
-        if _split(row.get("references")) & names:
-            return True
-        # An edge that runs whether or not the branch ran ([Succeeded, Skipped]) only goes on;
-        # one that depends on how a branch action ended uses that outcome (a probe's failure).
-        for pred, statuses in _run_after(row).items():
-            if pred in names and not {SUCCEEDED, SKIPPED} <= statuses:
-                return True
-        if {v.lower() for v in _split(row.get("reads_variables"))} & variables:
-            return True
-    return False
+    """Whether an action after the branch reads what it produces or depends on how it ended
+    (a probe's failure)."""
+    return next(_readers(graph, content), None) is not None
 
 
-def flow_branches(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, object]]:
-    """The failure branches of one flow, one per guarded action."""
-    graph = FlowGraph(rows)
+def flow_branches(
+    rows: Sequence[Mapping[str, Any]], graph: FlowGraph | None = None
+) -> list[dict[str, object]]:
+    """The failure branches of one flow, one per guarded action (`graph`: the rows' graph,
+    when the caller built it already)."""
+    graph = FlowGraph(rows) if graph is None else graph
     out: list[dict[str, object]] = []
     for scope, members in graph.containers.items():
         guarded = []
@@ -525,7 +529,7 @@ def response_paths(rows: Sequence[Mapping[str, Any]]) -> ResponsePaths:
         for outcome, where in outcomes.items()
         if outcome in (SILENT, CONTINUES)
     ]
-    branches = flow_branches(rows)
+    branches = flow_branches(rows, graph)
     wrong = [f"after '{b['guarded_display']}' fails" for b in branches if b["success_on_failure"]]
     quiet = [
         f"'{b['catch_display']}' (after '{b['guarded_display']}' fails)"

@@ -200,3 +200,28 @@ def outcomes_without(query: str) -> list[dict[str, Any]]:
         *query_outcomes(queries=others),
         *query_outcomes(status="not-collected", queries=[query], reason="skipped"),
     ]
+
+
+def after(action: Mapping[str, Any], run_after: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """The action, run after the given predecessors and statuses."""
+    return {**action, "runAfter": {k: list(v) for k, v in run_after.items()}}
+
+
+def read_as_data() -> dict[str, Any]:
+    """A lookup whose failure sets a flag that a later action reads: failure used as data."""
+    return {
+        "Init_found": {
+            "type": "InitializeVariable",
+            "inputs": {"variables": [{"name": "found", "type": "boolean", "value": True}]},
+            "runAfter": {},
+        },
+        "Get_item": after(connector_action("GetItem"), {"Init_found": ["Succeeded"]}),
+        "Not_found": after(
+            {"type": "SetVariable", "inputs": {"name": "found", "value": False}},
+            {"Get_item": ["Failed"]},
+        ),
+        "Use_flag": after(
+            {"type": "Compose", "inputs": "@variables('found')"},
+            {"Not_found": ["Succeeded", "Skipped"]},
+        ),
+    }

@@ -19,10 +19,12 @@ import pytest
 from tests.checks.builders import (
     ENV,
     QUERY_IDS,
+    after,
     connector_action,
     flow,
     frames,
     query_outcomes,
+    read_as_data,
     run,
     statuses,
 )
@@ -35,11 +37,6 @@ TERMINATE_FAILED = {
 }
 NOTIFY = connector_action("SendEmailV2", api="shared_office365")
 NOTE = {"type": "Compose", "inputs": "@result('Try')"}
-
-
-def after(action: Mapping[str, Any], run_after: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    """The action, run after the given predecessors and statuses."""
-    return {**action, "runAfter": {k: list(v) for k, v in run_after.items()}}
 
 
 def try_catch(catch: Mapping[str, Any], *, catch_on: Sequence[str] = ("FAILED",)) -> dict[str, Any]:
@@ -108,22 +105,7 @@ def test_empty_catch_fails() -> None:
 def test_failure_used_as_data_is_not_judged() -> None:
     """A failure branch of data actions whose result the flow reads later (a lookup that
     sets a flag) is a result, not a catch; an unread Compose beside it is still judged."""
-    lookup = {
-        "Init_found": {
-            "type": "InitializeVariable",
-            "inputs": {"variables": [{"name": "found", "type": "boolean", "value": True}]},
-            "runAfter": {},
-        },
-        "Get_item": after(connector_action("GetItem"), {"Init_found": ["Succeeded"]}),
-        "Not_found": after(
-            {"type": "SetVariable", "inputs": {"name": "found", "value": False}},
-            {"Get_item": ["Failed"]},
-        ),
-        "Use_flag": after(
-            {"type": "Compose", "inputs": "@variables('found')"},
-            {"Not_found": ["Succeeded", "Skipped"]},
-        ),
-    }
+    lookup = read_as_data()
     unread = {
         **lookup,
         "Update_row": after(connector_action(), {"Use_flag": ["Succeeded"]}),

@@ -17,6 +17,7 @@ import pytest
 from tests.checks.builders import (
     ENV,
     QUERY_IDS,
+    after,
     connector_action,
     environment,
     flow,
@@ -36,11 +37,6 @@ TERMINATE_FAILED = {
     "inputs": {"runStatus": "Failed", "runError": {"code": "500", "message": "failed"}},
 }
 NOTE = {"type": "Compose", "inputs": "@result('Try')"}
-
-
-def after(action: Mapping[str, Any], run_after: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    """The action, run after the given predecessors and statuses."""
-    return {**action, "runAfter": {k: list(v) for k, v in run_after.items()}}
 
 
 def try_catch(

@@ -23,6 +23,7 @@ from tests.checks.builders import (
     flow,
     frames,
     query_outcomes,
+    read_as_data,
     run,
     statuses,
 )
@@ -33,11 +34,6 @@ NOTIFY = connector_action("SendEmailV2", api="shared_office365")
 
 def compose(**run_after: list[str]) -> dict[str, Any]:
     return {"type": "Compose", "inputs": "x", "runAfter": dict(run_after)}
-
-
-def after(action: Mapping[str, Any], run_after: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    """The action, run after the given predecessors and statuses."""
-    return {**action, "runAfter": {k: list(v) for k, v in run_after.items()}}
 
 
 def terminate(status: str) -> dict[str, Any]:
@@ -52,26 +48,6 @@ def try_catch(
     return {
         "Try": {"type": "Scope", "actions": {"Put": connector_action()}, "runAfter": {}},
         "Catch": {"type": "Scope", "actions": dict(catch), "runAfter": {"Try": list(catch_on)}},
-    }
-
-
-def read_as_data() -> dict[str, Any]:
-    """A lookup whose failure sets a flag that a later action reads: failure used as data."""
-    return {
-        "Init_found": {
-            "type": "InitializeVariable",
-            "inputs": {"variables": [{"name": "found", "type": "boolean", "value": True}]},
-            "runAfter": {},
-        },
-        "Get_item": after(connector_action("GetItem"), {"Init_found": ["Succeeded"]}),
-        "Not_found": after(
-            {"type": "SetVariable", "inputs": {"name": "found", "value": False}},
-            {"Get_item": ["Failed"]},
-        ),
-        "Use_flag": after(
-            {"type": "Compose", "inputs": "@variables('found')"},
-            {"Not_found": ["Succeeded", "Skipped"]},
-        ),
     }
 
 
