@@ -148,6 +148,8 @@ EVENT_TRIGGER_TYPES = CONNECTOR_TYPES | {"http", "httpwebhook"}
 # Request triggers whose caller waits for the answer: an HTTP client, Power Apps (V1, V2),
 # Copilot Studio (Skills) and Power Virtual Agents (VirtualAgent).
 # https://learn.microsoft.com/power-automate/guidance/coding-guidelines/asychronous-flow-pattern
+# The kind strings are inferred from exported flows (tests/corpus): the page names the
+# callers, not the values of `kind`.
 INVOKED_KINDS = frozenset({"http", "powerapp", "powerappv2", "skills", "virtualagent"})
 CONTROL_TYPES = frozenset({"if", "switch", "scope", "foreach", "until", "terminate"})
 SCOPE_LIKE_TYPES = frozenset({"scope", "if", "switch", "foreach", "until"})
@@ -190,11 +192,15 @@ _REFERENCE = re.compile(
 _VARIABLE_READ = re.compile(r"\bvariables\(\s*'((?:[^']|'')*)'\s*\)", re.IGNORECASE)
 _TRIGGER_READ = re.compile(r"\btrigger(?:Body|Outputs)?\(\s*\)", re.IGNORECASE)
 # Legacy paths quote the site URL in an expression: /datasets/@{encodeURIComponent(...)}/...
+# (inferred from legacy package exports; the legacy ApiConnection shape is not documented).
 _LEGACY_TARGET = re.compile(r"/datasets/(@\{.*?\}|[^/]+)/tables/(@\{.*?\}|[^/]+)", re.IGNORECASE)
-# Response body keys that tell the caller how the run went (R-REPORT in tests/corpus).
+# Response body keys that tell the caller how the run went (R-REPORT in tests/corpus). The
+# answer asks for "a well defined and documented status indicator"; which key names count as
+# one is the auditor's reading (inferred), not a platform rule.
 STATUS_FIELD_WORDS = ("status", "success", "succeeded", "error", "result", "outcome")
 STATUS_FIELD_NAMES = frozenset({"code", "ok", "failed"})
-# Trigger parameters that shape what a trigger returns, not which events it fires on.
+# Trigger parameters that shape what a trigger returns, not which events it fires on
+# (inferred from the connectors' trigger parameters as exported flows set them).
 NOT_FILTERS = frozenset(
     {
         *("includeattachments", "subscriptionrequest/runas", "subscriptionrequest/name"),
@@ -207,8 +213,10 @@ _MAX_EXPRESSION = 2000
 def display_name(key: Any) -> str | None:
     """The name the designer shows for a trigger or action: its key, underscores as spaces.
 
-    The designer saves a card's title as its key with spaces replaced by underscores
-    (https://learn.microsoft.com/power-automate/guidance/coding-guidelines/use-consistent-naming-conventions).
+    Inferred: the documentation names cards by their titles
+    (https://learn.microsoft.com/power-automate/guidance/coding-guidelines/use-consistent-naming-conventions)
+    but does not state how a title becomes a key; every exported flow of tests/corpus saves
+    it with spaces replaced by underscores.
     """
     text = _text(key)
     return text.replace("_", " ") if text is not None else None
@@ -232,7 +240,8 @@ def _target(connector: str | None, params: Mapping[str, Any], path: str | None) 
 
 
 def _default_value(value: Any) -> bool:
-    """A trigger parameter value that narrows nothing: empty, false, "Any" or "All"."""
+    """A trigger parameter value that narrows nothing: empty, false, "Any" or "All" (inferred:
+    the connectors' defaults for options such as importance, as exported flows hold them)."""
     if value is None or value is False or value in ("", [], {}):
         return True
     return isinstance(value, str) and value.strip().lower() in ("any", "all")
@@ -664,7 +673,7 @@ def _action_row(
     inputs = _obj(act.get("inputs"))
     host = _obj(inputs.get("host"))
     # Connector actions that send a raw request ("Send an HTTP request to SharePoint") carry
-    # the method among their parameters.
+    # the method among their parameters (`parameters/method`, inferred from exported flows).
     method = _text(inputs.get("method")) or _text(
         _obj(inputs.get("parameters")).get("parameters/method")
     )
@@ -761,7 +770,9 @@ def _action_row(
         else None,
         "response_status_field": type_l == "response" and _status_field(inputs.get("body")),
         "content_key": _content_key(type_l, connector, operation, inputs, target, variable),
-        # "Top Count" of List rows / Get items; legacy actions put it in their query.
+        # "Row count" / "Top Count" of List rows / Get items ($top), which caps the rows returned
+        # https://learn.microsoft.com/power-automate/dataverse/list-rows ; legacy actions put it
+        # in their query (inferred from legacy exports).
         "top": _int(params.get("$top", _obj(inputs.get("queries")).get("$top"))),
     }
     row["is_effect"] = is_effect(row)

@@ -93,6 +93,10 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
             "updates_firing": len(firing),
             "updates_unknown_target": len(unknown),
         }
+        if row.update_kind == "dataverse" and not same.empty:
+            # The trigger names the table by its logical name, the action by its entity set
+            # name; the match between them is inferred (analysis.triggers).
+            values["table_match"] = "inferred: entity set name as the logical name's plural"
         guards = _guards(row)
         shown = firing
         if not firing.empty or not unknown.empty:
@@ -113,6 +117,8 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
             elif not firing.empty:
                 status = "fail"
                 message = f"'{first['display_name']}'{more} {claim}: each update starts another run"
+                if row.update_kind == "dataverse":
+                    message += " (table matched by its plural entity set name: inferred)"
             else:
                 status = "not-assessed"
                 message = (

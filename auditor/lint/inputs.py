@@ -648,7 +648,8 @@ def _read_text(source: _Source, rel: str, kind: str, found: _Found) -> str | Non
 
 def _decode(data: bytes, location: Location, kind: str, found: _Found) -> str | None:
     """UTF-8 (with or without a byte-order mark), or UTF-16 when its byte-order mark says so:
-    solution files exported by older tools (e.g. the CoE Starter Kit's of 2021) are UTF-16."""
+    solution files exported by older tools (e.g. the CoE Starter Kit's of 2021) are UTF-16
+    (inferred from those exports; the solution file format does not document an encoding)."""
     encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
     try:
         return data.decode(encoding)

@@ -90,7 +90,10 @@ def test_updating_the_triggering_table_fails() -> None:
     by_id = {f.resource_id: f for f in found}
     assert by_id["loop"].message == (
         "'Update account' updates the account table that triggers this flow: each update "
-        "starts another run"
+        "starts another run (table matched by its plural entity set name: inferred)"
+    )
+    assert by_id["loop"].values["table_match"] == (
+        "inferred: entity set name as the logical name's plural"
     )
     assert by_id["loop"].evidence[0]["action_name"] == "Update_account"
     assert by_id["loop"].values["updates_firing"] == 1
@@ -334,7 +337,8 @@ def test_corpus_flow_writing_the_url_back_to_its_triggering_row_fails() -> None:
     assert statuses(found) == {"sync": "fail"}
     assert found[0].message == (
         "'Add Desktop Flow URL' updates the autocoe_desktopflowdefinition table that triggers "
-        "this flow: each update starts another run"
+        "this flow: each update starts another run (table matched by its plural entity set "
+        "name: inferred)"
     )
     assert found[0].evidence[0]["written_columns"] == "autocoe_desktopflowurl"
 
