@@ -6,6 +6,7 @@ AuditorError                      exit code
 │   └── ConfigError               2  bad auditor.toml / AUDITOR_* value (names key and file)
 ├── DefinitionError               2  a packaged data file (queries/, reports/) is invalid
 ├── AuthError                     3  no token: wrong tenant, client id, secret, consent
+├── WriteError                    3  a report, export or store file could not be written
 └── CollectionError               3  a request to the tenant failed for good
     ├── HttpStatusError           3  the API answered with an error status
     │   ├── BadRequest            3  400: the query was rejected
@@ -71,6 +72,14 @@ class AuthError(AuditorError):
         "Check the tenant id, the client id and the secret or certificate, and that the app "
         "registration has admin consent."
     )
+
+
+class WriteError(AuditorError):
+    """A file the auditor writes (a report, an export, the store) could not be written, or
+    its path is a link or names something that is not a folder."""
+
+    exit_code = 3
+    default_hint = "Choose a writable folder with free space (--out), then run again."
 
 
 class CollectionError(AuditorError):
