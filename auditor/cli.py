@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from auditor import __version__
 from auditor.errors import AuditorError, UsageError
+from auditor.files import private_dir
 from auditor.logs import configure_logging
 from auditor.settings import Settings, load_settings
+from auditor.terminal import clean, markup
 
 if TYPE_CHECKING:
     from auditor.collect import CollectSummary
@@ -77,12 +78,42 @@ def _report(exc: AuditorError) -> None:
     if _state.debug:
         traceback.print_exception(exc, file=sys.stderr)
     # Messages can carry tenant text and TOML keys like [auth]: never read them as markup.
-    err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
-    err.print(f"[dim]hint:[/] {escape(exc.hint)}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {markup(exc.message)}", soft_wrap=True)
+    err.print(f"[dim]hint:[/] {markup(exc.hint)}", soft_wrap=True)
+
+
+_terminated = threading.Event()
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    """SIGTERM (a scheduler stopping the job) is handled as Ctrl-C is: asyncio then cancels
+    the collection's tasks in order, and every store transaction ends or rolls back."""
+    _terminated.set()
+    signal.raise_signal(signal.SIGINT)
+
+
+# Commands that collect: an interrupted one resumes where it stopped on the next run, since
+# every page is stored with its checkpoint in one transaction.
+_COLLECTING = frozenset({"collect", "scan", "demo"})
+
+
+def _interrupted(command: str) -> int:
+    """One line saying what an interrupt left behind; the exit code of the signal."""
+    name, code = ("SIGTERM", 143) if _terminated.is_set() else ("SIGINT", 130)
+    if command in _COLLECTING:
+        what = "every page collected so far is stored"
+        hint = "Run the same command again: the scan resumes where it stopped."
+    else:
+        what = "no file was left half-written"
+        hint = "Run the command again."
+    err.print(f"[bold yellow]interrupted:[/] stopped by {name}; {what}.", soft_wrap=True)
+    err.print(f"[dim]hint:[/] {hint}", soft_wrap=True)
+    return code
 
 
 def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn an AuditorError into one line, a hint and the documented exit code."""
+    """Turn an AuditorError into one line, a hint and the documented exit code; Ctrl-C and
+    SIGTERM into one line saying whether the scan resumes, and 130 or 143."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -91,6 +122,10 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
         except AuditorError as exc:
             _report(exc)
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt as exc:
+            if _state.debug:
+                traceback.print_exception(exc, file=sys.stderr)
+            raise typer.Exit(_interrupted(command.__name__)) from None
 
     return wrapper
 
@@ -170,17 +205,22 @@ def show_config(
         "AZURE_CLIENT_CERTIFICATE_PASSWORD": "set" if creds.certificate_password else "not set",
     }
     if as_json:
-        out.print_json(json.dumps({"settings": rows, "secrets": secrets}, default=str))
+        out.print_json(
+            json.dumps({"settings": rows, "secrets": secrets}, default=str), ensure_ascii=True
+        )
         return
     from rich.table import Table
 
     table = Table(
-        "setting", "value", "from", title=f"Configuration ({settings.config_file or 'no file'})"
+        "setting",
+        "value",
+        "from",
+        title=f"Configuration ({markup(settings.config_file or 'no file')})",
     )
     for row in rows:
-        table.add_row(str(row["key"]), str(row["value"]), str(row["source"]))
+        table.add_row(markup(row["key"]), markup(row["value"]), markup(row["source"]))
     for name, state in secrets.items():
-        table.add_row(name, state, "environment")
+        table.add_row(name, markup(state), "environment")
     out.print(table)
 
 
@@ -207,7 +247,9 @@ class _CollectProgress:
     def _task(self, environment: str, query_id: str) -> TaskID:
         key = (environment, query_id)
         if key not in self.tasks:
-            self.tasks[key] = self.progress.add_task(f"{environment[:36]} {query_id}", total=None)
+            self.tasks[key] = self.progress.add_task(
+                f"{markup(environment, 36)} {query_id}", total=None
+            )
         return self.tasks[key]
 
     def rows(self, environment: str, query_id: str, count: int) -> None:
@@ -223,7 +265,7 @@ class _CollectProgress:
             detail += f", {stats.throttled} throttled, {stats.throttle_wait_s:.0f}s waited"
         self.progress.update(
             task,
-            description=f"{outcome.environment_id[:36]} {outcome.query_id}{escape(detail)}]",
+            description=f"{markup(outcome.environment_id, 36)} {outcome.query_id}{markup(detail)}]",
             total=max(outcome.rows, 1),
             completed=max(outcome.rows, 1),
         )
@@ -343,7 +385,7 @@ def _print_collect_summary(summary: CollectSummary, settings: Settings) -> None:
         for result in summary.results:
             for o in result.outcomes:
                 table.add_row(
-                    escape(result.environment.display_name),
+                    markup(result.environment.display_name, 60),
                     o.query_id,
                     "resumed" if o.resumed else o.status,
                     f"{o.rows:,}",
@@ -360,18 +402,18 @@ def _print_collect_summary(summary: CollectSummary, settings: Settings) -> None:
         grouped.setdefault(key, []).append(o.query_id)
     for (environment_id, reason, hint), queries in grouped.items():
         err.print(
-            f"[yellow]warning:[/] {escape(names.get(environment_id, environment_id))} "
-            f"({', '.join(queries)}): {escape(reason)}",
+            f"[yellow]warning:[/] {markup(names.get(environment_id, environment_id), 60)} "
+            f"({', '.join(queries)}): {markup(reason)}",
             soft_wrap=True,
         )
         if hint and not _state.quiet:
-            err.print(f"  [dim]hint:[/] {escape(hint)}", soft_wrap=True)
+            err.print(f"  [dim]hint:[/] {markup(hint)}", soft_wrap=True)
     out.print(
         f"Scan {summary.scan_id} {summary.status}: {sum(o.rows for o in summary.outcomes):,} rows,"
         f" {stats.requests:,} requests, {stats.retries:,} retries, {stats.throttled:,} throttled"
         f" ({stats.throttle_wait_s:.0f}s waited), window {summary.window_start:%Y-%m-%d %H:%M}"
         f" to {summary.window_end:%Y-%m-%d %H:%M} UTC, {summary.seconds:.1f}s."
-        f" Store: {settings.store_path}",
+        f" Store: {markup(settings.store_path)}",
         soft_wrap=True,
     )
 
@@ -388,17 +430,17 @@ def list_environments(
 
     found = asyncio.run(collecting.list_environments(_state.settings()))
     if as_json:
-        out.print_json(json.dumps([vars(e) for e in found]))
+        out.print_json(json.dumps([vars(e) for e in found]), ensure_ascii=True)
         return
     from rich.table import Table
 
     table = Table("name", "id", "type", "Dataverse URL", "from")
     for env in found:
         table.add_row(
-            escape(env.display_name),
-            escape(env.id),
-            escape(env.sku or ""),
-            escape(env.dataverse_url or "(no Dataverse)"),
+            markup(env.display_name, 60),
+            markup(env.id),
+            markup(env.sku or ""),
+            markup(env.dataverse_url or "(no Dataverse)"),
             env.discovered_by,
         )
     out.print(table)
@@ -421,7 +463,7 @@ def doctor(
     settings = _state.settings(all_environments=all_environments or None)
     found = preflight.run(settings, environment or ())
     if as_json:
-        out.print_json(json.dumps(found.as_json()))
+        out.print_json(json.dumps(found.as_json()), ensure_ascii=True)
     else:
         out.print(preflight.render(found))
     if not found.ok:
@@ -464,7 +506,7 @@ def _run_analyze(
         + ", ".join(f"{n:,} {s}" for s, n in counts.items())
         + f") over {len(result.environments)} environment(s), window"
         f" {result.window.start:%Y-%m-%d %H:%M} to {result.window.end:%Y-%m-%d %H:%M} UTC,"
-        f" {result.rows:,} rows in {result.seconds:.1f}s. Stored in {settings.store_path}",
+        f" {result.rows:,} rows in {result.seconds:.1f}s. Stored in {markup(settings.store_path)}",
         soft_wrap=True,
     )
 
@@ -505,7 +547,7 @@ def _run_report(
     _print_verdicts(model)
     if not _state.quiet:
         files = sorted({str(p if p.parent == out_dir else p.parent) for p in written})
-        out.print("Reports: " + ", ".join(escape(f) for f in files), soft_wrap=True)
+        out.print("Reports: " + ", ".join(markup(f) for f in files), soft_wrap=True)
     if fail_on and fails_at(model["verdict"], fail_on):
         raise typer.Exit(1)
 
@@ -524,14 +566,12 @@ def _print_verdicts(model: dict[str, Any]) -> None:
     from rich.table import Table
 
     answers = model["answers"]
-    table = Table("answer", "verdict", "why", title=escape(model["question"]["title"]))
+    table = Table("answer", "verdict", "why", title=markup(model["question"]["title"]))
     table.columns[0].no_wrap = True
     for answer in answers:
         reason = answer["reasons"][0] if answer["reasons"] else ""
         verdict = answer["verdict"]
-        table.add_row(
-            answer["id"], f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]", escape(_short(reason, 110))
-        )
+        table.add_row(answer["id"], f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]", markup(reason, 110))
     out.print(table)
     envs = Table("environment", *[a["id"] for a in answers], title="Per environment")
     for k, env in enumerate(model["scan"]["environments"]):
@@ -539,7 +579,7 @@ def _print_verdicts(model: dict[str, Any]) -> None:
         for answer in answers:
             verdict = answer["environments"][k]["verdict"]
             cells.append(f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]")
-        envs.add_row(escape(_short(env["name"], 40)), *cells)
+        envs.add_row(markup(env["name"], 40), *cells)
     out.print(envs)
 
 
@@ -641,7 +681,7 @@ def demo(
             raise UsageError(f"the simulated tenant did not start: {exc}") from None
         try:
             client_env = client_environment(Path(folder))
-            out_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(out_dir)
             store = out_dir / "store.duckdb"
             store.unlink(missing_ok=True)
             environ = {**_environ(), "AZURE_CLIENT_SECRET": client_env["AZURE_CLIENT_SECRET"]}
@@ -662,8 +702,8 @@ def demo(
             process.terminate()
             process.communicate(timeout=30)
     out.print(
-        f"Demo done: open {escape(str(out_dir / 'report.html'))}; the store is "
-        f"{escape(str(out_dir / 'store.duckdb'))} (try `auditor analyze --store` on it).",
+        f"Demo done: open {markup(out_dir / 'report.html')}; the store is "
+        f"{markup(out_dir / 'store.duckdb')} (try `auditor analyze --store` on it).",
         soft_wrap=True,
     )
 
@@ -696,9 +736,9 @@ def _print_analysis(result: Any, worst: int) -> None:
         failing = [f for f in found if f.status in ("fail", "error")]
         failing.sort(key=lambda f: -_weight(f))
         named = [
-            _short(f"{f.resource_name or f.resource_id or ''}", 40)
+            clean(f.resource_name or f.resource_id or "", 40)
             + (
-                f" ({_short(envs[f.environment_id], 20)})"
+                f" ({clean(envs[f.environment_id], 20)})"
                 if len(envs) > 1 and f.environment_id in envs and f.resource_kind != "environment"
                 else ""
             )
@@ -710,14 +750,9 @@ def _print_analysis(result: Any, worst: int) -> None:
                 f"[{_STATUS_STYLE[s]}]{n}[/]" if n else "[dim]0[/]"
                 for s, n in zip(_STATUSES, counts, strict=True)
             ],
-            escape("; ".join(named)) + (" ..." if len(failing) > worst else ""),
+            markup("; ".join(named)) + (" ..." if len(failing) > worst else ""),
         )
     out.print(table)
-
-
-def _short(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _weight(finding: Any) -> float:
@@ -768,7 +803,7 @@ def checks_list(
             }
         )
     if as_json:
-        out.print_json(json.dumps(rows))
+        out.print_json(json.dumps(rows), ensure_ascii=True)
         return
     table = Table("id", "answers", "severity", "thresholds", title=f"{len(rows)} checks")
     for row in rows:
@@ -778,10 +813,10 @@ def checks_list(
             for t in row["thresholds"]
         )
         table.add_row(
-            f"{row['id']}\n[dim]{escape(row['title'])}[/]",
+            f"{row['id']}\n[dim]{markup(row['title'])}[/]",
             "\n".join(row["answers"]),
             row["severity"] + (" (coverage)" if row["coverage"] else ""),
-            escape(limits_text) or "[dim]-[/]",
+            markup(limits_text) or "[dim]-[/]",
         )
     out.print(table)
 
@@ -857,7 +892,7 @@ def sim_serve(
     server = SimServer(tenant, options, port=port)
     base_url = server.start()
     try:
-        ca_out.mkdir(parents=True, exist_ok=True)
+        private_dir(ca_out)
         server.write_client_files(ca_out)
         out.print(f"Simulated tenant (seed {seed}, scale {scale}) at {base_url}")
         out.print(f"Client files in {ca_out.resolve()}: ca.pem, auditor.toml, env")
@@ -896,7 +931,7 @@ def sim_truth(
     if scale not in SCALES:
         raise UsageError(f"--scale must be one of {', '.join(SCALES)}, got {scale!r}")
     write_truth(seed, scale, out_file)
-    out.print(f"Ground truth of seed {seed}, scale {scale} written to {out_file}")
+    out.print(f"Ground truth of seed {seed}, scale {scale} written to {markup(out_file)}")
 
 
 def _register_investigation() -> None:
@@ -913,4 +948,5 @@ _register_investigation()
 
 def main() -> None:
     """Entry point of the `auditor` console script."""
+    signal.signal(signal.SIGTERM, _terminate)
     app()

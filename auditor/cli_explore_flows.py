@@ -52,11 +52,9 @@ def sparkline(values: Sequence[int | float]) -> str:
 
 def _text(value: Any, limit: int = 80) -> str:
     """Tenant text for a table cell: one line, no control or bidi characters, escaped."""
-    from rich.markup import escape
+    from auditor.terminal import markup
 
-    from auditor.report.markdown import clean
-
-    return escape(clean(value, limit)) if value is not None else "[dim]-[/]"
+    return markup(value, limit) if value is not None else "[dim]-[/]"
 
 
 def _count(value: Any) -> str:
@@ -96,7 +94,7 @@ def _checks(ids: list[str]) -> str:
 
 
 def _print_json(console: Console, data: Any) -> None:
-    console.print_json(json.dumps(data, ensure_ascii=False, allow_nan=False))
+    console.print_json(json.dumps(data, allow_nan=False), ensure_ascii=True)
 
 
 def _inline_checks(console: Console) -> bool:

@@ -61,16 +61,14 @@ def _console() -> Console:
 
 
 def _print_json(data: Any) -> None:
-    _console().print_json(json.dumps(data, ensure_ascii=False, allow_nan=False))
+    _console().print_json(json.dumps(data, allow_nan=False), ensure_ascii=True)
 
 
 def _text(value: Any, limit: int = 120) -> str:
     """Tenant text for a cell: one line, no control or bidi characters, escaped."""
-    from rich.markup import escape
+    from auditor.terminal import markup
 
-    from auditor.report.markdown import clean
-
-    return escape(clean(value, limit)) if value is not None else "[dim]-[/]"
+    return markup(value, limit) if value is not None else "[dim]-[/]"
 
 
 def _ms(value: float | None) -> str:
@@ -302,21 +300,21 @@ def export_command(
     store: StoreOpt = None,
 ) -> None:
     """Write the store's tables, one file each, for Power BI, Fabric or Spark."""
-    from rich.markup import escape
     from rich.table import Table
 
     from auditor.explore.export import export
+    from auditor.terminal import markup
 
     with _open(store) as opened:
         written = export(opened, out_dir, fmt.strip().lower(), table or ())
     listing = Table("table", "rows", "file", title=f"Exported {len(written)} tables ({fmt})")
     listing.columns[2].overflow = "fold"
     for item in written:
-        listing.add_row(item.table, f"{item.rows:,}", escape(str(item.path)))
+        listing.add_row(item.table, f"{item.rows:,}", markup(item.path))
     console = _console()
     console.print(listing)
     console.print(
-        f"{sum(i.rows for i in written):,} rows in {len(written)} files in {escape(str(out_dir))}",
+        f"{sum(i.rows for i in written):,} rows in {len(written)} files in {markup(out_dir)}",
         soft_wrap=True,
     )
 

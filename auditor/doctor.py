@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 from rich.console import RenderableType
 from rich.constrain import Constrain
-from rich.markup import escape
 from rich.table import Table
 
 from auditor.access import (
@@ -47,6 +46,7 @@ from auditor.settings import Settings
 from auditor.sources import environments
 from auditor.sources.base import Environment
 from auditor.sources.dataverse import TRACE_OFF_HINT
+from auditor.terminal import markup
 
 OK, MISSING, WARN, OFF = "OK", "MISSING", "WARN", "OFF"
 TENANT = "tenant"
@@ -377,14 +377,14 @@ def render(report: Report) -> RenderableType:
         column.ratio, column.overflow = ratio, "fold"
     table.columns[2].no_wrap = True
     for row in report.checks:
-        what = escape(row.missing)
+        what = markup(row.missing)
         if row.detail:
-            what += ("\n" if what else "") + f"[dim]{escape(row.detail)}[/]"
+            what += ("\n" if what else "") + f"[dim]{markup(row.detail)}[/]"
         table.add_row(
-            escape(row.environment),
-            escape(row.api),
+            markup(row.environment),
+            markup(row.api),
             f"[{_STYLE[row.status]}]{row.status}[/]",
             what,
-            escape(row.fix),
+            markup(row.fix),
         )
     return Constrain(table, MAX_WIDTH)

@@ -139,6 +139,16 @@ class _Host:
         self.wake()
 
 
+# A wait this long is said at -v (info), so a scheduler's log explains a quiet collection:
+# service protection can ask for minutes (Retry-After on a 429).
+LONG_WAIT_S = 10.0
+
+
+def _log_long_wait(delay: float, message: str, *args: object) -> None:
+    if delay >= LONG_WAIT_S:
+        log.info(message + " %.0fs (Retry-After or backoff); the scan goes on after", *args, delay)
+
+
 class HostLimiter:
     """A cap on requests in flight per host, shared by every client of a scan.
 
@@ -288,10 +298,14 @@ class RetryTransport(httpx.AsyncBaseTransport):
                 if api_error(response)[0] == CONCURRENCY_LIMIT_CODE:
                     # Fewer at once from now on; this request alone waits its Retry-After.
                     self.limiter.lower(host, in_flight - 1)
+                    _log_long_wait(delay, "%s: HTTP 429 (concurrency); one request waits", host)
                     await self.sleep(delay)
                 elif "Retry-After" in response.headers:
                     # Every request to this host waits, or each would be refused in turn.
-                    self.limiter.pause(host, self.clock() + delay)
+                    until = self.clock() + delay
+                    if until > self.limiter.paused_until(host) + LONG_WAIT_S:
+                        _log_long_wait(delay, "%s: HTTP 429; every request to it waits", host)
+                    self.limiter.pause(host, until)
                 else:
                     await self.sleep(delay)
                 log.debug("%s %s: HTTP 429; retry in %.1fs", request.method, request.url, delay)
@@ -311,6 +325,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
             )
             await response.aclose()
             _count(retries=1)
+            _log_long_wait(delay, "%s: %s; the request waits", host, reason)
             await self.sleep(delay)
 
     async def _wait_out_pause(self, host: str, waited: float) -> float:

@@ -74,6 +74,15 @@ def install_redaction() -> None:
     logging.setLogRecordFactory(factory)
 
 
+class _TerminalFormatter(logging.Formatter):
+    """Log lines carry tenant text (names, API messages): made inert for the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from auditor.terminal import lines
+
+        return lines(super().format(record))
+
+
 def configure_logging(verbosity: int = 0, *, quiet: bool = False) -> None:
     """Console logging for the CLI: -v info, -vv debug, --quiet errors only."""
     install_redaction()
@@ -86,7 +95,7 @@ def configure_logging(verbosity: int = 0, *, quiet: bool = False) -> None:
     else:
         level = logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_TerminalFormatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)

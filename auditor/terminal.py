@@ -24,6 +24,9 @@ _BREAKS = re.compile(r"[\t\n\r\v\f\x85\u2028\u2029]+")
 _INVISIBLE = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
 )
+_INVISIBLE_KEEP_LINES = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+)
 _SPACES = re.compile(r" {2,}")
 
 
@@ -38,6 +41,13 @@ def clean(value: object, limit: int | None = None) -> str:
     return text
 
 
+def lines(value: object) -> str:
+    """`value` with escape sequences and control, bidi and invisible characters removed,
+    keeping its line breaks and tabs: for log lines and tracebacks."""
+    text = "" if value is None else str(value)
+    return _INVISIBLE_KEEP_LINES.sub("", _SEQUENCES.sub("", text))
+
+
 def markup(value: object, limit: int | None = None) -> str:
     """`clean(value)` escaped for rich, so brackets in it are never read as markup."""
     from rich.markup import escape
@@ -45,4 +55,4 @@ def markup(value: object, limit: int | None = None) -> str:
     return escape(clean(value, limit))
 
 
-__all__ = ["clean", "markup"]
+__all__ = ["clean", "lines", "markup"]

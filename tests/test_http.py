@@ -335,3 +335,36 @@ async def test_the_cap_stays_below_dataverse_limit() -> None:
 )
 def test_retry_after_parsing(header: str | None, expected: float | None) -> None:
     assert retry_after_seconds(header, NOW) == expected
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    ("status", "retry_after", "said"),
+    [
+        (429, "120", "every request to it waits 120s"),
+        (503, "45", "HTTP 503; the request waits 45s"),
+    ],
+)
+async def test_a_long_wait_is_said_at_info_level_once(
+    client: httpx.AsyncClient,
+    sleep: FakeSleep,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    retry_after: str,
+    said: str,
+) -> None:
+    """A scheduler's log at -v explains a quiet collection: service protection can ask for
+    minutes. Short waits stay at debug level."""
+    respx.get(URL).mock(
+        side_effect=[
+            httpx.Response(status, headers={"Retry-After": "2"}),
+            httpx.Response(status, headers={"Retry-After": retry_after}),
+            page(),
+        ]
+    )
+    with caplog.at_level("INFO", logger="auditor.http"):
+        await get_json(client, URL)
+    infos = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert len(infos) == 1
+    assert said in infos[0]
+    assert "contoso.crm.dynamics.com" in infos[0]

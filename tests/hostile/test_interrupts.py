@@ -1,0 +1,69 @@
+"""A scheduler stopping a scan (Ctrl-C, SIGTERM) gets one line saying it resumes, the exit
+code of the signal, and a next run that does resume (item 11 of the hostile-input review)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from auditor.sim.model import SimOptions
+from auditor.sim.scenario import generate
+from auditor.sim.server import SimServer
+from tests.hostile.harness import clean_environment, run_auditor
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A tiny tenant answering every request 150 ms late, so a collection lasts a while."""
+    tenant = generate(7, "tiny")
+    with SimServer(tenant, SimOptions(seed=7, scale="tiny", latency_ms=150)) as server:
+        server.write_client_files(tmp_path)
+        env = clean_environment(
+            tmp_path,
+            {
+                "AZURE_CLIENT_SECRET": tenant.client_secret,
+                "SSL_CERT_FILE": str(tmp_path / "ca.pem"),
+            },
+        )
+        yield tmp_path, env
+
+
+@pytest.mark.parametrize(
+    ("signum", "name", "code"), [(signal.SIGINT, "SIGINT", 130), (signal.SIGTERM, "SIGTERM", 143)]
+)
+def test_an_interrupted_collection_says_it_resumes_and_does(
+    served: tuple[Path, dict[str, str]], signum: int, name: str, code: int
+) -> None:
+    folder, env = served
+    args = ["--config", str(folder / "auditor.toml"), "collect", "--all-environments"]
+    args += ["--store", "s.duckdb"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auditor", "--quiet", *args],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(6)  # signed in, pages stored
+    assert process.poll() is None, process.communicate()
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == code, stderr[-3000:]
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("interrupted:")]
+    assert lines == [f"interrupted: stopped by {name}; every page collected so far is stored."], (
+        stderr
+    )
+    assert "the scan resumes where it stopped" in stderr
+    resumed = run_auditor(args, cwd=folder, env=env, timeout=240)
+    assert resumed.code == 0, resumed.stderr[-3000:]
+    assert "(resumed)" in resumed.stdout
+    assert resumed.peak_mb < 1000
