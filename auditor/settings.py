@@ -5,11 +5,20 @@ The configuration file is TOML (path from `--config`, else `AUDITOR_CONFIG`, els
 certificates come from the Azure variables `AZURE_CLIENT_SECRET`,
 `AZURE_CLIENT_CERTIFICATE_PATH` and `AZURE_CLIENT_CERTIFICATE_PASSWORD` (or, for device code,
 from the token cache). Every error names the key, where it came from, and what is expected.
+
+`./auditor.toml` may come with a pull request, so the file is checked before any value is
+used: a regular file of at most `MAX_FILE_BYTES`, UTF-8 TOML, no deeper than `MAX_DEPTH`, no
+key that looks like a secret, no URL with a user name or password, no number that is not
+finite, no text longer than `MAX_TEXT` or holding control characters. Every value shown in an
+error is cut and cleaned, and a refused secret or password is never shown.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,12 +27,49 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from auditor.errors import ConfigError
+from auditor.terminal import clean
 
 AUTH_METHODS = ("client-secret", "client-certificate", "managed-identity", "device-code")
-# Keys that would hold a secret: refused in the file so nobody commits one by mistake.
-SECRET_KEYS = frozenset(
-    {"client_secret", "secret", "password", "certificate_password", "client_certificate_password"}
+# No real configuration or mutelist is near 1 MB; a bigger one is refused unread.
+MAX_FILE_BYTES = 1_000_000
+# The longest text value: a path (PATH_MAX is 4096 on Linux) or a URL.
+MAX_TEXT = 4096
+# Tables in tables: the deepest real key is `checks.<id>.<name>` or `environments[i].<key>`.
+MAX_DEPTH = 8
+# Larger than any count, size or duration a setting or threshold takes (and exact as a float).
+MAX_NUMBER = 10**15
+# The last word of a key that would hold a secret ("client_secret", "apiKey", "token").
+SECRET_WORDS = frozenset(
+    {
+        "secret",
+        "secrets",
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "token",
+        "tokens",
+        "key",
+        "keys",
+        "apikey",
+        "credential",
+        "credentials",
+        "connectionstring",
+        "sas",
+    }
 )
+# Words that mark a key as a secret wherever they stand ("password_file", "secret_value").
+_ALWAYS_SECRET = frozenset({"secret", "secrets", "password", "passwd", "passphrase"})
+_ENVIRONMENT_HINT = (
+    "Remove it from the file: secrets come from the environment only, AZURE_CLIENT_SECRET (or "
+    "AZURE_CLIENT_CERTIFICATE_PATH / AZURE_CLIENT_CERTIFICATE_PASSWORD)."
+)
+# What `auditor.terminal.clean` removes: control, bidirectional and invisible characters.
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+)
+# A check id or threshold name: the names `auditor checks list` shows.
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 Scalar = str | int | float | bool
 
@@ -97,27 +143,121 @@ def _default_cache_path() -> Path:
     return Path(base) / "auditor" / "msal-token-cache.bin"
 
 
+# --- reading a file that may come with a pull request ----------------------------------------
+
+
+def read_limited(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes.
+
+    Raises ValueError saying why a path is refused (a folder, a FIFO, a device, too large) and
+    OSError when it cannot be read. A FIFO is never opened for reading (that would wait for a
+    writer forever): the path is checked first, and the open itself does not block, so a
+    FIFO swapped in between is caught by the second check on the open file.
+    """
+    _check_regular(os.stat(path), limit)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _check_regular(os.fstat(fd), limit)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 16, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > limit:  # it grew after the check, or /proc reports size 0
+        raise ValueError(f"is larger than {limit:,} bytes")
+    return b"".join(chunks)
+
+
+def _check_regular(info: os.stat_result, limit: int) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError("is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+        raise ValueError(f"is {kind}, not a regular file")
+    if info.st_size > limit:
+        raise ValueError(f"is larger than {limit:,} bytes ({info.st_size:,})")
+
+
+def decode_utf8(data: bytes) -> str:
+    """The text of a UTF-8 file (a leading BOM dropped); ValueError names the first bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"is not UTF-8 text (invalid byte at offset {exc.start:,})") from None
+
+
+def has_control(text: str) -> bool:
+    """Whether text holds a character a terminal would act on or hide (see auditor.terminal)."""
+    return _CONTROL.search(text) is not None
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a key's name says it holds a secret: client_secret, password, apiKey, token..."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key)
+    words = re.findall(r"[a-z0-9]+", spaced.lower())
+    if not words:
+        return False
+    return (
+        words[-1] in SECRET_WORDS
+        or "".join(words[-2:]) in SECRET_WORDS
+        or bool(_ALWAYS_SECRET.intersection(words))
+    )
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """A value quoted in a message: cleaned, cut to `limit` characters, containers by type."""
+    if isinstance(value, dict | list | tuple):
+        return f"a {type(value).__name__} of {len(value)}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_NUMBER:
+        return "a number with too many digits"
+    return clean(repr(value), limit)
+
+
 # --- value parsers: each returns the parsed value or raises ValueError(expected text) -------
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"must be at most {MAX_TEXT:,} characters")
+    if has_control(value):
+        raise ValueError("must not hold control or invisible characters")
     return value.strip()
+
+
+def _url_parts(text: str) -> tuple[str, str]:
+    """Scheme and host of a URL; refuses user info without ever quoting it."""
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise ValueError(f"is not a URL ({exc})") from None
+    if "@" in parts.netloc:
+        raise ValueError(
+            "must not hold a user name or password (user@ before the host); credentials "
+            "come from the environment, such as AZURE_CLIENT_SECRET"
+        )
+    return parts.scheme, parts.netloc
 
 
 def _https_url(value: Any) -> str:
     text = _text(value)
-    parts = urlsplit(text)
-    if parts.scheme != "https" or not parts.netloc:
-        raise ValueError(f"must be an https:// URL, got {text!r}")
+    scheme, netloc = _url_parts(text)
+    if scheme != "https" or not netloc:
+        raise ValueError(f"must be an https:// URL, got {shown(text)}")
     return text.rstrip("/")
 
 
 def _scope(value: Any) -> str:
     text = _text(value)
+    _url_parts(text)
     if not text.startswith("https://"):
-        raise ValueError(f"must be an OAuth scope such as https://host/.default, got {text!r}")
+        raise ValueError(f"must be an OAuth scope such as https://host/.default, got {shown(text)}")
     return text
 
 
@@ -125,7 +265,7 @@ def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = _text(value)
         if text not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}; got {text!r}")
+            raise ValueError(f"must be one of {', '.join(choices)}; got {shown(text)}")
         return text
 
     return parse
@@ -133,33 +273,36 @@ def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
 
 def _int_range(low: int, high: int) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
-        if isinstance(value, bool):
-            raise ValueError(f"must be a whole number from {low} to {high}")
+        expected = f"must be a whole number from {low} to {high}"
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"{expected}, got {shown(value)}")
         try:
             number = int(value)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"must be a whole number from {low} to {high}, got {value!r}"
-            ) from None
+        except (TypeError, ValueError, OverflowError):  # "x", nan, inf, 5,000 digits
+            raise ValueError(f"{expected}, got {shown(value)}") from None
         if isinstance(value, float) and value != number:
-            raise ValueError(f"must be a whole number from {low} to {high}, got {value!r}")
+            raise ValueError(f"{expected}, got {shown(value)}")
         if not low <= number <= high:
-            raise ValueError(f"must be a whole number from {low} to {high}, got {number}")
+            raise ValueError(f"{expected}, got {shown(number)}")
         return number
 
     return parse
 
 
-def _positive_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("must be a positive number of seconds")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"must be a positive number of seconds, got {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"must be a positive number of seconds, got {number}")
-    return number
+def _float_range(low: float, high: float, unit: str) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        expected = f"must be a finite number of {unit} from {low:g} to {high:g}"
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"{expected}, got {shown(value)}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):  # "x", an int too large for a float
+            raise ValueError(f"{expected}, got {shown(value)}") from None
+        if not math.isfinite(number) or not low <= number <= high:  # inf, nan, 0, 1e9
+            raise ValueError(f"{expected}, got {shown(number)}")
+        return number
+
+    return parse
 
 
 def _bool(value: Any) -> bool:
@@ -169,7 +312,7 @@ def _bool(value: Any) -> bool:
         return True
     if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"must be true or false, got {value!r}")
+    raise ValueError(f"must be true or false, got {shown(value)}")
 
 
 def _path(value: Any) -> Path:
@@ -178,8 +321,12 @@ def _path(value: Any) -> Path:
 
 def _existing_file(value: Any) -> Path:
     path = _path(value)
-    if not path.is_file():
-        raise ValueError(f"must name an existing file; {str(path)!r} does not exist")
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # missing, a name too long, a loop of links
+        raise ValueError(f"must name an existing file; {shown(str(path))} does not exist") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"must name a regular file; {shown(str(path))} is not one")
     return path
 
 
@@ -223,7 +370,12 @@ _FIELDS: tuple[_Field, ...] = (
         ("AUDITOR_MAX_CONCURRENCY",),
         _int_range(1, 50),
     ),
-    _Field("timeout_seconds", ("http", "timeout_seconds"), ("AUDITOR_TIMEOUT",), _positive_float),
+    _Field(
+        "timeout_seconds",
+        ("http", "timeout_seconds"),
+        ("AUDITOR_TIMEOUT",),
+        _float_range(1, 3600, "seconds"),
+    ),
     _Field("max_retries", ("http", "max_retries"), ("AUDITOR_MAX_RETRIES",), _int_range(0, 20)),
     _Field("page_size", ("http", "page_size"), ("AUDITOR_PAGE_SIZE",), _int_range(1, 5000)),
 )
@@ -286,49 +438,110 @@ def _read_config(
         path, origin = Path(environ["AUDITOR_CONFIG"]).expanduser(), "AUDITOR_CONFIG"
     else:
         path, origin = cwd / "auditor.toml", ""
-        if not path.is_file():
+        if not os.path.lexists(path):
             return None, {}
     if not path.is_absolute():
         path = cwd / path
-    if not path.is_file():
+    label = str(path)
+    try:
+        text = decode_utf8(read_limited(path))
+    except FileNotFoundError:
         raise ConfigError(
             "config",
-            origin,
-            f"names {str(path)!r}, which does not exist",
+            origin or label,
+            f"names {shown(label, 300)}, which does not exist",
             hint="Give the path of an auditor.toml, or run `auditor demo` to see one.",
-        )
+        ) from None
+    except OSError as exc:
+        raise ConfigError("(file)", label, f"cannot be read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError("(file)", label, str(exc), hint=_FILE_HINT) from None
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("(file)", str(path), f"is not valid TOML: {exc}") from None
-    _check_keys(document, str(path))
+        document = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(
+            "(file)", label, "is nested too deeply to read", hint=_FILE_HINT
+        ) from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer of thousands of digits
+        raise ConfigError("(file)", label, f"is not valid TOML: {clean(exc, 200)}") from None
+    _inspect(document, label)
+    _check_keys(document, label)
     return path, document
+
+
+_FILE_HINT = "auditor.toml is a small UTF-8 TOML file: see the configuration reference (README)."
+
+
+def _inspect(document: Mapping[str, Any], label: str) -> None:
+    """Refuses, anywhere in the file, what no setting may hold: a secret-looking key, deep
+    nesting, a URL with user info, a number not finite or out of bounds, long or control text.
+
+    Iterative, so a nesting tomllib accepted cannot exhaust the stack here; only containers
+    are kept on the stack, so a long array of numbers costs nothing extra.
+    """
+    stack: list[tuple[tuple[str, ...], Any]] = [((), document)]
+    while stack:
+        where, node = stack.pop()
+        if len(where) > MAX_DEPTH:
+            raise ConfigError(_key(where), label, f"is nested more than {MAX_DEPTH} levels deep")
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for name, value in items:
+            path = (*where, str(name) if isinstance(node, dict) else f"[{name}]")
+            if isinstance(node, dict):
+                _refuse_secret(path, label)
+            if isinstance(value, dict | list):
+                stack.append((path, value))
+            else:
+                _check_scalar(path, value, label)
+
+
+def _check_scalar(where: tuple[str, ...], value: Any, label: str) -> None:
+    problem = None
+    if isinstance(value, float) and not math.isfinite(value):
+        problem = "must be a finite number (inf and nan are not numbers a setting takes)"
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if abs(value) > MAX_NUMBER:
+            problem = f"is out of range (at most {MAX_NUMBER:.0e} in size)"
+    elif isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            problem = f"must be at most {MAX_TEXT:,} characters"
+        elif has_control(value):
+            problem = "must not hold control or invisible characters"
+        elif "://" in value:
+            try:
+                _url_parts(value)
+            except ValueError as exc:
+                problem = str(exc)
+    if problem:
+        raise ConfigError(_key(where), label, problem)
+
+
+def _key(where: tuple[str, ...]) -> str:
+    """A key path for a message: dotted, cleaned, cut (a key can be any text in TOML)."""
+    return clean(".".join(where).replace(".[", "["), 120) or "(top level)"
 
 
 def _check_keys(document: Mapping[str, Any], label: str) -> None:
     for key, value in document.items():
-        _refuse_secret(key, label)
         if key not in _KNOWN_KEYS[""]:
-            raise ConfigError(key, label, "is not a known setting", hint=_known_hint(""))
+            raise ConfigError(_key((key,)), label, "is not a known setting", hint=_known_hint(""))
         if key in _KNOWN_KEYS and key not in ("", "checks"):
             if not isinstance(value, dict):
                 raise ConfigError(key, label, "must be a table ([" + key + "])")
             for sub in value:
-                _refuse_secret(f"{key}.{sub}", label)
                 if sub not in _KNOWN_KEYS[key]:
                     raise ConfigError(
-                        f"{key}.{sub}", label, "is not a known setting", hint=_known_hint(key)
+                        _key((key, sub)), label, "is not a known setting", hint=_known_hint(key)
                     )
 
 
-def _refuse_secret(key: str, label: str) -> None:
-    if key.rsplit(".", 1)[-1] in SECRET_KEYS:
+def _refuse_secret(where: tuple[str, ...], label: str) -> None:
+    if is_secret_key(where[-1]):
         raise ConfigError(
-            key,
+            _key(where),
             label,
-            "holds a secret, and secrets are never read from the file",
-            hint="Remove it from the file and set AZURE_CLIENT_SECRET (or "
-            "AZURE_CLIENT_CERTIFICATE_PATH / AZURE_CLIENT_CERTIFICATE_PASSWORD) instead.",
+            "looks like a secret, and secrets are never read from the file",
+            hint=_ENVIRONMENT_HINT,
         )
 
 
@@ -377,7 +590,8 @@ def _environments(
             raise ConfigError(key, label, "must be a table with name, id and dataverse_url")
         unknown = set(item) - {"name", "id", "dataverse_url"}
         if unknown:
-            raise ConfigError(f"{key}.{sorted(unknown)[0]}", label, "is not a known setting")
+            first = sorted(map(str, unknown))[0]
+            raise ConfigError(_key((key, first)), label, "is not a known setting")
         parsed: dict[str, str] = {}
         for name, parse in (("name", _text), ("id", _text), ("dataverse_url", _https_url)):
             if not item.get(name):
@@ -392,17 +606,29 @@ def _environments(
 
 
 def _thresholds(document: Mapping[str, Any], label: str) -> dict[str, dict[str, Scalar]]:
+    """`[checks.<id>]` tables: plain names, and values a threshold can take (a number at least
+    0, as `Threshold.coerce` documents, true or false, or text); which check and threshold
+    exist is checked where the checks are loaded."""
     raw = document.get("checks", {})
     if not isinstance(raw, dict):
         raise ConfigError("checks", label, "must be a table of [checks.<check id>] tables")
     result: dict[str, dict[str, Scalar]] = {}
     for check_id, values in raw.items():
+        where = ("checks", check_id)
+        if not _NAME.fullmatch(check_id):
+            raise ConfigError(_key(where), label, "is not a check id (lowercase, digits, -)")
         if not isinstance(values, dict):
-            raise ConfigError(f"checks.{check_id}", label, "must be a table of thresholds")
+            raise ConfigError(_key(where), label, "must be a table of thresholds")
         for name, value in values.items():
+            if not _NAME.fullmatch(name):
+                raise ConfigError(_key((*where, name)), label, "is not a threshold name")
             if not isinstance(value, str | int | float | bool):
                 raise ConfigError(
-                    f"checks.{check_id}.{name}", label, "must be a number, string or boolean"
+                    _key((*where, name)), label, "must be a number, string or boolean"
+                )
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise ConfigError(
+                    _key((*where, name)), label, f"must be at least 0, got {shown(value)}"
                 )
         result[check_id] = dict(values)
     return result

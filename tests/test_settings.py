@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from auditor.errors import ConfigError
-from auditor.settings import Secret, load_settings
+from auditor.settings import MAX_FILE_BYTES, Secret, load_settings, read_limited
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 
@@ -192,3 +193,150 @@ def test_all_environments_flag_overrides_the_list(tmp_path: Path) -> None:
     assert load_settings({}, environ={}, cwd=tmp_path).discover_environments is False
     settings = load_settings({"all_environments": True}, environ={}, cwd=tmp_path)
     assert settings.discover_environments is True
+
+
+# --- a file checked before any value is used -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ("[http]\ntimeout_seconds = inf\n", "http.timeout_seconds", "finite"),
+        ("[http]\ntimeout_seconds = nan\n", "http.timeout_seconds", "finite"),
+        ("[http]\ntimeout_seconds = 0.5\n", "http.timeout_seconds", "from 1 to 3600"),
+        ("[http]\ntimeout_seconds = 3601\n", "http.timeout_seconds", "from 1 to 3600"),
+        ("[http]\nmax_concurrency = nan\n", "http.max_concurrency", "finite"),
+        ("[http]\nmax_concurrency = 0\n", "http.max_concurrency", "from 1 to 50"),
+        ("[http]\nmax_retries = 21\n", "http.max_retries", "from 0 to 20"),
+        ("[http]\npage_size = 5001\n", "http.page_size", "from 1 to 5000"),
+        ("[http]\npage_size = 1" + "0" * 40 + "\n", "http.page_size", "out of range"),
+        ("tenant_id = 1" + "0" * 5000 + "\n", "(file)", "not valid TOML"),
+        ("[checks.flow-failure-rate]\nfailure_rate = inf\n", "checks.flow-failure-rate", "finite"),
+        ("[checks.flow-failure-rate]\nfailure_rate = -1\n", "checks.flow-failure-rate", "least 0"),
+        ("[checks.flow-failure-rate]\nfailure_rate = [1]\n", "checks.flow-failure-rate", "number"),
+        ('[checks."bad\\u001b[31m"]\nx = 1\n', "checks.bad", "not a check id"),
+        ('[checks.flow-failure-rate]\n"Rate!" = 1\n', "checks.flow-failure-rate", "threshold name"),
+        ('tenant_id = "' + "x" * 5000 + '"\n', "tenant_id", "at most 4,096 characters"),
+        ('tenant_id = "abc\\u001b]0;title\\u0007"\n', "tenant_id", "control"),
+        ("a = " + "[" * 12 + "]" * 12 + "\n", "a[0][0][0][0][0][0][0][0]", "nested more than 8"),
+        ("a = " + "[" * 100_000 + "]" * 100_000 + "\n", "(file)", "nested too deeply"),
+        ('"\\u001b[2Jtypo" = 1\n', "typo", "not a known setting"),
+        ('[http]\nca_bundle = "."\n', "http.ca_bundle", "regular file"),
+    ],
+)
+def test_values_are_checked_for_type_size_and_range(
+    tmp_path: Path, text: str, key: str, expected: str
+) -> None:
+    config = write(tmp_path / "auditor.toml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={}, cwd=tmp_path)
+    message = caught.value.message
+    assert caught.value.key.startswith(key), caught.value.key
+    assert str(config) in message
+    assert expected in message
+    assert "\x1b" not in message
+    assert len(message) < 400
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[checks.flow-failure-rate]\nclient_secret = "hunter2-secret"\n',
+        '[checks.flow-failure-rate]\napiKey = "hunter2-secret"\n',
+        'token = "hunter2-secret"\n',
+        '[http]\nAPI-KEY = "hunter2-secret"\n',
+        '[auth]\ncertificate_password = "hunter2-secret"\n',
+        '[[environments]]\nname = "a"\nid = "b"\npassword = "hunter2-secret"\n',
+        'environments = [{name = "a", id = "b", secret = "hunter2-secret"}]\n',
+        '[apis]\nConnectionString = "hunter2-secret"\n',
+    ],
+)
+def test_secret_looking_keys_are_refused_anywhere(tmp_path: Path, text: str) -> None:
+    write(tmp_path / "auditor.toml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={}, cwd=tmp_path)
+    assert "secret" in caught.value.message
+    assert "AZURE_CLIENT_SECRET" in caught.value.hint
+    assert "hunter2" not in caught.value.message + caught.value.hint
+
+
+def test_the_token_cache_is_not_a_secret(tmp_path: Path) -> None:
+    write(tmp_path / "auditor.toml", '[auth]\ntoken_cache = "cache.bin"\n')
+    settings = load_settings({}, environ={}, cwd=tmp_path)
+    assert settings.token_cache_path == tmp_path / "cache.bin"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[apis]\nadmin_url = "https://user:hunter2@example.com"\n', "apis.admin_url"),
+        ('[apis]\nflow_url = "http://user:hunter2@example.com"\n', "apis.flow_url"),
+        ('[auth]\nauthority_host = "https://hunter2@login.example.com"\n', "auth.authority_host"),
+        (
+            '[[environments]]\nname = "a"\nid = "b"\n'
+            'dataverse_url = "https://u:hunter2@a.crm.dynamics.com"\n',
+            "environments[0].dataverse_url",
+        ),
+        ('[checks.flow-failure-rate]\nnote = "ftp://u:hunter2@h"\n', "checks.flow-failure-rate"),
+    ],
+)
+def test_urls_with_user_info_are_refused_without_echo(tmp_path: Path, text: str, key: str) -> None:
+    write(tmp_path / "auditor.toml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={}, cwd=tmp_path)
+    assert caught.value.key.startswith(key)
+    assert "user name or password" in caught.value.message
+    assert "hunter2" not in caught.value.message + caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("AUDITOR_TIMEOUT", "inf", "finite"),
+        ("AUDITOR_TIMEOUT", "nan", "finite"),
+        ("AUDITOR_TIMEOUT", "1e400", "finite"),
+        ("AUDITOR_MAX_CONCURRENCY", "nan", "whole number"),
+        ("AUDITOR_MAX_CONCURRENCY", "9" * 5000, "whole number"),
+        ("AUDITOR_ADMIN_API_URL", "https://u:hunter2@example.com", "user name or password"),
+        ("AUDITOR_FLOW_API_URL", "http://u:hunter2@example.com", "user name or password"),
+        ("AUDITOR_ADMIN_API_SCOPE", "https://u:hunter2@x/.default", "user name or password"),
+        ("AUDITOR_TENANT_ID", "t\x1b[31m", "control"),
+    ],
+)
+def test_environment_values_are_checked_alike(
+    tmp_path: Path, name: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={name: value}, cwd=tmp_path)
+    assert caught.value.key == name
+    assert expected in caught.value.message
+    assert "hunter2" not in caught.value.message
+    assert len(caught.value.message) < 300
+
+
+def test_a_folder_a_fifo_and_a_big_file_are_refused_unread(tmp_path: Path) -> None:
+    (tmp_path / "folder.toml").mkdir()
+    os.mkfifo(tmp_path / "fifo.toml")
+    write(tmp_path / "big.toml", "#" * (MAX_FILE_BYTES + 1))
+    (tmp_path / "latin1.toml").write_bytes(b'tenant_id = "caf\xe9"\n')
+    for name, expected in [
+        ("folder.toml", "is a folder"),
+        ("fifo.toml", "is a FIFO"),
+        ("big.toml", "larger than 1,000,000 bytes"),
+        ("latin1.toml", "not UTF-8"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            load_settings({}, environ={"AUDITOR_CONFIG": name}, cwd=tmp_path)
+        assert expected in caught.value.message, name
+
+
+def test_an_auditor_toml_folder_in_the_working_directory_is_not_ignored(tmp_path: Path) -> None:
+    (tmp_path / "auditor.toml").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_settings({}, environ={}, cwd=tmp_path)
+
+
+def test_read_limited_refuses_devices_and_reads_regular_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="device"):
+        read_limited(Path("/dev/zero"))
+    assert read_limited(write(tmp_path / "a.toml", "x = 1\n")) == b"x = 1\n"
