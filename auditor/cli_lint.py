@@ -4,6 +4,8 @@ build pipelines (no tenant, no network).
 Without `--out`, the report in the one format asked for (SARIF by default) goes to stdout,
 for a pipeline to upload; the summary goes to stderr, so stdout stays a clean document.
 With `--out`, the formats are written to that folder as `auditor report` writes them.
+When the files spend the reading budget of a run (see `auditor.lint.inputs`), one `warning:`
+line on stderr says where reading stopped; the report is partial and says so too.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def lint_command(
     from auditor.errors import UsageError
     from auditor.lint.run import lint
     from auditor.report import render_format, write_reports
+    from auditor.terminal import markup
 
     _check_fail_on(fail_on)
     chosen = _formats(formats, to_stdout=out_dir is None)
@@ -100,6 +103,8 @@ def lint_command(
             + f". Verdict: {model['verdict']}.",
             soft_wrap=True,
         )
+    if result.inputs.unread:  # one line, even with --quiet: the report is not complete
+        err.print(f"[yellow]warning:[/] {markup(result.inputs.unread)}", soft_wrap=True)
     if fail_on and fails_at(model["verdict"], fail_on):
         raise typer.Exit(1)
 

@@ -6,7 +6,9 @@ shape a flow comes in), plug-in steps as `plugin_steps`, classic workflows with 
 columns. Every check of the catalog then runs on them, exactly as after a scan; what only
 telemetry shows (run history, trace logs, system jobs) is a query "not collected" with the
 reason "needs a tenant scan", so those parts are `not-assessed` and the five verdicts come
-from the static evidence alone. A file that cannot be read is an `error` finding naming it.
+from the static evidence alone. A file that cannot be read is an `error` finding naming it,
+and so is a reading budget the files spent (`auditor.lint.inputs`): the lint is then
+`partial` and says where reading stopped.
 Each finding is then placed in a file and, where it can be found, on the line of the trigger,
 action or step it names (SARIF `physicalLocation`), for code-scanning views.
 """
@@ -28,7 +30,14 @@ from auditor.checks import CHECKS, run_checks
 from auditor.checks.base import Finding, make
 from auditor.checks.evidence import Evidence
 from auditor.frames import Frames, Window
-from auditor.lint.inputs import LintFlow, LintInputs, Location, Problem, line_of_key, read_inputs
+from auditor.lint.inputs import (
+    LintFlow,
+    LintInputs,
+    Location,
+    Problem,
+    lines_of_keys,
+    read_inputs,
+)
 from auditor.queries import default_catalog
 from auditor.report.model import report_model
 from auditor.settings import Settings
@@ -195,7 +204,8 @@ def place_findings(
     model: dict[str, Any], inputs: LintInputs, evidence: Evidence, *, default: Location
 ) -> None:
     """Give every finding of the model a `location`: the file of the flow, step or workflow
-    it is about, on the line of the action or trigger it names; else the first PATH."""
+    it is about, on the line of the action or trigger it names; else the first PATH. The
+    lines of a flow's names are found in one pass over its text, for all its findings."""
     flows = {flow.flow_id: flow for flow in inputs.flows}
     triggers = _trigger_names(evidence)
     by_resource: dict[tuple[str, str], Location] = {
@@ -203,38 +213,53 @@ def place_findings(
         **{("workflow", w.workflowid): w.location for w in inputs.workflows},
     }
     problems = {_shown(p.location): p.location for p in inputs.problems}
+    waiting: dict[str, list[tuple[dict[str, Any], list[str]]]] = {}
     for finding in model["findings"]:
         kind, resource = str(finding["resource_kind"]), str(finding["resource_id"])
         place = by_resource.get((kind, resource)) or problems.get(resource)
         if place is None:
-            place = _flow_place(finding, flows, triggers)
-        finding["location"] = _as_data(place or default)
-        shown = _shown(place or default)
-        if finding["status"] == "error" and shown not in finding["message"]:
-            finding["message"] = f"{shown}: {finding['message']}"  # an error names its file
+            flow, names, place = _flow_place(finding, flows, triggers)
+            if flow is not None and place is None:
+                waiting.setdefault(flow.flow_id, []).append((finding, names))
+                continue
+        _locate(finding, place or default)
+    for flow_id, found in waiting.items():
+        flow = flows[flow_id]
+        lines = lines_of_keys(flow.text, {name for _, names in found for name in names})
+        for finding, names in found:
+            line = next((lines[name] for name in names if name in lines), None)
+            _locate(finding, Location(flow.location.file, flow.location.member, line))
+
+
+def _locate(finding: dict[str, Any], place: Location) -> None:
+    finding["location"] = _as_data(place)
+    shown = _shown(place)
+    if finding["status"] == "error" and shown not in finding["message"]:
+        finding["message"] = f"{shown}: {finding['message']}"  # an error names its file
 
 
 def _flow_place(
     finding: Mapping[str, Any], flows: Mapping[str, LintFlow], triggers: Mapping[str, str]
-) -> Location | None:
+) -> tuple[LintFlow | None, list[str], Location | None]:
+    """(the flow a finding is about, the names to look up in its text, its place when that
+    needs no lookup: a zip member, or the line a parser's message gives)."""
     evidence = finding.get("evidence") or []
     flow_id = str(finding["resource_id"])
     if finding["resource_kind"] == "action-block" and evidence:
         flow_id = str(evidence[0].get("flow_id"))
     flow = flows.get(flow_id)
     if flow is None:
-        return None
+        return None, [], None
     if flow.location.member is not None:
-        return flow.location  # lines of a zip member are no use to a code-scanning view
-    line = None
+        return flow, [], flow.location  # lines of a zip member are no use to a code-scanning view
     if finding["check_id"] == "flow-definition-unreadable":
         found = _JSON_LINE.search(str(finding["message"]))
-        line = int(found.group(1)) if found else None
+        if found:
+            return flow, [], Location(flow.location.file, None, int(found.group(1)))
     names = [str(row[key]) for row in evidence[:1] for key in ACTION_KEYS if row.get(key)]
-    for name in [*names, triggers.get(flow_id)]:
-        if line is None and name:
-            line = line_of_key(flow.text, name)
-    return Location(flow.location.file, flow.location.member, line)
+    trigger = triggers.get(flow_id)
+    wanted = [*names, *([trigger] if trigger else [])]
+    return flow, wanted, None if wanted else Location(flow.location.file)
 
 
 def _trigger_names(evidence: Evidence) -> dict[str, str]:

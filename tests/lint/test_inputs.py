@@ -5,9 +5,12 @@ from __future__ import annotations
 import builtins
 import io
 import json
+import os
 import shutil
 import tempfile
 import time
+import tracemalloc
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +34,7 @@ CUSTOM_API_STEP = "7f3b9c4d-0e5a-ee11-8179-000d3a1b2c3d"
 INVOICES = "5c6d7e8f-9a0b-ee11-8179-000d3a1b2c3d"
 LEGACY = "2b8f6c1e-4d3a-4f5b-9c7e-1a2b3c4d5e6f"
 ORDERS_FILE = "src/Workflows/ContosoOrderProcessing-9B8A7C6D-1E2F-EE11-8179-000D3A1B2C3D.json"
+ZIP_FLOW = "Workflows/ContosoInvoiceSync-5C6D7E8F-9A0B-EE11-8179-000D3A1B2C3D.json"
 
 
 def zip_folder(folder: Path, target: Path, extra: dict[str, bytes] | None = None) -> Path:
@@ -425,7 +429,7 @@ def test_a_damaged_zip_is_a_problem(tmp_path: Path) -> None:
 def test_a_member_over_the_limit_is_a_problem_and_the_rest_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inputs, "MAX_MEMBER_BYTES", 64 * 1024)
+    monkeypatch.setattr(inputs, "MAX_FLOW_BYTES", 64 * 1024)
     bomb = b'{"definition": {"actions": {}}, "padding": "' + b" " * (4 * 1024 * 1024) + b'"}'
     name = "Workflows/Bomb-0A0B0C0D-4444-EE11-8179-000D3A1B2C3D.json"
     archive = zip_folder(FIXTURES / "solution_zip", tmp_path / "bomb.zip", {name: bomb})
@@ -457,12 +461,12 @@ def test_a_member_whose_header_understates_its_size_is_a_problem(tmp_path: Path)
     assert problem.message.startswith("cannot be read from the zip: Bad CRC-32")
 
 
-def test_members_past_the_total_limit_are_problems(
+def test_members_past_the_run_budget_are_not_read_and_the_rest_is_counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     definition = FIXTURES / "legacy_package/Microsoft.Flow/flows" / LEGACY / "definition.json"
     size = definition.stat().st_size
-    monkeypatch.setattr(inputs, "MAX_TOTAL_BYTES", 2 * size + size // 2)
+    monkeypatch.setattr(inputs, "MAX_RUN_BYTES", 2 * size + size // 2)
     extra = {
         f"Microsoft.Flow/flows/{n}0000000-0000-4000-8000-000000000000/definition.json": (
             definition.read_bytes()
@@ -473,14 +477,20 @@ def test_members_past_the_total_limit_are_problems(
     found = read_inputs([archive])
     assert len(found.flows) == 2
     (problem,) = found.problems
-    assert problem.message.startswith("not read: the zip's members inflate past")
-    assert problem.location.member == f"Microsoft.Flow/flows/{LEGACY}/definition.json"
+    stopped = f"Microsoft.Flow/flows/{LEGACY}/definition.json"
+    assert problem.location == Location(archive.as_posix(), stopped)
+    assert problem.message == (
+        f"lint budget reached (over {inputs._size(2 * size + size // 2)} read in all): "
+        f"reading stopped at {archive.as_posix()}!{stopped}; 1 file(s) left out"
+    )
+    assert found.unread == problem.message + "; the report covers what was read"
 
 
 def test_a_file_over_the_limit_in_a_folder_is_a_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(inputs, "MAX_MEMBER_BYTES", 1024)
+    monkeypatch.setattr(inputs, "MAX_FLOW_BYTES", 1024)
     shutil.copytree(FIXTURES / "solution_zip", tmp_path / "export")
     found = read_inputs([Path("export")])
     assert {p.location.file for p in found.problems} == {
@@ -640,3 +650,293 @@ def test_utf16_exports_are_read_and_broken_utf16_is_named(tmp_path: Path) -> Non
     broken.write_bytes(b"\xff\xfe" + '{"properties": {}}'.encode("utf-16-le") + b"\x00")
     found = read_inputs([broken])
     assert [p.message for p in found.problems] == ["not UTF-16 text (byte 38)"]
+
+
+# Reading only what was asked for ----------------------------------------------------------------
+
+
+def _solution_folder(root: Path) -> Path:
+    shutil.copytree(FIXTURES / "solution_zip", root / "export")
+    return root / "export"
+
+
+def test_links_and_special_files_below_a_folder_are_problems_and_never_read(
+    tmp_path: Path,
+) -> None:
+    folder = _solution_folder(tmp_path)
+    (tmp_path / "secret.txt").write_text('{"definition": {}}', encoding="utf-8")
+    os.symlink(tmp_path / "secret.txt", folder / "Workflows" / "Linked.json")
+    os.symlink(folder / "customizations.xml", folder / "Workflows" / "Inside.json")  # in PATH
+    os.mkfifo(folder / "Workflows" / "Pipe.json")
+    os.symlink("/etc/passwd", folder / "README.md")  # not a file the reader reads: ignored
+    found = read_inputs([Path("export")])
+    assert [f.flow_id for f in found.flows] == [INVOICES]
+    refused = "lint reads regular files only, and follows no link it was not given"
+    assert {(p.location.file, p.kind, p.message) for p in found.problems} == {
+        ("export/Workflows/Inside.json", "flow", f"not read: a symbolic link; {refused}"),
+        ("export/Workflows/Linked.json", "flow", f"not read: a symbolic link; {refused}"),
+        ("export/Workflows/Pipe.json", "flow", f"not read: a FIFO (named pipe); {refused}"),
+    }
+
+
+def test_a_file_or_folder_swapped_for_a_link_after_the_listing_is_not_followed(
+    tmp_path: Path,
+) -> None:
+    """Each file is opened folder by folder without following a link, so a swap between the
+    listing and the read is refused too."""
+    folder = _solution_folder(tmp_path)
+    found = inputs._Found()
+    listed = inputs._Folder.of(folder, "export", found)
+    (folder / "customizations.xml").rename(tmp_path / "customizations.xml")
+    os.symlink(tmp_path / "customizations.xml", folder / "customizations.xml")
+    (folder / "Workflows").rename(tmp_path / "Workflows")
+    os.symlink(tmp_path / "Workflows", folder / "Workflows")
+    inputs._read_source(listed, found)
+    result = found.finish()
+    assert (result.flows, result.steps, result.workflows) == ((), (), ())
+    assert {p.location.file for p in result.problems} == {
+        "export/customizations.xml",
+        f"export/{ZIP_FLOW}",
+    }
+    assert all("not read: a symbolic link" in p.message for p in result.problems)
+
+
+def test_a_path_named_as_a_link_is_followed_to_a_folder_or_a_file(tmp_path: Path) -> None:
+    os.symlink(UNPACKED, tmp_path / "linked")
+    flow = UNPACKED / ORDERS_FILE
+    os.symlink(flow, tmp_path / "orders.json")
+    assert {f.flow_id for f in read_inputs([Path("linked")]).flows} == {
+        ACCOUNT_SYNC,
+        CONTACT_SYNC,
+        CHILD,
+        ORDERS,
+    }
+    (single,) = read_inputs([Path("orders.json")]).flows
+    assert single.text == flow.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("target", ["fifo", "/dev/zero", "/dev/null"])
+def test_a_path_that_is_not_a_file_or_folder_is_a_usage_error(tmp_path: Path, target: str) -> None:
+    if target == "fifo":
+        os.mkfifo(tmp_path / "export.zip")
+    else:
+        os.symlink(target, tmp_path / "export.zip")
+    with pytest.raises(UsageError) as raised:
+        read_inputs([Path("export.zip")])
+    assert raised.value.message.endswith(", not a file or folder")
+    assert raised.value.message.startswith("export.zip: is a ")
+
+
+def test_the_same_path_named_twice_is_read_once(tmp_path: Path) -> None:
+    archive = zip_folder(FIXTURES / "solution_zip", tmp_path / "billing.zip")
+    once = read_inputs([archive])
+    thrice = read_inputs([archive, Path("billing.zip"), Path("./billing.zip")])
+    assert (thrice.flows, thrice.files) == (once.flows, once.files)
+
+
+# Zips -------------------------------------------------------------------------------------------
+
+
+def _zip_with(tmp_path: Path, *extra: tuple[str, bytes]) -> Path:
+    """The solution zip fixture plus members written as given (names may repeat)."""
+    target = zip_folder(FIXTURES / "solution_zip", tmp_path / "dup.zip")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of a name it writes twice
+        with zipfile.ZipFile(target, "a") as archive:
+            for name, data in extra:
+                archive.writestr(name, data)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        (ZIP_FLOW, f"the zip holds {ZIP_FLOW} twice;"),
+        (ZIP_FLOW.replace("/", "\\"), f"the zip holds {ZIP_FLOW} twice;"),
+        (ZIP_FLOW.lower(), f"the zip holds {ZIP_FLOW} twice (also as {ZIP_FLOW.lower()});"),
+    ],
+)
+def test_a_flow_the_zip_holds_twice_is_a_problem_and_neither_copy_is_read(
+    tmp_path: Path, second: str, message: str
+) -> None:
+    found = read_inputs([_zip_with(tmp_path, (second, b'{"definition": {}}'))])
+    assert found.flows == ()
+    held = [p for p in found.problems if p.message.startswith(message)]
+    assert len(held) == 1
+    assert held[0].kind == "flow"
+    assert held[0].message.endswith("; another extractor may read the other copy")
+    assert held[0].location == Location(f"{tmp_path.as_posix()}/dup.zip", ZIP_FLOW)
+
+
+def test_customizations_held_twice_in_another_case_is_a_problem(tmp_path: Path) -> None:
+    found = read_inputs([_zip_with(tmp_path, ("Customizations.xml", b"<ImportExportXml/>"))])
+    assert found.steps == ()
+    assert {p.location.member for p in found.problems if "twice" in p.message} == {
+        "customizations.xml",
+        "Customizations.xml",
+    }
+
+
+def test_a_name_the_reader_does_not_use_may_differ_in_case(tmp_path: Path) -> None:
+    found = read_inputs([_zip_with(tmp_path, ("README.md", b"a"), ("readme.md", b"b"))])
+    assert [f.flow_id for f in found.flows] == [INVOICES]
+    assert found.problems == ()
+
+
+def test_a_zip_whose_directory_is_over_the_limit_is_not_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = zip_folder(FIXTURES / "solution_zip", tmp_path / "billing.zip")
+    monkeypatch.setattr(inputs, "MAX_ZIP_DIRECTORY", 100)
+    (problem,) = read_inputs([archive]).problems
+    assert problem.message.startswith("not read: its directory is ")
+    assert problem.message.endswith("over the 100 bytes limit (more files than any solution holds)")
+
+
+# XML limits ------------------------------------------------------------------------------------
+
+
+def _customizations(tmp_path: Path, body: str) -> Path:
+    (tmp_path / "Other").mkdir()
+    (tmp_path / "Other" / "Customizations.xml").write_text(
+        f"<ImportExportXml>{body}</ImportExportXml>", encoding="utf-8"
+    )
+    return tmp_path
+
+
+def _steps(count: int) -> str:
+    return (
+        "<SdkMessageProcessingSteps>"
+        + "".join(
+            f'<SdkMessageProcessingStep Name="P{n}: Update of account" '
+            f'SdkMessageProcessingStepId="{{0a0b0c0d-{n:04d}-ee11-8179-000d3a1b2c3d}}">'
+            "<Stage>40</Stage></SdkMessageProcessingStep>\n"
+            for n in range(count)
+        )
+        + "</SdkMessageProcessingSteps>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "body", "says"),
+    [
+        ("MAX_XML_DEPTH", 5, "<a>" * 10 + "</a>" * 10, "nested deeper than 5 elements"),
+        (
+            "MAX_XML_NAMES",
+            50,
+            "".join(f"<n{i}/>" for i in range(100)),
+            "uses over 50 distinct names",
+        ),
+        (
+            "MAX_RECORD_ELEMENTS",
+            5,
+            "<Workflows><Workflow>" + "<x/>" * 10 + "</Workflow></Workflows>",
+            "a <Workflow> holds over 5 elements",
+        ),
+    ],
+)
+def test_xml_past_a_limit_is_a_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str, value: int, body: str, says: str
+) -> None:
+    monkeypatch.setattr(inputs, limit, value)
+    (problem,) = read_inputs([_customizations(tmp_path, body)]).problems
+    assert problem.message == f"XML not read: it {says}, past what any solution holds"
+
+
+def test_a_start_tag_longer_than_the_markup_free_limit_is_a_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inputs, "MAX_XML_RUN", 1000)
+    monkeypatch.setattr(inputs, "_XML_CHUNK", 64)
+    attributes = " ".join(f'a{i}=""' for i in range(1000))
+    (problem,) = read_inputs([_customizations(tmp_path, f"<x {attributes}/>")]).problems
+    assert problem.message.startswith("XML not read: it holds over 1000 bytes without markup")
+
+
+def test_customizations_are_read_record_by_record_in_bounded_memory(tmp_path: Path) -> None:
+    """300,000 elements outside any record and 2,000 steps: only one record is built at a
+    time, so memory stays a small fraction of what a whole tree would take."""
+    _customizations(tmp_path, "<Entities>" + "<e/>" * 300_000 + "</Entities>" + _steps(2_000))
+    tracemalloc.start()
+    try:
+        found = read_inputs([tmp_path])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(found.steps) == 2_000
+    assert found.steps[-1].location.line == 2_000  # one step per line, the first on line 1
+    assert peak < 12 * 1024 * 1024, peak
+
+
+# The run's budget --------------------------------------------------------------------------------
+
+
+def test_the_steps_budget_stops_reading_and_says_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inputs, "MAX_RUN_STEPS", 3)
+    found = read_inputs([_customizations(tmp_path, _steps(10))])
+    assert len(found.steps) == 3
+    (problem,) = found.problems
+    shown = f"{tmp_path.as_posix()}/Other/Customizations.xml"
+    assert problem.message == (
+        f"lint budget reached (over 3 plug-in steps): reading stopped at {shown}; "
+        "the rest of it left out"
+    )
+    assert found.unread == problem.message + "; the report covers what was read"
+
+
+def test_the_flows_budget_counts_the_files_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inputs, "MAX_RUN_FLOWS", 2)
+    found = read_inputs([UNPACKED])
+    assert len(found.flows) == 2
+    assert found.unread is not None
+    assert "(over 2 flows)" in found.unread
+    # Two more flows, three step files and two classic workflows: nothing is read after.
+    assert "; 7 file(s) left out;" in found.unread
+
+
+def test_a_listing_cut_short_by_the_files_budget_is_no_usage_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(inputs, "MAX_RUN_FILES", 2)
+    found = read_inputs([UNPACKED])
+    assert found.unread is not None
+    assert "(over 2 files listed)" in found.unread
+    assert [p.message for p in found.problems] == [found.unread.rsplit("; the report", 1)[0]]
+
+
+def test_the_problems_budget_stops_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inputs, "MAX_RUN_PROBLEMS", 3)
+    workflows = tmp_path / "Workflows"
+    workflows.mkdir()
+    for n in range(10):
+        (workflows / f"Bad{n}.json").write_bytes(b"\xff not utf-8")
+    found = read_inputs([tmp_path])
+    assert len(found.problems) == 4  # three, and the one saying the budget is spent
+    assert found.unread is not None
+    assert "(over 3 files that cannot be read)" in found.unread
+
+
+def test_a_wide_text_spends_its_size_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One character past Latin-1 makes every character take 4 bytes: the budget of flow
+    definitions counts that, not the bytes of the file."""
+    monkeypatch.setattr(inputs, "MAX_RUN_FLOW_TEXT", 300_000)
+    workflows = tmp_path / "Workflows"
+    workflows.mkdir()
+    text = '{"definition": {}, "pad": "' + "x" * 100_000 + '\U0001f600"}'
+    (workflows / "Wide.json").write_text(text, encoding="utf-8")  # 100 KB, 400 KB as text
+    found = read_inputs([tmp_path])
+    assert found.flows == ()
+    assert found.unread is not None
+    assert "(over 293 KB of flow definitions)" in found.unread
+
+
+def test_lines_of_keys_matches_line_of_key(unpacked: LintInputs) -> None:
+    text = by_id(unpacked.flows, "flow_id")[ORDERS].text
+    names = ["Try", "Catch", "Run_a_Child_Flow", "Terminate", "When_an_order_is_added", "nope"]
+    lines = inputs.lines_of_keys(text, names)
+    assert lines == {n: line_of_key(text, n) for n in names if line_of_key(text, n) is not None}
+    assert "nope" not in lines
