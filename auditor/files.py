@@ -32,6 +32,8 @@ FOLDER_MODE = 0o700
 _HINTS = {
     errno.ENOSPC: "The disk is full: free space or choose another folder with --out.",
     errno.EDQUOT: "The disk quota is used up: free space or choose another folder with --out.",
+    errno.EFBIG: "The file grew past the size allowed (file system or `ulimit -f`): free space "
+    "or choose another folder with --out.",
     errno.EROFS: "The file system is read-only: choose a writable folder with --out.",
     errno.EACCES: "Permission denied: choose a folder you can write with --out.",
     errno.EPERM: "Permission denied: choose a folder you can write with --out.",

@@ -13,23 +13,32 @@ against spreadsheet formula injection (tenant text such as `=HYPERLINK(...)` sta
 is): open them in a data tool, not a spreadsheet. The evidence CSVs of `auditor report` are
 the ones made safe for spreadsheets.
 
-Files are first written under a temporary name and renamed once every table is written, so
-a failed export leaves no half-written set behind.
+The files hold tenant telemetry, so they are written as every file of the auditor is
+(`auditor.files`): the folder is made owner-only and refused if it is a link, a link or a
+folder at a file's name is refused, and each table is copied into a temporary file created
+owner-only (0600) beside it. The temporaries are renamed once every table is written, so a
+failed export (a full disk) leaves the previous files or none, never a half-written set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
+import re
+import stat
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from auditor.errors import UsageError
+from auditor.errors import UsageError, WriteError
 from auditor.explore.common import require_scan
+from auditor.files import private_dir, write_error
 from auditor.store import BOOKKEEPING, TABLES, Store
+from auditor.terminal import clean
 
 EXPORT_TABLES: tuple[str, ...] = (*TABLES, "scans", "scan_queries", "analyses", "findings")
 FORMATS = ("parquet", "csv")
@@ -55,28 +64,60 @@ def export(
         )
     chosen = _tables(tables)
     require_scan(store)
-    out_dir = Path(out_dir)
+    out_dir = private_dir(Path(out_dir))
+    finals = [out_dir / f"{table}.{fmt}" for table in chosen]
+    for final in finals:
+        _refuse_non_file(final)
+    partials: list[Path] = []
+    done: list[Exported] = []
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot create the folder {out_dir}: {exc.strerror or exc}",
-            hint="Choose a writable folder with --out.",
-        ) from exc
-    written: list[tuple[Exported, Path]] = []
-    try:
-        for table in chosen:
-            final = out_dir / f"{table}.{fmt}"
-            partial = out_dir / f".{table}.{fmt}.partial"
-            rows = _copy(store, table, partial, fmt)
-            written.append((Exported(table, final, rows), partial))
-        for done, partial in written:
-            os.replace(partial, done.path)
+        for table, final in zip(chosen, finals, strict=True):
+            partials.append(_temporary(final))
+            done.append(Exported(table, final, _copy(store, table, partials[-1], final, fmt)))
+        for item, partial in zip(done, partials, strict=True):
+            try:
+                os.replace(partial, item.path)  # replaces the file, never writes through
+            except OSError as exc:
+                raise write_error(item.path, exc) from exc
     except BaseException:
-        for _, partial in written:
-            partial.unlink(missing_ok=True)
+        for partial in partials:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
         raise
-    return [done for done, _ in written]
+    return done
+
+
+def _refuse_non_file(path: Path) -> None:
+    """A link or a folder where a table's file goes is refused before anything is written: no
+    earlier export made it, so it is not the export's to replace (a previous file is)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    if stat.S_ISLNK(mode):
+        raise WriteError(
+            f"cannot write {path}: it is a symbolic link, and the auditor does not write "
+            "through links",
+            hint="Remove the link or choose another folder with --out.",
+        )
+    if not stat.S_ISREG(mode):
+        raise WriteError(
+            f"cannot write {path}: it is not a regular file",
+            hint="Remove it or choose another folder with --out.",
+        )
+
+
+def _temporary(final: Path) -> Path:
+    """An empty owner-only (0600) file beside `final`, made with O_EXCL so no link is
+    followed; DuckDB writes into it in place (`USE_TMP_FILE false`), keeping its mode."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    except OSError as exc:
+        raise write_error(final, exc) from exc
+    os.close(fd)
+    return Path(name)
 
 
 def _tables(wanted: Sequence[str]) -> list[str]:
@@ -95,7 +136,9 @@ def _tables(wanted: Sequence[str]) -> list[str]:
     return [t for t in EXPORT_TABLES if t in names]
 
 
-def _copy(store: Store, table: str, path: Path, fmt: str) -> int:
+def _copy(store: Store, table: str, path: Path, final: Path, fmt: str) -> int:
+    """COPY of `table` into the file at `path`; errors name `final`, the file the user asked
+    for."""
     spec = TABLES.get(table) or BOOKKEEPING[table]
     if fmt == "parquet":
         # Marked as UTC (the store's session time zone is UTC, so nothing shifts).
@@ -107,6 +150,9 @@ def _copy(store: Store, table: str, path: Path, fmt: str) -> int:
     else:
         columns = ", ".join(f'"{c}"' for c in spec.names())
         options = "FORMAT csv, HEADER, TIMESTAMPFORMAT '%Y-%m-%dT%H:%M:%S.%fZ'"
+    # In place: by default DuckDB writes an existing target to a new file of its own (mode
+    # from the umask) and renames that over it.
+    options += ", USE_TMP_FILE false"
     order = ", ".join(f'"{c}"' for c in spec.key)
     target = str(path).replace("'", "''")
     sql = (
@@ -116,12 +162,27 @@ def _copy(store: Store, table: str, path: Path, fmt: str) -> int:
     try:
         # COPY answers with the number of rows it wrote.
         result = store.frame(sql)
-    except duckdb.Error as exc:
-        raise UsageError(
-            f"writing {path.name.removeprefix('.').removesuffix('.partial')} failed: {exc}",
-            hint="Check that the --out folder is writable and has free space.",
-        ) from exc
+    except duckdb.Error as exc:  # IOException for a full disk; the SQL itself is ours
+        raise _duckdb_write_error(final, exc) from exc
+    except OSError as exc:
+        raise write_error(final, exc) from exc
     return int(result.to_numpy()[0][0])
+
+
+_ERRNO = re.compile(r'"errno"\s*:\s*"?(\d+)')
+
+
+def _duckdb_write_error(final: Path, exc: duckdb.Error) -> WriteError:
+    """DuckDB's IO errors carry the system's errno in a JSON fragment; with it the message
+    and hint are the ones every other write failure gets, else DuckDB's text, one line."""
+    found = _ERRNO.search(str(exc))
+    if found:
+        number = int(found.group(1))
+        return write_error(final, OSError(number, os.strerror(number)))
+    return WriteError(
+        f"cannot write {final}: {clean(exc, 300)}",
+        hint="Check that the --out folder is writable and has free space.",
+    )
 
 
 __all__ = ["EXPORT_TABLES", "FORMATS", "Exported", "export"]

@@ -28,9 +28,11 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-ENCODING = "utf-8-sig"
+from auditor.files import atomic_open, private_dir
+
+ENCODING = "utf-8-sig"  # how the files read back: UTF-8 after a byte-order mark
 FINDING_COLUMNS = (
     "finding",
     "check_id",
@@ -128,24 +130,34 @@ def summary_row(finding: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def write_rows(handle: IO[str], header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """One CSV into an open text handle (opened with `newline=""`), every cell through `cell`.
+
+    The byte-order mark is written as a character: the handle encodes UTF-8, so it becomes
+    the same three bytes `utf-8-sig` would write."""
+    handle.write("\ufeff")
+    writer = csv.writer(handle)  # excel dialect: comma, minimal quoting, CRLF
+    writer.writerow([cell(name) for name in header])
+    writer.writerows([cell(row.get(name)) for name in header] for row in rows)
+
+
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
-    """One CSV file, every cell through `cell`."""
-    with path.open("w", encoding=ENCODING, newline="") as handle:
-        writer = csv.writer(handle)  # excel dialect: comma, minimal quoting, CRLF
-        writer.writerow([cell(name) for name in header])
-        writer.writerows([cell(row.get(name)) for name in header] for row in rows)
+    """One CSV file, written atomically and owner-only (`auditor.files`)."""
+    with atomic_open(path, newline="") as handle:
+        write_rows(handle, header, rows)
     return path
 
 
-def write(model: Mapping[str, Any], folder: Path) -> list[Path]:
-    """Writes `folder/evidence/<check id>.csv` per check with findings, then
-    `folder/evidence/findings.csv`; returns the paths written, in that order."""
-    out_dir = folder / "evidence"
-    out_dir.mkdir(parents=True, exist_ok=True)
+Planned = tuple[str, list[str], list[dict[str, Any]]]
+
+
+def plan(model: Mapping[str, Any]) -> list[Planned]:
+    """The evidence files of `model` as (file name, header, rows): one per check with
+    findings, in the order they first appear, then `findings.csv`."""
     by_check: dict[str, list[Mapping[str, Any]]] = {}
     for finding in model["findings"]:
         by_check.setdefault(str(finding["check_id"]), []).append(finding)
-    written = []
+    planned: list[Planned] = []
     used = {"findings.csv"}
     for check_id, findings in by_check.items():
         name = file_name(check_id)
@@ -153,10 +165,27 @@ def write(model: Mapping[str, Any], folder: Path) -> list[Path]:
             name = name.removesuffix(".csv") + "_.csv"
         used.add(name)
         header, rows = evidence_rows(findings)
-        written.append(write_csv(out_dir / name, header, rows))
+        planned.append((name, header, rows))
     summary = [summary_row(f) for f in model["findings"]]
-    written.append(write_csv(out_dir / "findings.csv", SUMMARY_COLUMNS, summary))
-    return written
+    planned.append(("findings.csv", list(SUMMARY_COLUMNS), summary))
+    return planned
 
 
-__all__ = ["ENCODING", "FINDING_COLUMNS", "cell", "neutralise", "write"]
+def write(model: Mapping[str, Any], folder: Path) -> list[Path]:
+    """Writes `folder/evidence/<check id>.csv` per check with findings, then
+    `folder/evidence/findings.csv`, each on its own (`auditor.report.write_reports` writes
+    them together with the reports); returns the paths written, in that order."""
+    out_dir = private_dir(folder / "evidence")
+    return [write_csv(out_dir / name, header, rows) for name, header, rows in plan(model)]
+
+
+__all__ = [
+    "ENCODING",
+    "FINDING_COLUMNS",
+    "cell",
+    "neutralise",
+    "plan",
+    "write",
+    "write_csv",
+    "write_rows",
+]

@@ -46,6 +46,7 @@ import trustme
 import uvicorn
 from starlette.requests import Request
 
+from auditor.files import private_dir, write_bytes, write_text
 from auditor.sim import odata
 from auditor.sim.faults import FaultPlan, SimStats
 from auditor.sim.identity import (
@@ -1173,9 +1174,8 @@ class SimServer:
         self.ca_pem = ca.cert_pem.bytes()
         self._tls_dir = Path(tempfile.mkdtemp(prefix="auditor-sim-tls-"))
         key_path, cert_path = self._tls_dir / "key.pem", self._tls_dir / "cert.pem"
-        cert.private_key_pem.write_to_path(str(key_path))
-        key_path.chmod(0o600)
-        cert_path.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+        write_bytes(key_path, cert.private_key_pem.bytes())  # owner-only from the start
+        write_bytes(cert_path, b"".join(blob.bytes() for blob in cert.cert_chain_pems))
         self.app = SimApp(
             self.tenant,
             self.options,
@@ -1241,20 +1241,18 @@ class SimServer:
         self.stop()
 
     def write_client_files(self, directory: Path) -> None:
-        """Write `ca.pem`, `env` (secret and CA path, owner-only) and `auditor.toml`."""
+        """Write `ca.pem`, `env` (the secret and the CA path) and `auditor.toml`, owner-only
+        and atomically (`auditor.files`); a link or a file at `directory` is refused."""
         if not self.base_url:
             raise RuntimeError("start the server before writing client files")
-        directory = Path(directory).resolve()
-        directory.mkdir(parents=True, exist_ok=True)
+        # Absolute, not resolved: a link at `directory` is refused, not followed.
+        directory = private_dir(Path(directory).absolute())
         ca_path = directory / "ca.pem"
-        ca_path.write_bytes(self.ca_pem)
-        env_path = directory / "env"
-        env_path.touch(mode=0o600, exist_ok=True)
-        env_path.chmod(0o600)
-        env_path.write_text(
+        write_bytes(ca_path, self.ca_pem)
+        write_text(
+            directory / "env",
             f"AZURE_CLIENT_SECRET={shlex.quote(self.tenant.client_secret)}\n"
             f"SSL_CERT_FILE={shlex.quote(str(ca_path))}\n",
-            encoding="utf-8",
         )
         toml = (
             f"# Written by `auditor sim serve`: the simulated tenant at {self.base_url}.\n"
@@ -1273,7 +1271,7 @@ class SimServer:
             "[http]\n"
             f"ca_bundle = {_toml_string(str(ca_path))}\n"
         )
-        (directory / "auditor.toml").write_text(toml, encoding="utf-8")
+        write_text(directory / "auditor.toml", toml)
 
 
 def _toml_string(value: str) -> str:

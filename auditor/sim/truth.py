@@ -130,6 +130,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from auditor.files import write_text
 from auditor.sim.model import VISIBLE_BY, SimEnvironment, SimTenant
 from auditor.sim.scenario import RUNS_VISIBLE_BY, generate, render_actions
 
@@ -1044,6 +1045,7 @@ def compute_truth(tenant: SimTenant) -> dict[str, Any]:
 
 
 def write_truth(seed: int, scale: str, path: Path) -> None:
-    """Generate the tenant and write its ground truth as JSON (UTF-8, stable key order)."""
+    """Generate the tenant and write its ground truth as JSON (UTF-8, stable key order),
+    atomically and owner-only like every file the auditor writes (`auditor.files`)."""
     truth = compute_truth(generate(seed, scale))
-    path.write_text(json.dumps(truth, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(truth, indent=2, ensure_ascii=False) + "\n")
