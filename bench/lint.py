@@ -9,20 +9,36 @@ included, as a pipeline step runs it.
 Figures, not assertions: see bench/README.md (design.md section 12 is silent on lint; issue 9
 asks for under 5 s).
 
-Usage: python bench/lint.py [--flows 100] [--seed 7]
+Then the hostile rows, inputs anyone can commit to a pull request, built at run time: three
+flows of 6,000 actions, each an Update of one of five columns drawn at random (every
+five-action window recurs in many places: thousands of `flow-repeated-block` findings), and
+a solution zip whose customizations.xml holds 200,000 Update plug-in steps without filtering
+attributes (each a `plugin-update-unfiltered` finding). Each is linted at half and at full
+size in the same run, for the time, the peak memory of the child (from `wait4`), the size of
+the reports written and the ratio of full to half: 2 is linear, 4 quadratic. The goal is
+under 10 s and under 1 GB each. `--before DIR` lints the same inputs with the auditor of
+another checkout too (an export of an earlier commit), for ratios measured in one run.
+
+Usage: python bench/lint.py [--flows 100] [--seed 7] [--no-hostile] [--before DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -206,10 +222,189 @@ def write_solution(folder: Path, flows: int, seed: int) -> list[int]:
     return sizes
 
 
+# Hostile inputs --------------------------------------------------------------------------
+
+UPDATE = "20bebb1b-ea3e-db11-86a7-000a3a5473e8"  # the Update message's id in every environment
+KINDS = 5  # kinds of action the hostile flows are drawn from: the most repeated blocks
+
+
+def _update(field: str, after: str | None) -> dict[str, Any]:
+    """A Dataverse Update a row action setting one column (the column makes its content)."""
+    return {
+        "type": "OpenApiConnection",
+        "inputs": {
+            "host": {
+                "connectionName": "shared_commondataserviceforapps",
+                "operationId": "UpdateRecord",
+                "apiId": DATAVERSE,
+            },
+            "parameters": {"entityName": "accounts", "recordId": "@{guid()}", field: "x"},
+        },
+        "runAfter": {after: ["Succeeded"]} if after else {},
+    }
+
+
+def hostile_flow(rng: random.Random, actions: int) -> dict[str, Any]:
+    """`actions` top-level actions, each an Update of one of KINDS columns drawn at random."""
+    body: dict[str, Any] = {}
+    after: str | None = None
+    for n in range(actions):
+        name = f"Update_{n}"
+        body[name] = _update(f"item/column{rng.randrange(KINDS)}", after)
+        after = name
+    trigger = {"manual": {"type": "Request", "kind": "Button", "inputs": {"schema": {}}}}
+    return {"properties": {"definition": {"triggers": trigger, "actions": body}}}
+
+
+def write_hostile_flows(folder: Path, flows: int, actions: int) -> int:
+    """An unpacked solution of `flows` flows of `actions` actions; returns its bytes."""
+    (folder / "Workflows").mkdir(parents=True)
+    rng = random.Random(7)
+    size = 0
+    for index in range(flows):
+        guid = str(uuid.UUID(int=index + 1)).upper()
+        path = folder / "Workflows" / f"Hostile{index}-{guid}.json"
+        path.write_text(json.dumps(hostile_flow(rng, actions)), encoding="utf-8")
+        size += path.stat().st_size
+    return size
+
+
+def write_hostile_steps(path: Path, steps: int) -> int:
+    """A solution zip whose customizations.xml registers `steps` Update steps on account,
+    none with filtering attributes; returns the zip's bytes. Written record by record, so
+    this process stays small (a child forked from a big parent reports its size as peak)."""
+    manifest = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<ImportExportXml><SolutionManifest>'
+        "<UniqueName>Hostile</UniqueName></SolutionManifest></ImportExportXml>\n"
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("customizations.xml", "w") as xml:
+            xml.write(
+                b'<?xml version="1.0" encoding="utf-8"?>\n<ImportExportXml>'
+                b"<SdkMessageProcessingSteps>\n"
+            )
+            for n in range(steps):
+                xml.write(
+                    f'<SdkMessageProcessingStep Name="Plugins.Account{n}: Update of account" '
+                    f'SdkMessageProcessingStepId="{{{uuid.UUID(int=n + 1)}}}"><SdkMessageId>'
+                    f"{UPDATE}</SdkMessageId><PrimaryEntity>account</PrimaryEntity><Mode>0"
+                    "</Mode><Rank>1</Rank><Stage>40</Stage></SdkMessageProcessingStep>\n".encode()
+                )
+            xml.write(b"</SdkMessageProcessingSteps></ImportExportXml>\n")
+        archive.writestr("solution.xml", manifest)
+    return path.stat().st_size
+
+
+@dataclass(frozen=True)
+class Lint:
+    """One `auditor lint` child: wall seconds, peak RSS, reports' size, its summary line."""
+
+    seconds: float
+    peak_mb: float
+    reports_mb: float
+    results: int
+    summary: str
+
+
+def timed_lint(source: Path, out: Path, checkout: Path | None = None) -> Lint:
+    """`auditor lint SOURCE --out OUT` in a child process; with `checkout`, the auditor of
+    that folder (run from it, so it is the one imported).
+
+    The peak memory is the child's own high-water mark (`VmHWM`, polled): the `ru_maxrss`
+    that `wait4` returns also counts the parent's size when the child was forked."""
+    command = [sys.executable, "-m", "auditor", "lint", str(source), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(checkout)} if checkout else None
+    peak_kb = 0
+    with tempfile.TemporaryFile() as err:
+        started = time.monotonic()
+        child = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=err, cwd=checkout or source.parent, env=env
+        )
+        while True:
+            peak_kb = max(peak_kb, _high_water_kb(child.pid))
+            pid, status, _ = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.01)
+        seconds = time.monotonic() - started
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        sys.exit(f"auditor lint {source} failed ({code}): {stderr[-2000:]}")
+    sarif = json.loads((out / "report.sarif").read_text(encoding="utf-8"))
+    written = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    lines = [line for line in stderr.splitlines() if line.startswith(("Linted", "warning:"))]
+    return Lint(
+        seconds,
+        peak_kb / 1024,
+        written / 2**20,
+        len(sarif["runs"][0]["results"]),
+        " ".join(lines),
+    )
+
+
+def _high_water_kb(pid: int) -> int:
+    """A running process's peak resident memory so far (Linux), 0 once it has exited."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return 0
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    return int(found.group(1)) if found else 0
+
+
+def hostile(work: Path, before: Path | None) -> None:
+    """The hostile rows: each input at half and full size, timed in this one run; with
+    `before`, each also linted by that checkout's auditor."""
+    cases: tuple[tuple[str, int, Callable[[Path, int], int], str], ...] = (
+        ("3 flows x {n:,} actions", 6_000, lambda at, n: write_hostile_flows(at, 3, n), "flows"),
+        ("{n:,} plug-in steps (zip)", 200_000, write_hostile_steps, "steps.zip"),
+    )
+    print(f"\nhostile inputs, load average {os.getloadavg()[0]:.2f} before the first run")
+    print(
+        f"{'hostile input':30} {'run':>6} {'input MB':>8} {'seconds':>8} {'peak MB':>8} "
+        f"{'reports MB':>10} {'results':>8}"
+    )
+    runs = (("before", before), ("now", None)) if before else (("now", None),)
+    for label, full, write, name in cases:
+        timings: dict[str, list[float]] = {}
+        for n in (full // 2, full):
+            source = work / f"{n}-{name}"
+            size = write(source, n)
+            for run, checkout in runs:
+                out = work / f"out-{run}-{source.name}"
+                ran = timed_lint(source, out, checkout)
+                shutil.rmtree(out)  # the old reports of 200,000 steps are 670 MB
+                timings.setdefault(run, []).append(ran.seconds)
+                print(
+                    f"{label.format(n=n):30} {run:>6} {size / 2**20:8.1f} {ran.seconds:8.2f} "
+                    f"{ran.peak_mb:8.0f} {ran.reports_mb:10.1f} {ran.results:8,}"
+                )
+                print(f"  {_read(ran.summary)}")
+            if source.is_dir():
+                shutil.rmtree(source)
+            else:
+                source.unlink()
+        for run, (half, whole) in timings.items():
+            print(f"  {run}: full / half {whole / half:.2f} (2 is linear, 4 quadratic)")
+        if before:
+            print(f"  full size, now / before: {timings['now'][1] / timings['before'][1]:.2f}")
+
+
+def _read(summary: str) -> str:
+    """What the lint read and found, from its summary line (without the timing)."""
+    return re.sub(r" in [0-9.]+s;", ";", summary)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=100)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-hostile", action="store_true", help="skip the hostile rows")
+    parser.add_argument(
+        "--before", type=Path, help="lint the hostile inputs with this checkout's auditor too"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="auditor-bench-lint-"))
     solution = work / "src"
@@ -233,6 +428,8 @@ def main() -> None:
     )
     print(f"auditor lint: {seconds:.2f} s wall (interpreter start included), {results} results")
     print(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "")
+    if not args.no_hostile:
+        hostile(work, args.before.resolve() if args.before else None)
 
 
 if __name__ == "__main__":

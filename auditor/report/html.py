@@ -22,7 +22,7 @@ import jinja2
 from markupsafe import Markup
 
 from auditor.report import svg
-from auditor.report.markdown import where
+from auditor.report.markdown import left_out, where
 from auditor.resources import data_dir
 
 TEMPLATE = "report.html.j2"
@@ -197,6 +197,9 @@ def _check_groups(model: Mapping[str, Any]) -> list[dict[str, Any]]:
     for answer in model["answers"]:
         order.update(dict.fromkeys(str(c) for c in answer["checks"] if c in by_check))
     order.update(dict.fromkeys(sorted(by_check)))
+    cut: Counter[str] = Counter()
+    for count in left_out(model):
+        cut[str(count["check_id"])] += int(count["left_out"])
     groups = []
     for check_id in order:
         found = by_check[check_id]
@@ -226,6 +229,7 @@ def _check_groups(model: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "passes": sorted(passes.items()),
                 "rows": [_finding_view(f) for f in listed[:ROWS_PER_CHECK]],
                 "omitted": max(0, len(listed) - ROWS_PER_CHECK),
+                "left_out": cut[check_id],
             }
         )
     return groups
@@ -285,6 +289,8 @@ def _view(model: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "groups": _check_groups(model),
         "status_counts": Counter(str(f["status"]) for f in model["findings"]),
+        # Findings the model left out (it keeps so many per check and status): counted here.
+        "left_out": sum(int(c["left_out"]) for c in left_out(model)),
         "suppressed": sum(1 for f in model["findings"] if f["suppressed"]),
     }
 

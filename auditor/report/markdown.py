@@ -227,6 +227,40 @@ def _about(model: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def left_out(model: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The checks and statuses with findings left out of the model (`finding_counts`)."""
+    return [c for c in model.get("finding_counts") or [] if int(c.get("left_out", 0)) > 0]
+
+
+def _left_out(model: Mapping[str, Any]) -> list[str]:
+    """What the report does not list: at most so many findings per check and status are
+    kept; the verdicts above were judged on every one."""
+    cut = left_out(model)
+    if not cut:
+        return []
+    total = sum(int(c["left_out"]) for c in cut)
+    rows = (
+        (
+            code(c["check_id"]),
+            md(c["status"]),
+            f"{int(c['findings']):,}",
+            f"{int(c['findings']) - int(c['left_out']):,}",
+            f"{int(c['left_out']):,}",
+        )
+        for c in cut[:MAX_ROWS]
+    )
+    return [
+        "",
+        "## Findings left out",
+        "",
+        f"*{total:,} more findings left out of this report.* The verdicts are judged on every"
+        " finding; the report lists the first of each check and status.",
+        "",
+        *table(("Check", "Status", "Findings", "Listed", "Left out"), rows),
+        *more(len(cut) - MAX_ROWS, "checks with findings left out"),
+    ]
+
+
 def _environment_matrix(model: Mapping[str, Any]) -> list[str]:
     answers = model["answers"]
     names = _env_names(model)
@@ -294,6 +328,13 @@ def _answer(model: Mapping[str, Any], number: int, answer: Mapping[str, Any]) ->
             ),
         )
         lines += more(len(worst) - MAX_ROWS, "findings", " (see `evidence/findings.csv`)")
+        cut = sum(
+            int(c["left_out"])
+            for c in left_out(model)
+            if c["check_id"] in answer["checks"] and c["status"] != "pass"
+        )
+        if cut:
+            lines += ["", f"*{cut:,} more findings of these checks left out of this report.*"]
     else:
         lines.append("*Every audited resource passed.*")
     envs = answer["environments"]
@@ -393,11 +434,12 @@ def _muted(model: Mapping[str, Any]) -> list[str]:
 
 def render(model: Mapping[str, Any]) -> str:
     """The Markdown report of a report model (`auditor.report.model.build_report`)."""
-    lines = _header(model) + _verdict_table(model) + _about(model) + _environment_matrix(model)
+    lines = _header(model) + _verdict_table(model) + _about(model) + _left_out(model)
+    lines += _environment_matrix(model)
     for number, answer in enumerate(model["answers"], start=1):
         lines += _answer(model, number, answer)
     lines += _queries(model) + _trace_logging(model) + _muted(model)
     return "\n".join(lines).rstrip() + "\n"
 
 
-__all__ = ["clean", "md", "md_line", "render"]
+__all__ = ["clean", "left_out", "md", "md_line", "render"]

@@ -34,6 +34,10 @@ from auditor.store import ScanInfo, Store, StoreError
 
 SCHEMA_VERSION = 1
 CHART_ROWS = 10  # bars per chart: the worst offenders, not everything
+# Findings kept per check and status. Files anyone can commit can hold 200,000 plug-in steps
+# in a 500 KB zip: one finding each made 650 MB of reports. A reviewer reads the first
+# hundreds; the verdicts and `finding_counts` are computed from every finding.
+MAX_FINDINGS_PER_CHECK = 1_000
 
 
 def stored_findings(store: Store, scan_id: int) -> list[Finding]:
@@ -78,20 +82,46 @@ def analysis_window(store: Store, scan: ScanInfo) -> tuple[Window, list[str] | N
     return Window(row["window_start"].to_pydatetime(), row["window_end"].to_pydatetime()), envs
 
 
-def _verdict_data(verdict: Verdict) -> dict[str, Any]:
+def _verdict_data(verdict: Verdict, kept: Mapping[int, int]) -> dict[str, Any]:
+    """A verdict; its findings as indexes into the model's (kept) findings."""
     return {
         "verdict": verdict.verdict,
         "reasons": list(verdict.reasons),
         "fixes": list(verdict.fixes),
         "coverage": {k: dict(v) for k, v in verdict.coverage.items()},
-        "findings": list(verdict.findings),
+        "findings": [kept[i] for i in verdict.findings if i in kept],
     }
 
 
-def _findings_data(result: AssessmentResult) -> list[dict[str, Any]]:
+def bounded(
+    findings: Sequence[Finding], limit: int | None = None
+) -> tuple[dict[int, int], list[dict[str, Any]]]:
+    """The findings a report lists: at most `limit` (`MAX_FINDINGS_PER_CHECK`) per check and
+    status, the first ones (each check orders its findings worst or busiest first).
+
+    Returns the kept findings (index in `findings` -> index in the report) and, per check and
+    status in order of first appearance, how many findings there were and how many were
+    left out, so every format can say so."""
+    limit = MAX_FINDINGS_PER_CHECK if limit is None else limit
+    kept: dict[int, int] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for index, finding in enumerate(findings):
+        key = (finding.check_id, finding.status)
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] <= limit:
+            kept[index] = len(kept)
+    counts = [
+        {"check_id": check, "status": status, "findings": n, "left_out": max(0, n - limit)}
+        for (check, status), n in seen.items()
+    ]
+    return kept, counts
+
+
+def _findings_data(result: AssessmentResult, kept: Mapping[int, int]) -> list[dict[str, Any]]:
     spec = assessment()
     out = []
-    for index, judged in enumerate(result.findings):
+    for original in kept:
+        index, judged = kept[original], result.findings[original]
         f = judged.finding
         meta = CHECKS[f.check_id].meta if f.check_id in CHECKS else None
         out.append(
@@ -246,6 +276,7 @@ def report_model(
     envs = evidence.environments
     names = evidence.environment_names
     result = assess(findings, names, mutelist=mutelist)
+    kept, counts = bounded([judged.finding for judged in result.findings])
     spec = assessment()
     answers = []
     for k, answer in enumerate(spec.answers):
@@ -257,12 +288,12 @@ def report_model(
                 "condition": answer.condition,
                 "references": list(answer.references),
                 "checks": list(answer.checks),
-                **_verdict_data(result.scope[k]),
+                **_verdict_data(result.scope[k], kept),
                 "environments": [
                     {
                         "environment_id": env,
                         "environment": names[env],
-                        **_verdict_data(result.by_environment[env][k]),
+                        **_verdict_data(result.by_environment[env][k], kept),
                     }
                     for env in names
                 ],
@@ -293,7 +324,8 @@ def report_model(
         },
         "verdict": result.worst(),
         "answers": answers,
-        "findings": _findings_data(result),
+        "findings": _findings_data(result, kept),
+        "finding_counts": counts,
         "coverage": {
             "queries": _records(
                 queries.loc[:, ["environment_id", "query_id", "status", "rows", "reason", "hint"]]
@@ -307,8 +339,10 @@ def report_model(
 
 
 __all__ = [
+    "MAX_FINDINGS_PER_CHECK",
     "SCHEMA_VERSION",
     "analysis_window",
+    "bounded",
     "build_report",
     "chart_data",
     "report_model",

@@ -8,6 +8,9 @@ since a tenant has no source files. Muted findings stay, with an external suppre
 dashboard shows them as dismissed rather than losing them (SARIF 3.35). Findings that could
 not be assessed are not violations, so they are not results; they are carried as warning
 notifications of the invocation (SARIF 3.58), as every report carries what it could not see.
+A rule has at most `MAX_RESULTS_PER_RULE` results; how many more there were is a note of the
+invocation and `resultsLeftOut` in the run's properties. Code scanning rejects a run of more
+than 25,000 results or a file over 10 MB (https://docs.github.com/code-security/code-scanning/troubleshooting-sarif-uploads/results-exceed-limit).
 
 Each result has a partial fingerprint hashed from its check, environment and resource ids:
 names change, ids do not, and code scanning matches results across uploads by it
@@ -35,6 +38,9 @@ FINGERPRINT = "auditorFinding/v1"  # bump the suffix if the hashed fields ever c
 LEVELS = {"high": "error", "medium": "warning", "low": "note"}
 RESULT_STATUSES = ("fail", "error")
 MAX_TEXT = 1000
+# Results per rule, as the report model keeps findings per check and status: the ones left
+# out are counted in the run's properties and in a note of the invocation.
+MAX_RESULTS_PER_RULE = 1_000
 
 # Control characters and lone surrogates (which no UTF-8 file can hold) are dropped; line
 # breaks become spaces, so a message stays one line in every viewer.
@@ -202,6 +208,45 @@ def notification(
     }
 
 
+def results(
+    model: Mapping[str, Any], index: Mapping[str, int], names: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The results, at most `MAX_RESULTS_PER_RULE` per rule, and per rule how many were left
+    out: here, or already by the report model (its `finding_counts`)."""
+    out: list[dict[str, Any]] = []
+    listed: dict[str, int] = {}
+    cut: dict[str, int] = {}
+    for count in model.get("finding_counts") or []:
+        if count["status"] in RESULT_STATUSES and int(count["left_out"]) > 0:
+            rule = str(count["check_id"])
+            cut[rule] = cut.get(rule, 0) + int(count["left_out"])
+    for finding in model["findings"]:
+        if finding["status"] not in RESULT_STATUSES:
+            continue
+        rule = str(finding["check_id"])
+        listed[rule] = listed.get(rule, 0) + 1
+        if listed[rule] > MAX_RESULTS_PER_RULE:
+            cut[rule] = cut.get(rule, 0) + 1
+            continue
+        out.append(result(finding, index, names))
+    return out, cut
+
+
+def left_out_note(rule: str, count: int, index: Mapping[str, int]) -> dict[str, Any]:
+    """A note of the invocation: how many results of a rule this log leaves out."""
+    associated: dict[str, Any] = {"id": rule}
+    if rule in index:
+        associated["index"] = index[rule]
+    return {
+        "level": "note",
+        "message": {
+            "text": f"{count:,} more results of {message_text(rule)} left out of this report "
+            f"(it keeps at most {MAX_RESULTS_PER_RULE:,} per rule)"
+        },
+        "associatedRule": associated,
+    }
+
+
 def sarif_log(model: Mapping[str, Any], *, information_uri: str | None = None) -> dict[str, Any]:
     """The SARIF log of a report model, as JSON-ready data."""
     index = {check.id: i for i, check in enumerate(REGISTRY)}
@@ -209,6 +254,9 @@ def sarif_log(model: Mapping[str, Any], *, information_uri: str | None = None) -
     findings = model["findings"]
     scan = model["scan"]
     question = model["question"]
+    listed, cut = results(model, index, names)
+    notes = [left_out_note(rule, n, index) for rule, n in cut.items()]
+    left_out = {"resultsLeftOut": dict(cut)} if cut else {}
     return {
         "$schema": SARIF_SCHEMA,
         "version": SARIF_VERSION,
@@ -232,9 +280,12 @@ def sarif_log(model: Mapping[str, Any], *, information_uri: str | None = None) -
                     {
                         "executionSuccessful": scan["status"] != "failed",
                         "toolExecutionNotifications": [
-                            notification(f, index, names)
-                            for f in findings
-                            if f["status"] == "not-assessed" and not f.get("suppressed")
+                            *(
+                                notification(f, index, names)
+                                for f in findings
+                                if f["status"] == "not-assessed" and not f.get("suppressed")
+                            ),
+                            *notes,
                         ],
                         "properties": {
                             "scanId": scan["id"],
@@ -244,14 +295,13 @@ def sarif_log(model: Mapping[str, Any], *, information_uri: str | None = None) -
                         },
                     }
                 ],
-                "results": [
-                    result(f, index, names) for f in findings if f["status"] in RESULT_STATUSES
-                ],
+                "results": listed,
                 "properties": {
                     "question": question["id"],
                     "questionUrl": question["url"],
                     "verdict": model["verdict"],
                     "answers": {a["id"]: a["verdict"] for a in model["answers"]},
+                    **left_out,
                 },
             }
         ],
@@ -269,4 +319,13 @@ def render(model: Mapping[str, Any], *, information_uri: str | None = None) -> s
     return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
 
 
-__all__ = ["FINGERPRINT", "LEVELS", "fingerprint", "plain", "render", "sarif_log"]
+__all__ = [
+    "FINGERPRINT",
+    "LEVELS",
+    "MAX_RESULTS_PER_RULE",
+    "fingerprint",
+    "plain",
+    "render",
+    "results",
+    "sarif_log",
+]
