@@ -67,8 +67,6 @@ def lint_command(
     plug-in step filters; the parts that need telemetry are needs-review."""
     from datetime import UTC, datetime
 
-    from rich.markup import escape
-
     from auditor.assessment import fails_at, load_mutelist
     from auditor.cli import _check_fail_on, _state, err
     from auditor.errors import UsageError
@@ -91,9 +89,11 @@ def lint_command(
     else:
         written = write_reports(model, out_dir, chosen)
         if not _state.quiet:
-            err.print("Reports: " + ", ".join(escape(str(p)) for p in written), soft_wrap=True)
+            err.print("Reports: " + ", ".join(markup(p) for p in written), soft_wrap=True)
     if not _state.quiet:
-        counts = {s: sum(f["status"] == s for f in model["findings"]) for s in _STATUSES}
+        # Every finding, also those the report left out (at most 1,000 per check and status).
+        totals = model["finding_counts"]
+        counts = {s: sum(c["findings"] for c in totals if c["status"] == s) for s in _STATUSES}
         inputs = result.inputs
         err.print(
             f"Linted {inputs.files:,} file(s): {len(inputs.flows):,} flow(s), "

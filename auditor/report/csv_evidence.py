@@ -151,9 +151,14 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Mapping[str, Any
 Planned = tuple[str, list[str], list[dict[str, Any]]]
 
 
+LEFT_OUT_COLUMNS = ("check_id", "status", "findings", "left_out")
+
+
 def plan(model: Mapping[str, Any]) -> list[Planned]:
     """The evidence files of `model` as (file name, header, rows): one per check with
-    findings, in the order they first appear, then `findings.csv`."""
+    findings, in the order they first appear, then `findings.csv`, then `left_out.csv` when
+    the report left findings out (per check and status: how many there were, how many
+    left out)."""
     by_check: dict[str, list[Mapping[str, Any]]] = {}
     for finding in model["findings"]:
         by_check.setdefault(str(finding["check_id"]), []).append(finding)
@@ -168,6 +173,11 @@ def plan(model: Mapping[str, Any]) -> list[Planned]:
         planned.append((name, header, rows))
     summary = [summary_row(f) for f in model["findings"]]
     planned.append(("findings.csv", list(SUMMARY_COLUMNS), summary))
+    # The report keeps at most 1,000 findings per check and status: say what it left out.
+    left_out = [c for c in model.get("finding_counts") or [] if c.get("left_out")]
+    if left_out:
+        used.add("left_out.csv")
+        planned.append(("left_out.csv", list(LEFT_OUT_COLUMNS), left_out))
     return planned
 
 

@@ -101,3 +101,15 @@ def test_analysis_and_report_print_names_inert(
     ran = _run(served, *args)
     _inert(ran)
     assert ran.seconds < 120
+
+
+def test_only_the_cleaner_escapes_for_the_terminal() -> None:
+    """One way to the screen: a module that escaped tenant text for rich by itself could
+    forget to clean it first."""
+    package = Path(__file__).resolve().parents[2] / "auditor"
+    escaping = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "rich.markup import escape" in path.read_text(encoding="utf-8")
+    )
+    assert escaping == ["terminal.py"]

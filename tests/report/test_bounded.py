@@ -150,3 +150,15 @@ def test_sarif_without_left_out_results_has_no_note() -> None:
     assert "resultsLeftOut" not in run["properties"]
     notes = run["invocations"][0]["toolExecutionNotifications"]
     assert all(n["level"] != "note" for n in notes)
+
+
+def test_the_evidence_csvs_list_what_the_report_left_out(tmp_path: Path) -> None:
+    from auditor.report import csv_evidence
+
+    report = with_left_out(tiny_model(), "flow-monolithic", "fail", 1234)
+    names = [name for name, _, _ in csv_evidence.plan(report)]
+    assert names[-2:] == ["findings.csv", "left_out.csv"]
+    written = csv_evidence.write(report, tmp_path)[-1].read_text(encoding="utf-8-sig")
+    assert written.splitlines()[1].split(",")[:2] == ["flow-monolithic", "fail"]
+    assert written.splitlines()[1].endswith(",1234")
+    assert "left_out.csv" not in [name for name, _, _ in csv_evidence.plan(tiny_model())]
