@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 
@@ -37,15 +38,18 @@ class Analysis:
     seconds: float
 
 
-def open_existing(settings: Settings, *, read_only: bool = False) -> Store:
-    """The configured store; a clear error when it does not exist yet."""
+def open_existing(
+    settings: Settings, *, read_only: bool = False, files_in: Path | None = None
+) -> Store:
+    """The configured store; a clear error when it does not exist yet. `files_in`: the one
+    folder DuckDB may write files into (see `Store.open`)."""
     path = settings.store_path
     if not path.exists():
         raise StoreError(
             f"no store at {path}",
             hint="Run `auditor collect` first (or point --store / AUDITOR_STORE at a store).",
         )
-    return Store.open(path, read_only=read_only)
+    return Store.open(path, read_only=read_only, files_in=files_in)
 
 
 def resolve_environments(store: Store, wanted: Sequence[str]) -> list[str] | None:

@@ -4,6 +4,11 @@ The scan's end is the tenant's clock (the `Date` of its first answer), so window
 the server's `createdon` whatever the local clock says. Every page is stored with its
 checkpoint; a scan that was killed is resumed by the next `auditor collect` (same window, same
 samples) and ends with the same rows as one that was never interrupted.
+
+A store that cannot be written (a full disk) or turns out damaged stops the whole scan, not
+one query: every query stops at its next use of the store, and `collect` raises the store's
+error instead of returning a summary. The scan stays unfinished, so once there is room the
+next `auditor collect` resumes it from the pages already stored.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import email.utils
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -39,7 +44,7 @@ from auditor.sources.base import (
     ResumePoint,
     ScanWindow,
 )
-from auditor.store import Store
+from auditor.store import Store, StoreError, StoreUnwritable
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +161,14 @@ class StoreSink:
             )
         }
 
+    def _stop_if_failed(self) -> None:
+        """Once the store failed (full, damaged), every query stops at its next use of it,
+        before asking the tenant for more."""
+        if self.store.failure is not None:
+            raise self.store.failure
+
     def resume_point(self, query_id: str, unit: str) -> ResumePoint | None:
+        self._stop_if_failed()
         return self._resume.get((query_id, unit))
 
     async def write(
@@ -169,6 +181,7 @@ class StoreSink:
         next_link: str | None,
         done: bool,
     ) -> int:
+        self._stop_if_failed()
         # In a worker thread: a page's coercion and transaction take milliseconds that would
         # otherwise stall every request in flight (the store serialises its own access).
         return await asyncio.to_thread(
@@ -192,6 +205,7 @@ class StoreSink:
         units: Sequence[tuple[str, str, int]],
         also: tuple[str, Sequence[Mapping[str, Any]]] | None = None,
     ) -> int:
+        self._stop_if_failed()
         return await asyncio.to_thread(
             functools.partial(
                 self.store.write_units,
@@ -205,6 +219,7 @@ class StoreSink:
         )
 
     async def replace(self, query_id: str, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        self._stop_if_failed()
         return await asyncio.to_thread(
             functools.partial(
                 self.store.replace_environment_table,
@@ -217,12 +232,14 @@ class StoreSink:
         )
 
     def watermark(self, query_id: str) -> datetime | None:
+        self._stop_if_failed()
         return self.store.watermark(self.environment, query_id)
 
     def finished(self, query_id: str) -> bool:
         return query_id in self._finished
 
     def runs(self, start: datetime, end: datetime) -> dict[str, list[tuple[str, str]]]:
+        self._stop_if_failed()
         frame = self.store.frame(
             "SELECT r.flow_name, r.run_name, r.status FROM flow_api_runs r"
             " WHERE r.environment_id = ? AND r.start_time >= ? AND r.start_time < ?"
@@ -239,6 +256,7 @@ class StoreSink:
         return found
 
     def flow_activity(self, start: datetime, end: datetime) -> FlowActivity:
+        self._stop_if_failed()
         window = [self.environment, _naive(start), _naive(end)]
         # Solution flows that ran: Dataverse run history (ingested minutes after a run ends),
         # the Dataverse trigger jobs (created when the trigger fires, no lag), and flows whose
@@ -387,95 +405,153 @@ async def collect(
     progress: Progress | None = None,
     catalog: Catalog | None = None,
 ) -> CollectSummary:
-    """Run (or resume) one scan and return what it did; store and clients are closed after."""
+    """Run (or resume) one scan and return what it did; store and clients are closed after.
+    A store that cannot be written or is damaged stops the scan: `StoreUnwritable` or
+    `StoreDamaged` is raised, and the scan is left to resume."""
     catalog = catalog or default_catalog()
     progress = progress or _Silent()
     started = time.monotonic()
     current_principal.set(principal_of(settings.auth_method))  # 401/403 hints fit the credential
     with Store.open(settings.store_path) as store:
-        resumed = store.unfinished_scan()
-        if resumed is not None and options.fresh:
-            store.finish_scan(resumed.scan_id, status="failed", ended=datetime.now(UTC))
-            resumed = None
-        if resumed is not None:
-            options = CollectOptions.from_arguments(resumed.arguments)
-            log.info("resuming scan %d", resumed.scan_id)
+        try:
+            return await _scan(store, settings, options, catalog, progress, started)
+        except StoreError as exc:
+            if store.failure is None:
+                raise
+            raise _stopped(store.failure) from exc
 
-        clock = ServerClock()
-        async with ApiClients(settings, on_response=clock.observe) as apis:
-            client = apis.client
-            envs = await _environments(settings, catalog, options, client)
-            if resumed is not None:
-                scan_id, until = resumed.scan_id, resumed.window_end
-            else:
-                until = await _tenant_time(envs, clock, client)
-                since = until - options.since if options.since else None
-                previous = store.latest_scan()
-                earliest = (
-                    previous.window_end - OVERLAP
-                    if previous is not None and previous.status in ("completed", "partial")
-                    else until - DEFAULT_LOOKBACK
-                )
-                scan_id = store.begin_scan(
-                    window_start=since or earliest,
-                    window_end=until,
-                    arguments={
-                        **options.arguments(),
-                        "flow_api": {
-                            "enabled": settings.flow_api_enabled,
-                            "supported_by_microsoft": False,
-                            "note": flow_api.UNSUPPORTED_NOTE,
-                        },
-                    },
-                    started=datetime.now(UTC),
-                )
-            window = ScanWindow(until=until, since=until - options.since if options.since else None)
-            for env in envs:
-                store.write_page(
-                    scan_id=scan_id,
-                    environment_id=env.id,
-                    query_id="environments",
-                    unit="",
-                    table="environments",
-                    rows=[
-                        {
-                            "display_name": env.display_name,
-                            "sku": env.sku,
-                            "dataverse_url": env.dataverse_url,
-                            "discovered_by": env.discovered_by,
-                        }
-                    ],
-                    next_link=None,
-                    done=True,
-                )
-            results = await asyncio.gather(
-                *(
-                    _environment(
-                        settings, catalog, store, scan_id, env, window, options, client, progress
-                    )
-                    for env in envs
-                )
-            )
 
-        outcomes = [o for result in results for o in result.outcomes]
-        collected = [o for o in outcomes if o.status != NOT_COLLECTED]
-        if not collected:
-            status = "failed"
-        elif len(collected) == len(outcomes) and all(o.status == COLLECTED for o in outcomes):
-            status = "completed"
-        else:
-            status = "partial"
-        store.finish_scan(scan_id, status=status, ended=datetime.now(UTC))
-        scan = store.scan(scan_id)
-        return CollectSummary(
-            scan_id=scan_id,
-            resumed=resumed is not None,
-            status=status,
-            window_start=scan.window_start,
-            window_end=scan.window_end,
-            results=list(results),
-            seconds=time.monotonic() - started,
+def _stopped(failure: StoreError) -> StoreError:
+    """The one error of a scan stopped by its store; the scan stays unfinished, to resume."""
+    if isinstance(failure, StoreUnwritable):
+        return StoreUnwritable(
+            f"{failure.message}; the collection stopped",
+            hint="Free disk space (or raise the file size limit) and run `auditor collect` "
+            "again: the pages already stored are kept, and the scan resumes where it stopped.",
         )
+    return failure
+
+
+async def _scan(
+    store: Store,
+    settings: Settings,
+    options: CollectOptions,
+    catalog: Catalog,
+    progress: Progress,
+    started: float,
+) -> CollectSummary:
+    """One scan into an open store (a new one, or the unfinished one resumed)."""
+    resumed = store.unfinished_scan()
+    if resumed is not None and options.fresh:
+        store.finish_scan(resumed.scan_id, status="failed", ended=datetime.now(UTC))
+        resumed = None
+    if resumed is not None:
+        options = CollectOptions.from_arguments(resumed.arguments)
+        log.info("resuming scan %d", resumed.scan_id)
+
+    clock = ServerClock()
+    async with ApiClients(settings, on_response=clock.observe) as apis:
+        client = apis.client
+        envs = await _environments(settings, catalog, options, client)
+        if resumed is not None:
+            scan_id, until = resumed.scan_id, resumed.window_end
+        else:
+            until = await _tenant_time(envs, clock, client)
+            since = until - options.since if options.since else None
+            previous = store.latest_scan()
+            earliest = (
+                previous.window_end - OVERLAP
+                if previous is not None and previous.status in ("completed", "partial")
+                else until - DEFAULT_LOOKBACK
+            )
+            scan_id = store.begin_scan(
+                window_start=since or earliest,
+                window_end=until,
+                arguments={
+                    **options.arguments(),
+                    "flow_api": {
+                        "enabled": settings.flow_api_enabled,
+                        "supported_by_microsoft": False,
+                        "note": flow_api.UNSUPPORTED_NOTE,
+                    },
+                },
+                started=datetime.now(UTC),
+            )
+        window = ScanWindow(until=until, since=until - options.since if options.since else None)
+        for env in envs:
+            store.write_page(
+                scan_id=scan_id,
+                environment_id=env.id,
+                query_id="environments",
+                unit="",
+                table="environments",
+                rows=[
+                    {
+                        "display_name": env.display_name,
+                        "sku": env.sku,
+                        "dataverse_url": env.dataverse_url,
+                        "discovered_by": env.discovered_by,
+                    }
+                ],
+                next_link=None,
+                done=True,
+            )
+        results = await _until_store_fails(
+            store,
+            [
+                _environment(
+                    settings, catalog, store, scan_id, env, window, options, client, progress
+                )
+                for env in envs
+            ],
+        )
+
+    if store.failure is not None:
+        raise store.failure  # not finished: the next run resumes the scan
+    outcomes = [o for result in results for o in result.outcomes]
+    collected = [o for o in outcomes if o.status != NOT_COLLECTED]
+    if not collected:
+        status = "failed"
+    elif len(collected) == len(outcomes) and all(o.status == COLLECTED for o in outcomes):
+        status = "completed"
+    else:
+        status = "partial"
+    store.finish_scan(scan_id, status=status, ended=datetime.now(UTC))
+    scan = store.scan(scan_id)
+    return CollectSummary(
+        scan_id=scan_id,
+        resumed=resumed is not None,
+        status=status,
+        window_start=scan.window_start,
+        window_end=scan.window_end,
+        results=list(results),
+        seconds=time.monotonic() - started,
+    )
+
+
+async def _until_store_fails(
+    store: Store, work: list[Coroutine[Any, Any, EnvironmentResult]]
+) -> list[EnvironmentResult]:
+    """Runs the environments together. Once the store fails, what is still running is
+    cancelled, as on Ctrl-C: its answers could be stored nowhere."""
+    loop = asyncio.get_running_loop()
+    gathered = asyncio.gather(*work)
+
+    def stop(_: StoreError) -> None:
+        # The store fails in a worker thread as often as in this one.
+        loop.call_soon_threadsafe(gathered.cancel)
+
+    store.on_failure = stop
+    if store.failure is not None:
+        gathered.cancel()
+    try:
+        return await gathered
+    except asyncio.CancelledError:
+        if store.failure is None:
+            raise  # cancelled from outside (Ctrl-C): not the store's doing
+        raise store.failure from None
+    finally:
+        store.on_failure = None
 
 
 async def _environments(
@@ -512,6 +588,29 @@ async def _tenant_time(envs: list[Environment], clock: ServerClock, client: Any)
 
 
 async def _environment(
+    settings: Settings,
+    catalog: Catalog,
+    store: Store,
+    scan_id: int,
+    env: Environment,
+    window: ScanWindow,
+    options: CollectOptions,
+    client: Any,
+    progress: Progress,
+) -> EnvironmentResult:
+    """The queries of one environment; a failed store ends it quietly, as it ends every
+    other environment of the scan (`collect` then raises the store's error)."""
+    try:
+        return await _collect_environment(
+            settings, catalog, store, scan_id, env, window, options, client, progress
+        )
+    except StoreError:
+        if store.failure is None:
+            raise
+        return EnvironmentResult(env)
+
+
+async def _collect_environment(
     settings: Settings,
     catalog: Catalog,
     store: Store,
@@ -569,6 +668,8 @@ async def _environment(
             for q in flow_api.QUERIES
         )
     for outcome in result.outcomes:
+        if store.failure is not None:
+            break  # nothing more can be recorded
         _record(store, scan_id, outcome)
         progress.done(outcome)
     return result

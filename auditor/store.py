@@ -13,13 +13,26 @@ value that does not fit becomes NULL instead of failing the page.
 The schema is versioned in `meta`. `MIGRATIONS[v]` upgrades a store from version `v - 1` to
 `v`; a store of an older version is migrated when opened, a newer or unknown one is refused
 with a `StoreError` saying what to do.
+
+The file is checked before DuckDB writes to it: its first bytes must be DuckDB's header (a
+SQLite database, an empty or a text file is named as such), and an existing file is opened
+read-only first, so a damaged file, another program's database or a newer store is refused
+unchanged. DuckDB never installs or loads an extension for the store, and a read-write store
+reads and writes no file but its own. A DuckDB error meaning the file is damaged or cannot be
+written, wherever it happens, becomes a `StoreDamaged` or `StoreUnwritable` (the first is kept
+in `Store.failure`, so a caller that swallowed it can still tell). The store, its write-ahead
+log and the folders created for it are owner-only: they hold tenant telemetry.
 """
 
 from __future__ import annotations
 
+import codecs
+import errno
 import json
 import math
+import os
 import re
+import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -34,7 +47,9 @@ import numpy as np
 import pandas as pd
 
 from auditor import __version__
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, WriteError
+from auditor.files import private_dir
+from auditor.terminal import clean
 
 SCHEMA_VERSION = 5
 
@@ -51,6 +66,28 @@ class StoreError(AuditorError):
         "Check the --store path (or AUDITOR_STORE); to start afresh, collect into a new store, "
         "e.g. --store new.duckdb."
     )
+
+
+class StoreDamaged(StoreError):
+    """The store file is corrupt: a checksum does not match, or DuckDB cannot read it."""
+
+    default_hint = (
+        "Restore the store from a copy, or collect into a new store, e.g. --store new.duckdb."
+    )
+
+
+class StoreUnwritable(StoreError):
+    """A write to the store failed: the disk is full, a file size limit, a read-only disk."""
+
+    default_hint = (
+        "Free disk space (or raise the file size limit), or move the store to a disk with room "
+        "(--store); what was stored before is kept, and running the command again continues "
+        "from there."
+    )
+
+
+class _AlreadyOpen(StoreError):
+    """This process has the store open already, with other settings."""
 
 
 @dataclass(frozen=True)
@@ -332,54 +369,73 @@ class Store:
         self._con = connection
         self._lock = threading.RLock()
         self._closed = False
+        # The first failure meaning the file is damaged or cannot be written, kept even when
+        # a caller turned it into something else (a query's outcome, say).
+        self.failure: StoreError | None = None
+        # Called with that first failure, from whichever thread met it.
+        self.on_failure: Callable[[StoreError], None] | None = None
+        self._private = False  # holds `_PrivateFiles` until closed
 
     # --- opening -----------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, *, read_only: bool = False) -> Store:
-        """Opens (creating or migrating it when allowed) the store at `path`."""
+    def open(cls, path: Path, *, read_only: bool = False, files_in: Path | None = None) -> Store:
+        """Opens (creating or migrating it when allowed) the store at `path`.
+
+        An existing file is checked before DuckDB may write to it (see the module docstring).
+        `files_in` is the one folder DuckDB may write files into (an export's `COPY ... TO`);
+        without it a read-write store touches no file but its own, and a read-only one keeps
+        DuckDB's file access, which `auditor export` writes through.
+        """
         path = Path(path)
-        if path.is_dir():
-            raise StoreError(
-                f"{path} is a directory, not a store file",
-                hint="Give the path of a .duckdb file, e.g. --store auditor-data/auditor.duckdb.",
-            )
-        if read_only and not path.exists():
-            raise StoreError(
-                f"no store at {path}; run auditor collect first",
-                hint="Run `auditor collect`, or point --store (AUDITOR_STORE) at an existing "
-                "store.",
-            )
-        if not read_only:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot create the directory of the store {path}: {exc.strerror}",
-                    hint="Choose a writable location with --store or AUDITOR_STORE.",
-                ) from exc
-        try:
-            connection = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.Error as exc:
-            raise _open_error(path, exc) from exc
-        store = cls(path, connection, read_only)
+        exists = _check_location(path, read_only=read_only)
+        if exists:
+            _check_header(path)
+            if not read_only:
+                cls._check_before_writing(path)
+        else:
+            _create_folder(path.parent)
+        store = cls._connected(path, read_only=read_only, files_in=files_in)
         try:
             store._run("SET TimeZone = 'UTC'")
+            if not read_only:
+                _owner_only(path)
             store._prepare()
         except BaseException:
             store.close()
             raise
         return store
 
+    @classmethod
+    def _check_before_writing(cls, path: Path) -> None:
+        """Opens an existing file read-only to refuse a damaged file, another program's
+        database or a store this auditor cannot upgrade before DuckDB may write to it."""
+        try:
+            probe = cls._connected(path, read_only=True, files_in=None, external=False)
+        except _AlreadyOpen:
+            return  # open in this process already, so it was checked when first opened
+        with probe:
+            probe._version()
+
+    @classmethod
+    def _connected(
+        cls, path: Path, *, read_only: bool, files_in: Path | None, external: bool | None = None
+    ) -> Store:
+        """A store on a new connection, owner-only files (see `_PrivateFiles`) until closed."""
+        _PrivateFiles.acquire()
+        try:
+            connection = _connect(path, read_only=read_only, files_in=files_in, external=external)
+        except BaseException:
+            _PrivateFiles.release()
+            raise
+        store = cls(path, connection, read_only)
+        store._private = True
+        return store
+
     def _prepare(self) -> None:
         """Creates the schema of a new store, checks and migrates an existing one."""
-        tables = {
-            row[0]
-            for row in self._run(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-            )
-        }
-        if not tables:
+        version = self._version()
+        if version is None:
             if self.read_only:
                 raise StoreError(
                     f"{self.path} is an empty database, not an auditor store",
@@ -390,24 +446,8 @@ class Store:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
                 self._set_meta("created_with", f"auditor {__version__}")
             return
-        version = self._schema_version(tables)
         if version == SCHEMA_VERSION:
             return
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} was written by a newer auditor (store schema {version}; this "
-                f"auditor reads schema {SCHEMA_VERSION})",
-                hint="Upgrade the auditor (pip install -U pp-telemetry-auditor), or collect into "
-                "a new store, e.g. --store new.duckdb.",
-            )
-        steps = range(version + 1, SCHEMA_VERSION + 1)
-        if any(step not in MIGRATIONS for step in steps):
-            raise StoreError(
-                f"{self.path} has store schema {version}, which this auditor cannot upgrade to "
-                f"{SCHEMA_VERSION}",
-                hint="Collect into a new store, e.g. --store new.duckdb; the old auditor "
-                "version can still read the old file.",
-            )
         if self.read_only:
             raise StoreError(
                 f"{self.path} has store schema {version} and needs upgrading to "
@@ -416,24 +456,61 @@ class Store:
             )
         try:
             with self._transaction():
-                for step in steps:
+                for step in range(version + 1, SCHEMA_VERSION + 1):
                     MIGRATIONS[step](self._con)
                     self._set_meta("schema_version", str(step))
                 self._create_tables()
                 self._set_meta("migrated_with", f"auditor {__version__}")
         except duckdb.Error as exc:
             raise StoreError(
-                f"upgrading {self.path} from store schema {version} failed: {exc}",
+                f"upgrading {self.path} from store schema {version} failed: {clean(exc, 300)}",
                 hint="The file is unchanged. Collect into a new store, e.g. --store new.duckdb.",
             ) from exc
 
+    def _version(self) -> int | None:
+        """The store schema of the file, None for an empty database; a StoreError for a file
+        that is not an auditor store, or one this auditor can neither read nor upgrade."""
+        tables = {
+            row[0]
+            for row in self._run(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            )
+        }
+        if not tables:
+            return None
+        version = self._schema_version(tables)
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer auditor (store schema {version}; this "
+                f"auditor reads schema {SCHEMA_VERSION})",
+                hint="Upgrade the auditor (pip install -U pp-telemetry-auditor), or collect into "
+                "a new store, e.g. --store new.duckdb.",
+            )
+        if any(step not in MIGRATIONS for step in range(version + 1, SCHEMA_VERSION + 1)):
+            raise StoreError(
+                f"{self.path} has store schema {version}, which this auditor cannot upgrade to "
+                f"{SCHEMA_VERSION}",
+                hint="Collect into a new store, e.g. --store new.duckdb; the old auditor "
+                "version can still read the old file.",
+            )
+        return version
+
     def _schema_version(self, tables: set[str]) -> int:
+        hint = "Point --store at an auditor store, or at a new file, e.g. --store new.duckdb."
         not_ours = StoreError(
-            f"{self.path} is a DuckDB database but not an auditor store",
-            hint="Point --store at an auditor store, or at a new file, e.g. --store new.duckdb.",
+            f"{self.path} is a DuckDB database but not an auditor store", hint=hint
         )
         if "meta" not in tables:
             raise not_ours
+        # An auditor store holds tables only. A view, a macro (which may shadow a built-in
+        # function the auditor calls) or a computed column would run SQL the file brought.
+        found = self._run(_FOREIGN_OBJECTS)
+        if found:
+            raise StoreError(
+                f"{self.path} is a DuckDB database but not an auditor store (it holds "
+                f"{found[0][0]}, which an auditor store never has)",
+                hint=hint,
+            )
         try:
             rows = self._run("SELECT value FROM meta WHERE key = 'schema_version'")
             return int(rows[0][0])
@@ -450,11 +527,40 @@ class Store:
         self._run("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
 
     def close(self) -> None:
-        """Closes the connection; safe to call twice."""
+        """Writes what DuckDB's log holds into the file and closes the connection; safe to
+        call twice. A failure after an earlier one of the same kind is not raised again."""
         with self._lock:
-            if not self._closed:
-                self._closed = True
+            if self._closed:
+                return
+            self._closed = True
+            earlier = self.failure
+            try:
+                self._finish()
+            except StoreError:
+                if earlier is None:
+                    raise
+            finally:
+                if self._private:
+                    _PrivateFiles.release()
+
+    def _finish(self) -> None:
+        try:
+            if not self.read_only and self.failure is None:
+                self._checkpoint()
+        finally:
+            with self._guard():
                 self._con.close()
+
+    def _checkpoint(self) -> None:
+        """DuckDB checkpoints when closing too, but says nothing when that fails (a full
+        disk): the log is kept and the next open tries again. Only a failure of the file is
+        raised; any other (a transaction of another connection) leaves it to DuckDB."""
+        try:
+            self._con.execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            failure = self._failed(exc)
+            if failure is not None:
+                raise failure from exc
 
     def __enter__(self) -> Store:
         return self
@@ -607,11 +713,13 @@ class Store:
                 ],
             )
             if not frame.empty:
-                self._con.register("_auditor_findings", frame)
+                with self._guard():
+                    self._con.register("_auditor_findings", frame)
                 try:
                     self._run("INSERT INTO findings SELECT * FROM _auditor_findings")
                 finally:
-                    self._con.unregister("_auditor_findings")
+                    with self._guard():
+                        self._con.unregister("_auditor_findings")
 
     def findings(self, scan_id: int) -> pd.DataFrame:
         """The stored findings of a scan, in the order they were found (empty if none)."""
@@ -774,11 +882,13 @@ class Store:
         """Makes the frame readable as `view`, outside any transaction (unregistering inside
         an aborted transaction would fail)."""
         with self._lock:
-            self._con.register(view, frame)
+            with self._guard():
+                self._con.register(view, frame)
             try:
                 yield
             finally:
-                self._con.unregister(view)
+                with self._guard():
+                    self._con.unregister(view)
 
     def _put_checkpoint(
         self,
@@ -845,7 +955,8 @@ class Store:
 
     def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Runs a query and returns its result with timestamps as timezone-aware UTC."""
-        with self._lock:
+        # Reading: a failed write here is a file the query writes (an export), not the store.
+        with self._lock, self._guard(writing=False):
             result = self._con.execute(sql, list(params)).df()
         for column in result.columns:
             dtype = result[column].dtype
@@ -860,14 +971,36 @@ class Store:
     def _run(self, sql: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
         """Runs one statement and fetches its whole result (DuckDB 2 keeps a connection busy
         until the result of `execute` is consumed)."""
-        with self._lock:
+        with self._lock, self._guard():
             return self._con.execute(sql, list(params) if params is not None else None).fetchall()
+
+    @contextmanager
+    def _guard(self, *, writing: bool = True) -> Iterator[None]:
+        """DuckDB's errors meaning the file is damaged or cannot be written become a
+        `StoreDamaged` or `StoreUnwritable`, the first kept in `failure`; others pass as they
+        are (a duplicate key, say, which the caller handles)."""
+        try:
+            yield
+        except duckdb.Error as exc:
+            failure = self._failed(exc, writing=writing)
+            if failure is None:
+                raise
+            raise failure from exc
+
+    def _failed(self, exc: duckdb.Error, *, writing: bool = True) -> StoreError | None:
+        failure = _store_failure(self.path, exc, writing=writing)
+        if failure is not None and self.failure is None:
+            self.failure = failure
+            if self.on_failure is not None:
+                self.on_failure(failure)
+        return failure
 
     @contextmanager
     def _transaction(self, doing: str | None = None) -> Iterator[None]:
         """One transaction: committed when the block ends, rolled back if anything raises."""
         with self._lock:
-            self._con.begin()
+            with self._guard():
+                self._con.begin()
             try:
                 yield
                 self._con.commit()
@@ -875,9 +1008,12 @@ class Store:
                 # The failure being handled is the one to report, not a failed rollback.
                 with suppress(duckdb.Error):
                     self._con.rollback()
+                failure = self._failed(exc) if isinstance(exc, duckdb.Error) else None
+                if failure is not None:
+                    raise failure from exc
                 if isinstance(exc, duckdb.Error) and doing:
                     raise StoreError(
-                        f"{doing} failed: {exc}",
+                        f"{doing} failed: {clean(exc, 300)}",
                         hint="Nothing of it was stored; running again resumes from the last "
                         "checkpoint. Check free disk space and that no other program writes "
                         "to the store.",
@@ -1096,16 +1232,244 @@ def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
 
 
-def _open_error(path: Path, exc: duckdb.Error) -> StoreError:
+# --- opening safely ---------------------------------------------------------------------------
+
+# DuckDB never installs or loads an extension for the store: a file it does not recognise
+# (a SQLite database) would otherwise make it download a reader for it from the internet.
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+# A DuckDB file starts with a checksum (8 bytes) and the magic bytes "DUCK"
+# (https://duckdb.org/docs/stable/internals/storage).
+_MAGIC_AT = 8
+_MAGIC = b"DUCK"
+_HEADER_BYTES = 4096
+_KINDS = (
+    (b"SQLite format 3\x00", "a SQLite database"),
+    (b"PAR1", "a Parquet file"),
+    (b"PK\x03\x04", "a ZIP archive"),
+)
+# What an auditor store never holds: SQL that came with the file.
+_FOREIGN_OBJECTS = (
+    "SELECT 'a view' FROM duckdb_views() WHERE NOT internal AND NOT temporary"
+    " UNION ALL SELECT 'a macro' FROM duckdb_functions() WHERE NOT internal"
+    " AND function_type IN ('macro', 'table_macro')"
+    " UNION ALL SELECT 'a computed or default column' FROM duckdb_columns()"
+    " WHERE NOT internal AND column_default IS NOT NULL"
+    " UNION ALL SELECT 'a CHECK constraint' FROM duckdb_constraints()"
+    " WHERE constraint_type = 'CHECK' LIMIT 1"
+)
+
+
+def _check_location(path: Path, *, read_only: bool) -> bool:
+    """Whether a store file exists at `path`; a StoreError for a folder, a device or a pipe,
+    or a missing store that a read-only open cannot create."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise StoreError(
+                f"{path} is a symbolic link to a file that does not exist; the auditor does not "
+                "create a store through a link",
+                hint="Remove the link, or give the path of the store itself with --store.",
+            ) from None
+        if read_only:
+            raise StoreError(
+                f"no store at {path}; run auditor collect first",
+                hint="Run `auditor collect`, or point --store (AUDITOR_STORE) at an existing "
+                "store.",
+            ) from None
+        return False
+    except OSError as exc:
+        raise StoreError(f"cannot read the store {path}: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(mode):
+        raise StoreError(
+            f"{path} is a directory, not a store file",
+            hint="Give the path of a .duckdb file, e.g. --store auditor-data/auditor.duckdb.",
+        )
+    if not stat.S_ISREG(mode):
+        raise StoreError(
+            f"{path} is not a regular file (a device, a pipe or a socket), not a DuckDB store",
+            hint="Give the path of a .duckdb file, e.g. --store auditor-data/auditor.duckdb.",
+        )
+    return True
+
+
+def _check_header(path: Path) -> None:
+    """Reads the first bytes of an existing file: a StoreError, naming what the file looks
+    like, when it is not a DuckDB file. Nothing is written."""
+    try:
+        # Non-blocking: a pipe put at the path meanwhile must not hang the open.
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            head = os.read(handle, _HEADER_BYTES)
+        finally:
+            os.close(handle)
+    except OSError as exc:
+        raise StoreError(f"cannot read the store {path}: {exc.strerror or exc}") from exc
+    if head[_MAGIC_AT : _MAGIC_AT + len(_MAGIC)] == _MAGIC:
+        return
+    raise StoreError(
+        f"{path} is {_kind(head)}, not a DuckDB store",
+        hint="--store must name an auditor store (a .duckdb file); the file was not changed. "
+        "Move it away or choose another path, e.g. --store new.duckdb.",
+    )
+
+
+def _kind(head: bytes) -> str:
+    """What the first bytes of a file that is not a DuckDB file look like."""
+    if not head:
+        return "an empty file"
+    for magic, kind in _KINDS:
+        if head.startswith(magic):
+            return kind
+    try:
+        # Incremental: a character cut at the end of what was read is not an error.
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return "a file without a DuckDB header"
+    return "a text file" if "\x00" not in text else "a file without a DuckDB header"
+
+
+def _create_folder(folder: Path) -> None:
+    """The folder of a new store: an existing one is used as it is, a missing one is made
+    owner-only (0700)."""
+    if folder.is_dir():
+        return
+    try:
+        private_dir(folder)
+    except WriteError as exc:
+        raise StoreError(
+            f"cannot create the folder of the store: {exc.message}",
+            hint="Choose a writable location with --store or AUDITOR_STORE.",
+        ) from exc
+
+
+def _connect(
+    path: Path, *, read_only: bool, files_in: Path | None, external: bool | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to the store. `external` (default: only when read-only, for an
+    export) lets DuckDB read and write other files; `files_in` narrows that to one folder."""
+    config = dict(_CONFIG)
+    allow = read_only if external is None else external
+    if not allow and files_in is None:
+        config["enable_external_access"] = False
+    try:
+        connection = duckdb.connect(str(path), read_only=read_only, config=config)
+    except duckdb.Error as exc:
+        raise _open_error(path, exc, writing=not read_only) from exc
+    if files_in is not None:
+        folder = str(Path(files_in).absolute()).replace("'", "''").rstrip("/") + "/"
+        try:
+            # Only this way round: DuckDB takes no new folders once external access is off.
+            connection.execute(f"SET allowed_directories = ['{folder}']")
+            connection.execute("SET enable_external_access = false")
+        except duckdb.Error as exc:
+            connection.close()
+            raise _open_error(path, exc, writing=not read_only) from exc
+    return connection
+
+
+def _owner_only(path: Path) -> None:
+    """The store and its write-ahead log readable by their owner only (a store made by an
+    earlier auditor followed the umask)."""
+    for file in (path, path.with_name(path.name + ".wal")):
+        try:
+            mode = os.stat(file).st_mode
+            if stat.S_IMODE(mode) & 0o077:
+                os.chmod(file, stat.S_IMODE(mode) & 0o700)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StoreError(
+                f"cannot make the store {file} owner-only: {exc.strerror or exc}",
+                hint="Check that you own the store file, or collect into a new store with --store.",
+            ) from exc
+
+
+class _PrivateFiles:
+    """While a store is open, files the process creates are owner-only (umask 077): DuckDB
+    creates the write-ahead log and its temporary files itself, with the umask's mode, and
+    they hold tenant telemetry. Counted, so the last store closed restores the umask."""
+
+    _lock = threading.Lock()
+    _open = 0
+    _saved = 0
+
+    @classmethod
+    def acquire(cls) -> None:
+        with cls._lock:
+            if cls._open == 0:
+                cls._saved = os.umask(0o077)
+                os.umask(cls._saved | 0o077)
+            cls._open += 1
+
+    @classmethod
+    def release(cls) -> None:
+        with cls._lock:
+            cls._open -= 1
+            if cls._open == 0:
+                os.umask(cls._saved)
+
+
+# --- DuckDB's errors, as the store's --------------------------------------------------------
+
+# The operating system's reasons a write fails for want of room or permission.
+_WRITE_FAILED = re.compile(
+    "|".join(
+        re.escape(os.strerror(code))
+        for code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES)
+    )
+)
+_DAMAGE = re.compile(r"corrupt|checksum|could not read", re.IGNORECASE)
+_CHECKSUM_AT = re.compile(r"checksum.*? in block at location (\d+)")
+_SHORT_AT = re.compile(r"Could not read enough bytes.*?read (\d+) bytes from location (\d+)")
+
+
+def _store_failure(path: Path, exc: duckdb.Error, *, writing: bool) -> StoreError | None:
+    """The StoreError for a DuckDB error meaning the file is damaged or cannot be written;
+    None for any other error. `writing`: the statement wrote to the store (a read that
+    fails for want of room is writing some other file)."""
+    text = str(exc)
+    # DuckDB stops using a database after a failed checkpoint or a corrupt read: "fatal".
+    fatal = isinstance(exc, duckdb.FatalException)
+    reason = _WRITE_FAILED.search(text)
+    if reason:
+        # Without a write to the store, it is a file the query writes, or the store's access
+        # rights when opening it: not the store's failure.
+        if writing or fatal:
+            return StoreUnwritable(f"the store {clean(path)} cannot be written ({reason.group(0)})")
+        return None
+    damaged = isinstance(exc, duckdb.SerializationException | duckdb.InternalException)
+    if fatal or damaged or _DAMAGE.search(text):
+        return StoreDamaged(f"the store {clean(path)} is damaged ({_damage(text)})")
+    return None
+
+
+def _damage(text: str) -> str:
+    """DuckDB's account of the damage, short and on one line."""
+    checksum = _CHECKSUM_AT.search(text)
+    if checksum:
+        return f"a checksum does not match, in the block at byte {checksum.group(1)}"
+    short = _SHORT_AT.search(text)
+    if short:
+        size, at = short.groups()
+        return f"the file is cut short: no {size} bytes at byte {at}"
+    first = text.strip().splitlines()[0] if text.strip() else "DuckDB could not read it"
+    return clean(re.sub(r' ?"[^"]*"', "", first), 200)  # the path is said already
+
+
+def _open_error(path: Path, exc: duckdb.Error, *, writing: bool) -> StoreError:
     """Says why DuckDB could not open the file, and what to do about it."""
     text = str(exc)
     if "different configuration" in text:
-        return StoreError(
+        return _AlreadyOpen(
             f"the store {path} is already open in this process, with other settings",
             hint="Open the store once and share it; this is a bug in the auditor, please "
             "report it.",
         )
-    if "lock" in text.lower():
+    if re.search(r"\block on file|conflicting lock", text, re.IGNORECASE):
         pid = re.search(r"\(PID (\d+)\)", text)
         return StoreError(
             f"the store {path} is in use by another process"
@@ -1113,6 +1477,9 @@ def _open_error(path: Path, exc: duckdb.Error) -> StoreError:
             hint="Wait for the other auditor (collect or report) to finish, or use another "
             "--store.",
         )
+    failure = _store_failure(path, exc, writing=writing)
+    if failure is not None:
+        return failure
     if "not a valid DuckDB database" in text:
         return StoreError(
             f"{path} is not a DuckDB store",
@@ -1121,7 +1488,7 @@ def _open_error(path: Path, exc: duckdb.Error) -> StoreError:
         )
     if "version" in text.lower():
         return StoreError(
-            f"{path} was written by a different DuckDB version: {text}",
+            f"{path} was written by a different DuckDB version: {clean(text, 300)}",
             hint="Upgrade the auditor, or collect into a new store, e.g. --store new.duckdb.",
         )
-    return StoreError(f"cannot open the store {path}: {text}")
+    return StoreError(f"cannot open the store {path}: {clean(text, 300)}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
+import stat
 import statistics
 import subprocess
 import sys
@@ -28,7 +30,9 @@ from auditor.store import (
     TABLES,
     Checkpoint,
     Store,
+    StoreDamaged,
     StoreError,
+    StoreUnwritable,
     TableSpec,
 )
 
@@ -192,6 +196,284 @@ def test_a_duckdb_file_of_another_program_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not an auditor store") as info:
         Store.open(path)
     assert "new.duckdb" in info.value.hint
+
+
+def _hash(*paths: Path) -> list[str]:
+    return [hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else "" for p in paths]
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_a_new_store_its_log_and_the_folders_made_for_it_are_owner_only(tmp_path: Path) -> None:
+    umask = _current_umask()
+    path = tmp_path / "made" / "for-it" / "auditor.duckdb"
+    with Store.open(path) as store:
+        write(store, [trace(1)], scan_id=new_scan(store))
+        wal = path.with_name("auditor.duckdb.wal")
+        assert wal.exists()  # what DuckDB creates itself, with the umask's mode
+        for file in (path, wal):
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+    for folder in (path.parent, path.parent.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert _current_umask() == umask  # restored once the last store closed
+
+
+def test_a_store_that_followed_the_umask_is_made_owner_only_when_opened_for_writing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "auditor.duckdb"
+    Store.open(path).close()
+    path.chmod(0o644)
+    with Store.open(path, read_only=True):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644  # a read-only open changes nothing
+    with Store.open(path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_duckdb_installs_and_loads_no_extension_and_a_writing_store_reads_no_other_file(
+    tmp_path: Path,
+) -> None:
+    other = tmp_path / "other.csv"
+    other.write_text("a\n1\n")
+    with Store.open(tmp_path / "auditor.duckdb") as store:
+        settings = store.frame(
+            "SELECT name, value FROM duckdb_settings() WHERE name IN"
+            " ('autoinstall_known_extensions', 'autoload_known_extensions',"
+            " 'enable_external_access')"
+        )
+        assert dict(zip(settings["name"], settings["value"], strict=True)) == {
+            "autoinstall_known_extensions": "false",
+            "autoload_known_extensions": "false",
+            "enable_external_access": "false",
+        }
+        with pytest.raises(duckdb.PermissionException):
+            store.frame("SELECT * FROM read_csv(?)", [str(other)])
+
+
+def test_files_in_is_the_one_folder_duckdb_may_write_into(tmp_path: Path) -> None:
+    path = tmp_path / "auditor.duckdb"
+    Store.open(path).close()
+    allowed = tmp_path / "export"
+    allowed.mkdir()
+    with Store.open(path, read_only=True, files_in=allowed) as store:
+        store.frame(f"COPY scans TO '{allowed / 'scans.csv'}'")
+        assert (allowed / "scans.csv").exists()
+        for elsewhere in (tmp_path / "scans.csv", allowed / ".." / "escaped.csv"):
+            with pytest.raises(duckdb.PermissionException):
+                store.frame(f"COPY scans TO '{elsewhere}'")
+    assert not (tmp_path / "escaped.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (b"SQLite format 3\x00" + bytes(100), "is a SQLite database"),
+        (b"", "is an empty file"),
+        ("Zeile \u00e9\n".encode() * 1000, "is a text file"),
+        (bytes(range(256)) * 20, "is a file without a DuckDB header"),
+    ],
+    ids=["sqlite", "empty", "text", "binary"],
+)
+def test_a_file_without_the_duckdb_header_is_named_by_what_it_looks_like(
+    tmp_path: Path, head: bytes, kind: str
+) -> None:
+    path = tmp_path / "s.duckdb"
+    path.write_bytes(head)
+    for read_only in (False, True):
+        with pytest.raises(StoreError, match=f"{kind}, not a DuckDB store"):
+            Store.open(path, read_only=read_only)
+    assert path.read_bytes() == head
+    assert not path.with_name("s.duckdb.wal").exists()
+
+
+def test_a_link_to_a_missing_file_is_not_followed_to_create_a_store(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere" / "planted.duckdb"
+    target.parent.mkdir()
+    link = tmp_path / "auditor.duckdb"
+    link.symlink_to(target)
+    with pytest.raises(StoreError, match="symbolic link to a file that does not exist"):
+        Store.open(link)
+    assert not target.exists()
+
+
+def test_a_pipe_at_the_store_path_is_refused_without_waiting_on_it(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    os.mkfifo(path)
+    for read_only in (False, True):
+        with pytest.raises(StoreError, match="not a regular file"):
+            Store.open(path, read_only=read_only)
+
+
+def test_a_duckdb_file_holding_a_macro_is_not_an_auditor_store(tmp_path: Path) -> None:
+    # A macro may shadow a built-in the auditor calls (lower, coalesce, ...): SQL from the file.
+    path = tmp_path / "auditor.duckdb"
+    Store.open(path).close()
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE MACRO lower(x) AS 'from the file'")
+    before = _hash(path)
+    for read_only in (False, True):
+        with pytest.raises(StoreError, match=r"not an auditor store \(it holds a macro"):
+            Store.open(path, read_only=read_only)
+    assert _hash(path) == before
+
+
+_LEAVE_A_LOG = textwrap.dedent(
+    """
+    import os, sys, duckdb
+
+    con = duckdb.connect(sys.argv[1])
+    con.execute("SET checkpoint_threshold = '1GB'")
+    con.execute("CREATE TABLE sales (id INTEGER)")
+    con.execute("INSERT INTO sales SELECT range FROM range(1000)")
+    os._exit(0)  # killed: what it wrote is in the log, not yet in the file
+    """
+)
+
+
+def test_another_programs_database_is_refused_before_duckdb_replays_its_log_into_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "other.duckdb"
+    script = tmp_path / "leave.py"
+    script.write_text(_LEAVE_A_LOG)
+    subprocess.run([sys.executable, str(script), str(path)], check=True)
+    wal = path.with_name("other.duckdb.wal")
+    assert wal.exists()
+    before = _hash(path, wal)
+    with pytest.raises(StoreError, match="not an auditor store"):
+        Store.open(path)
+    assert _hash(path, wal) == before
+
+
+def _flip_blocks_of(path: Path, table: str) -> None:
+    """Flips bytes at the start of every block of `table`'s data (after its checksum)."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        blocks = con.execute(
+            "SELECT DISTINCT block_id FROM pragma_storage_info(?) WHERE block_id >= 0", [table]
+        ).fetchall()
+    data = bytearray(path.read_bytes())
+    for (block,) in blocks:
+        at = 3 * 4096 + int(block) * 262_144 + 8
+        data[at : at + 64] = bytes(b ^ 0xFF for b in data[at : at + 64])
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_block_met_while_reading_is_a_store_damaged_kept_as_the_failure(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "auditor.duckdb"
+    with Store.open(path) as store:
+        write(store, [trace(n) for n in range(2000)], scan_id=new_scan(store))
+    _flip_blocks_of(path, "plugintracelogs")
+    with Store.open(path, read_only=True) as store:
+        assert store.failure is None
+        with pytest.raises(StoreDamaged, match=r"is damaged \(a checksum does not match") as info:
+            store.frame("SELECT * FROM plugintracelogs")
+        assert store.failure is info.value
+        assert isinstance(info.value.__cause__, duckdb.Error)
+        assert "Restore the store from a copy" in info.value.hint
+        assert info.value.exit_code == 3
+
+
+_PATH = Path("/data/auditor.duckdb")
+
+
+@pytest.mark.parametrize(
+    ("error", "writing", "expected", "says"),
+    [
+        (
+            duckdb.IOException(
+                'IO Error: Could not write file "/data/auditor.duckdb.wal": No space left on device'
+            ),
+            True,
+            StoreUnwritable,
+            "cannot be written (No space left on device)",
+        ),
+        (
+            duckdb.TransactionException(
+                "TransactionContext Error: Failed to commit: Could not write file"
+                ' "/data/auditor.duckdb.wal": File too large'
+            ),
+            True,
+            StoreUnwritable,
+            "cannot be written (File too large)",
+        ),
+        (
+            duckdb.FatalException(
+                "FATAL Error: Failed: database has been invalidated because of a previous fatal"
+                ' error. Original error: "Failed to create checkpoint because of error: Could not'
+                ' write file "/data/auditor.duckdb": File too large"'
+            ),
+            False,
+            StoreUnwritable,
+            "cannot be written (File too large)",
+        ),
+        (
+            duckdb.Error(
+                "Corrupt database file: computed checksum 1 does not match stored checksum 2 in"
+                " block at location 1323008"
+            ),
+            False,
+            StoreDamaged,
+            "is damaged (a checksum does not match, in the block at byte 1323008)",
+        ),
+        (
+            duckdb.IOException(
+                'IO Error: Could not read enough bytes from file "/data/auditor.duckdb":'
+                " attempted to read 262144 bytes from location 1585152"
+            ),
+            False,
+            StoreDamaged,
+            "is damaged (the file is cut short: no 262144 bytes at byte 1585152)",
+        ),
+        (duckdb.SerializationException("Serialization Error: bad"), False, StoreDamaged, "bad"),
+        # A file an export writes, not the store: the export reports it.
+        (
+            duckdb.IOException(
+                'IO Error: Could not write file "/out/x.csv": No space left on device'
+            ),
+            False,
+            None,
+            "",
+        ),
+        (duckdb.ConstraintException("Constraint Error: Duplicate key"), True, None, ""),
+        (
+            duckdb.InvalidInputException(
+                "Invalid Input Error: Cannot execute statement of type INSERT on database"
+                ' "auditor" which is attached in read-only mode!'
+            ),
+            True,
+            None,
+            "",
+        ),
+    ],
+    ids=[
+        "enospc",
+        "efbig-commit",
+        "fatal-checkpoint",
+        "checksum",
+        "short-read",
+        "serial",
+        "export-file",
+        "duplicate-key",
+        "read-only",
+    ],
+)
+def test_what_a_duckdb_error_means_for_the_store(
+    error: duckdb.Error, writing: bool, expected: type[StoreError] | None, says: str
+) -> None:
+    failure = store_module._store_failure(_PATH, error, writing=writing)
+    if expected is None:
+        assert failure is None
+        return
+    assert type(failure) is expected
+    assert failure is not None
+    assert says in failure.message
+    assert "\n" not in failure.message
 
 
 _HOLDER = textwrap.dedent(
