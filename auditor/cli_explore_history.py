@@ -47,11 +47,12 @@ def register(app: typer.Typer) -> None:
     app.command("export", rich_help_panel=INVESTIGATE)(handles_errors(export_command))
 
 
-def _open(store: Path | None) -> Store:
+def _open(store: Path | None, files_in: Path | None = None) -> Store:
+    """The store, read-only; DuckDB may write files only into `files_in` (an export)."""
     from auditor.analyze import open_existing
     from auditor.cli import _state
 
-    return open_existing(_state.settings(store_path=store), read_only=True)
+    return open_existing(_state.settings(store_path=store), read_only=True, files_in=files_in)
 
 
 def _console() -> Console:
@@ -305,7 +306,7 @@ def export_command(
     from auditor.explore.export import export
     from auditor.terminal import markup
 
-    with _open(store) as opened:
+    with _open(store, files_in=out_dir) as opened:
         written = export(opened, out_dir, fmt.strip().lower(), table or ())
     listing = Table("table", "rows", "file", title=f"Exported {len(written)} tables ({fmt})")
     listing.columns[2].overflow = "fold"

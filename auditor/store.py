@@ -1349,10 +1349,10 @@ def _create_folder(folder: Path) -> None:
 def _connect(
     path: Path, *, read_only: bool, files_in: Path | None, external: bool | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection to the store. `external` (default: only when read-only, for an
-    export) lets DuckDB read and write other files; `files_in` narrows that to one folder."""
+    """A DuckDB connection to the store. DuckDB reads and writes no other file, unless
+    `files_in` names the one folder it may write into (an export's `COPY ... TO`)."""
     config = dict(_CONFIG)
-    allow = read_only if external is None else external
+    allow = bool(external)
     if not allow and files_in is None:
         config["enable_external_access"] = False
     try:
