@@ -3,6 +3,7 @@ code of the signal, and a next run that does resume (item 11 of the hostile-inpu
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -67,3 +68,42 @@ def test_an_interrupted_collection_says_it_resumes_and_does(
     assert resumed.code == 0, resumed.stderr[-3000:]
     assert "(resumed)" in resumed.stdout
     assert resumed.peak_mb < 1000
+
+
+def test_a_long_service_protection_pause_is_logged_at_verbose(tmp_path: Path) -> None:
+    """A scheduler's log at -v says why a collection went quiet: the tenant answered 429 with
+    a Retry-After (here after 20 requests in its 5-minute window), and every request waits."""
+    tenant = generate(7, "tiny")
+    options = SimOptions(seed=7, scale="tiny", max_requests=20)
+    with SimServer(tenant, options) as server:
+        server.write_client_files(tmp_path)
+        env = clean_environment(
+            tmp_path,
+            {
+                "AZURE_CLIENT_SECRET": tenant.client_secret,
+                "SSL_CERT_FILE": str(tmp_path / "ca.pem"),
+            },
+        )
+        args = ["-v", "--config", str(tmp_path / "auditor.toml"), "collect"]
+        args += ["--all-environments", "--store", "s.duckdb"]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "auditor", *args],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stderr is not None
+        said = ""
+        deadline = time.monotonic() + 60
+        for line in process.stderr:
+            if re.search(r"HTTP 429; every request to it waits \d+s", line):
+                said = line
+                break
+            assert time.monotonic() < deadline
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    assert said.startswith("INFO auditor.http: 127.0.0.1:"), said
+    assert "the scan goes on after" in said
