@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from auditor import __version__
-from auditor.errors import AuditorError, UsageError
+from auditor.errors import AuditorError, Terminated, UsageError
 from auditor.files import private_dir
 from auditor.logs import configure_logging
 from auditor.settings import Settings, load_settings
@@ -89,6 +89,9 @@ def _terminate(signum: int, _frame: object) -> None:
     """SIGTERM (a scheduler stopping the job) is handled as Ctrl-C is: asyncio then cancels
     the collection's tasks in order, and every store transaction ends or rolls back."""
     _terminated.set()
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # A background job of a script starts with Ctrl-C ignored; SIGTERM must still stop it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.raise_signal(signal.SIGINT)
 
 
@@ -97,9 +100,10 @@ def _terminate(signum: int, _frame: object) -> None:
 _COLLECTING = frozenset({"collect", "scan", "demo"})
 
 
-def _interrupted(command: str) -> int:
+def _interrupted(command: str, exc: KeyboardInterrupt) -> int:
     """One line saying what an interrupt left behind; the exit code of the signal."""
-    name, code = ("SIGTERM", 143) if _terminated.is_set() else ("SIGINT", 130)
+    sigterm = _terminated.is_set() or isinstance(exc, Terminated)
+    name, code = ("SIGTERM", 143) if sigterm else ("SIGINT", 130)
     if command in _COLLECTING:
         what = "every page collected so far is stored"
         hint = "Run the same command again: the scan resumes where it stopped."
@@ -125,7 +129,7 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt as exc:
             if _state.debug:
                 traceback.print_exception(exc, file=sys.stderr)
-            raise typer.Exit(_interrupted(command.__name__)) from None
+            raise typer.Exit(_interrupted(command.__name__, exc)) from None
 
     return wrapper
 

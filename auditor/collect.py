@@ -14,9 +14,11 @@ next `auditor collect` resumes it from the pages already stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import functools
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ import pandas as pd
 
 from auditor.access import current_principal, principal_of
 from auditor.auth import BearerAuth, TokenProvider, build_credential
-from auditor.errors import CollectionError
+from auditor.errors import CollectionError, Terminated
 from auditor.http import HostLimiter, RequestStats, make_client, make_transport, shared
 from auditor.queries import Catalog, default_catalog
 from auditor.settings import Settings
@@ -716,4 +718,31 @@ def run(
     settings: Settings, options: CollectOptions, progress: Progress | None = None
 ) -> CollectSummary:
     """`collect` for synchronous callers (the CLI)."""
-    return asyncio.run(collect(settings, options, progress=progress))
+    return asyncio.run(_stopped_by_sigterm(collect(settings, options, progress=progress)))
+
+
+async def _stopped_by_sigterm(work: Coroutine[Any, Any, CollectSummary]) -> CollectSummary:
+    """SIGTERM cancels the collection as Ctrl-C does (every task unwinds, every page's
+    transaction ends), then raises `Terminated`; also when the job was started with Ctrl-C
+    ignored, as a script's background job is."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    stopped: list[bool] = []
+
+    def stop() -> None:
+        stopped.append(True)
+        if task is not None:
+            task.cancel()
+
+    # Not in the main thread (tests), or no signals here: the default handling stays.
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if stopped:
+            raise Terminated from None
+        raise
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGTERM)

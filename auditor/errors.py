@@ -164,3 +164,7 @@ class BadResponse(CollectionError):
     """The response body is not the JSON the API documents."""
 
     default_hint = "The API sent a malformed answer; progress is saved, so running again resumes."
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM stopped the command (a scheduler ending the job); handled as Ctrl-C is."""

@@ -8,6 +8,7 @@ scan stopped, and return one `QueryOutcome` per query, so a query that fails is 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -188,6 +189,11 @@ async def run_query(
         if explain is not None:
             explain(exc, outcome)
     except Exception as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # Interrupted (Ctrl-C, SIGTERM, a failed store): what the cancellation broke on
+            # its way is not the query's failure.
+            raise asyncio.CancelledError from exc
         log.exception("query %s of %s failed", query_id, environment_id)
         outcome.status = PARTIAL if outcome.rows else NOT_COLLECTED
         outcome.reason = f"unexpected error: {type(exc).__name__}: {exc}"
