@@ -15,8 +15,10 @@ A finding's status is one of:
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -211,19 +213,61 @@ def make(
     values: Mapping[str, Any] | None = None,
     evidence: Iterable[Mapping[str, Any]] = (),
 ) -> Finding:
-    """A finding of `meta`'s check, with its severity and every value made plain."""
+    """A finding of `meta`'s check, with its severity and every value made plain.
+
+    A check may make 200,000 findings: values that `plain` returns as they are (None, short
+    text, whole numbers, booleans) are kept without calling it, and the fields are passed by
+    position (a third faster than by keyword, for ten)."""
     return Finding(
-        check_id=meta.id,
-        status=status,
-        severity=meta.severity,
-        environment_id=plain(environment_id),
-        resource_kind=resource_kind or meta.resource_kind,
-        resource_id=plain(resource_id),
-        resource_name=plain(resource_name),
-        message=message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…",
-        values={str(k): plain(v) for k, v in (values or {}).items()},
-        evidence=tuple(evidence),
+        meta.id,  # check_id
+        status,
+        meta.severity,
+        _plain_id(environment_id),
+        resource_kind or meta.resource_kind,
+        _plain_id(resource_id),
+        _plain_id(resource_name),
+        message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…",
+        {
+            k if type(k) is str else str(k): (
+                v
+                if type(v) in _PLAIN_AS_IS or (type(v) is str and len(v) <= MAX_TEXT)
+                else plain(v)
+            )
+            for k, v in values.items()
+        }
+        if values
+        else {},
+        tuple(evidence),
     )
+
+
+# The types whose values `plain` returns unchanged, whatever the value. Exact types only: a
+# subclass goes through `plain`, as do numpy's and pandas' scalars.
+_PLAIN_AS_IS = frozenset({type(None), bool, int})
+
+
+def _plain_id(value: Any) -> Any:
+    """`plain(value)` for an id or a name, without the call for the usual short text."""
+    if type(value) is str and len(value) <= MAX_TEXT:
+        return value
+    return plain(value)
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held off while a bulk of findings is built, then
+    as it was. Each collection of the oldest generation goes through every object alive;
+    building 200,000 findings and judging them set off several, each over the whole
+    analysis (with reading, a fifth of the time of a lint of 200,000 steps). Findings, their
+    values and their verdicts hold no cycles, so nothing waits to be freed meanwhile; what
+    was allocated is looked at by the next collection after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def fmt(value: Any, digits: int = 0) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from auditor.checks.base import CheckMeta, Finding, Limits, fmt, make
+from auditor.checks.base import CheckMeta, Finding, Limits, collection_paused, fmt, make
 from auditor.checks.evidence import Evidence
 
 META = CheckMeta(
@@ -34,7 +34,13 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     pass the other enabled custom Update steps.
 
     The columns are read once as lists: a solution can register 200,000 steps, and reading
-    them row by row through the frame cost more than judging them."""
+    them row by row through the frame cost more than judging them. The findings are made
+    with the garbage collector held off (`collection_paused`)."""
+    with collection_paused():
+        return _judge(evidence)
+
+
+def _judge(evidence: Evidence) -> list[Finding]:
     steps = evidence.frames.plugin_steps
     update = steps[
         steps["message_name"].astype("str").str.strip().str.lower().eq("update").fillna(False)

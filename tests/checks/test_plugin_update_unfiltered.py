@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
+from auditor.checks import plugin_update_unfiltered
 from auditor.checks.base import MAX_MESSAGE
 from tests.checks.builders import END, ENV, QUERY_IDS, frames, query_outcomes, run, statuses
 
@@ -138,3 +142,21 @@ def test_a_huge_attribute_list_reaches_the_message_cut() -> None:
     assert found[0].message.startswith("Update step on account filters on cr4f1_attribute0,")
     assert len(found[0].message) == MAX_MESSAGE
     assert found[0].message.endswith("…")
+
+
+def test_the_findings_are_made_with_the_collector_held_off_and_left_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """200,000 steps make 200,000 findings: the collector waits until they are made."""
+    seen = []
+    real = plugin_update_unfiltered.make
+
+    def spying(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plugin_update_unfiltered, "make", spying)
+    found = run(CHECK, frames(plugin_steps=[step("s1"), step("s2", "name")]))
+    assert statuses(found) == {"s1": "fail", "s2": "pass"}
+    assert seen == [False, False]
+    assert gc.isenabled()

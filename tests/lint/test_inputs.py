@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import gc
 import io
 import json
 import os
@@ -15,8 +16,10 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
+from defusedxml import ElementTree as DefusedElementTree
 
 from auditor.errors import UsageError
 from auditor.lint import inputs
@@ -866,6 +869,99 @@ def test_customizations_are_read_record_by_record_in_bounded_memory(tmp_path: Pa
     assert len(found.steps) == 2_000
     assert found.steps[-1].location.line == 2_000  # one step per line, the first on line 1
     assert peak < 12 * 1024 * 1024, peak
+
+
+def _records(data: bytes, is_record: Any) -> list[tuple[bytes, int]]:
+    """The records `_stream_xml` hands on, serialized, with their lines."""
+    out: list[tuple[bytes, int]] = []
+
+    def keep(element: Any, line: int) -> bool:
+        out.append((ElementTree.tostring(element), line))
+        return True
+
+    inputs._stream_xml(data, Location("x.xml"), "solution", inputs._Found(), is_record, keep)
+    return out
+
+
+def _tree_records(data: bytes, parent: str, name: str) -> list[bytes]:
+    """The same records cut from the whole tree ElementTree builds (the reference), without
+    their tails: the text after a record is outside it, and not kept."""
+    root = DefusedElementTree.fromstring(data)
+    records = [
+        child
+        for holder in root.iter()
+        if holder.tag.rsplit("}", 1)[-1] == parent
+        for child in holder
+        if child.tag.rsplit("}", 1)[-1] == name
+    ]
+    for record in records:
+        record.tail = None
+    return [ElementTree.tostring(record) for record in records]
+
+
+def test_streamed_records_are_the_elements_elementtree_builds() -> None:
+    """The handlers set on expat build what ElementTree's parser does: namespaced tags and
+    attributes as {uri}name, attributes in their order, text, tails, comments and processing
+    instructions left out, CDATA and references decoded; each with the line of its tag."""
+    data = (
+        b'<?xml version="1.0" encoding="utf-8"?>\n'
+        b'<ImportExportXml xmlns="urn:d" xmlns:p="urn:p">\n<Workflows>\n'
+        b'<Workflow p:b="1" a="2" xmlns:q="urn:q" q:c="3" Name="n">\n'
+        b'  <x p:y="z">t<y/>u</x>tail <!-- c --> <?pi d?> <![CDATA[<&>]]> &lt;&#x41;\n'
+        b"</Workflow>\n<Workflow/>\n"
+        b"</Workflows>\n</ImportExportXml>\n"
+    )
+    found = _records(data, inputs._is_customization_record)
+    assert [element for element, _ in found] == _tree_records(data, "Workflows", "Workflow")
+    assert [line for _, line in found] == [4, 7]
+    assert b'ns1:y="z"' in found[0][0]  # the attribute kept its namespace
+
+
+def test_a_record_past_the_depth_limit_inside_it_is_a_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inputs, "MAX_XML_DEPTH", 6)
+    body = _steps(2) + "<SdkMessageProcessingSteps><SdkMessageProcessingStep>"
+    body += "<a>" * 4 + "</a>" * 4 + "</SdkMessageProcessingStep></SdkMessageProcessingSteps>"
+    found = read_inputs([_customizations(tmp_path, body)])
+    (problem,) = found.problems
+    assert problem.message == (
+        "XML not read: it nested deeper than 6 elements, past what any solution holds"
+    )
+    assert len(found.steps) == 2  # the records before it were handed on
+
+
+def test_reading_leaves_no_cycles_and_the_collector_as_it_was(tmp_path: Path) -> None:
+    """The collector is held off while the records are built: the parsers' cycles are
+    broken as each file ends (a record left open by a limit too), so nothing waits for it."""
+    body = _steps(50) + "<SdkMessageProcessingSteps><SdkMessageProcessingStep>"
+    body += "<x/>" * 20_000 + "</SdkMessageProcessingStep></SdkMessageProcessingSteps>"
+    folder = _customizations(tmp_path, body)
+    gc.collect()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        found = read_inputs([folder])
+        assert not gc.isenabled()  # left as it was: off
+        assert len(found.steps) == 50
+        assert "holds over 10,000 elements" in found.problems[0].message
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    read_inputs([folder])
+    assert gc.isenabled()
+
+
+def test_a_zip_gives_the_steps_of_a_member_one_location(tmp_path: Path) -> None:
+    archive = tmp_path / "s.zip"
+    body = f"<ImportExportXml>{_steps(3)}</ImportExportXml>"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("customizations.xml", body)
+    steps = read_inputs([archive]).steps
+    assert [step.location for step in steps] == [
+        Location(archive.as_posix(), "customizations.xml", None)
+    ] * 3
+    assert steps[0].location is steps[2].location
 
 
 # The run's budget --------------------------------------------------------------------------------
