@@ -29,8 +29,9 @@ from typing import Any
 
 import yaml
 
+from auditor.bulk import collection_paused
 from auditor.checks import CHECKS
-from auditor.checks.base import ANSWERS, Finding, collection_paused
+from auditor.checks.base import ANSWERS, Finding
 from auditor.errors import DefinitionError, UsageError
 from auditor.resources import data_dir
 from auditor.settings import decode_utf8, has_control, read_limited, shown

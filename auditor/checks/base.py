@@ -15,10 +15,8 @@ A finding's status is one of:
 
 from __future__ import annotations
 
-import gc
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -251,23 +249,6 @@ def _plain_id(value: Any) -> Any:
     if type(value) is str and len(value) <= MAX_TEXT:
         return value
     return plain(value)
-
-
-@contextmanager
-def collection_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector held off while a bulk of findings is built, then
-    as it was. Each collection of the oldest generation goes through every object alive;
-    building 200,000 findings and judging them set off several, each over the whole
-    analysis (with reading, a fifth of the time of a lint of 200,000 steps). Findings, their
-    values and their verdicts hold no cycles, so nothing waits to be freed meanwhile; what
-    was allocated is looked at by the next collection after."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def fmt(value: Any, digits: int = 0) -> str:

@@ -6,7 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from auditor.checks.base import CheckMeta, Finding, Limits, collection_paused, fmt, make
+from auditor.bulk import collection_paused
+from auditor.checks.base import CheckMeta, Finding, Limits, fmt, make
 from auditor.checks.evidence import Evidence
 
 META = CheckMeta(

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from auditor.assessment import MuteEntry
+from auditor.bulk import collection_paused
 from auditor.checks import CHECKS, run_checks
 from auditor.checks.base import Finding, make
 from auditor.checks.evidence import Evidence
@@ -33,6 +34,7 @@ from auditor.frames import Frames, Window
 from auditor.lint.inputs import (
     LintFlow,
     LintInputs,
+    LintStep,
     Location,
     Problem,
     lines_of_keys,
@@ -82,6 +84,17 @@ def lint(
 ) -> LintResult:
     """Read `paths`, run every check on what they hold and build the report model."""
     started = time.perf_counter()
+    with collection_paused():  # everything a lint builds is bounded by its reading budget
+        return _lint(paths, settings, mutelist, now, started)
+
+
+def _lint(
+    paths: Sequence[Path],
+    settings: Settings,
+    mutelist: Sequence[MuteEntry],
+    now: datetime | None,
+    started: float,
+) -> LintResult:
     inputs = read_inputs(paths)
     frames = lint_frames(inputs, paths, now or datetime.now(UTC))
     evidence = Evidence(frames)
@@ -130,28 +143,11 @@ def lint_frames(inputs: LintInputs, paths: Sequence[Path], now: datetime) -> Fra
         }
         for workflow in inputs.workflows
     ]
-    steps = [
-        {
-            "environment_id": LINT_ENV,
-            "stepid": step.stepid,
-            "name": step.name,
-            "stage": step.stage,
-            "mode": step.mode,
-            "rank": step.rank,
-            "filteringattributes": step.filteringattributes,
-            "asyncautodelete": step.asyncautodelete,
-            "statecode": 0,  # exports carry no state; a step is imported to run
-            "customizationlevel": 1,  # it is in the solution: custom
-            "message_name": step.message_name,
-            "primary_entity": step.primary_entity,
-            "plugintype_name": step.plugintype_name,
-        }
-        for step in inputs.steps
-    ]
+    steps = _steps_frame(inputs.steps)
     counts = {
         "workflows": len(flows) + len(classic),
         "flows": len(flows),
-        "sdkmessageprocessingsteps": len(steps),
+        "sdkmessageprocessingsteps": len(inputs.steps),
     }
     queries = [
         {
@@ -175,9 +171,19 @@ def lint_frames(inputs: LintInputs, paths: Sequence[Path], now: datetime) -> Fra
         Window(now - timedelta(days=7), now),
         environments=pd.DataFrame([environment]),
         workflows=pd.DataFrame(flows + classic),
-        plugin_steps=pd.DataFrame(steps),
+        plugin_steps=steps,
         scan_queries=pd.DataFrame(queries),
     )
+
+
+def _steps_frame(steps: Sequence[LintStep]) -> pd.DataFrame:
+    """The `plugin_steps` rows of the steps read (a solution may register 200,000 steps:
+    built from the tuples at once, not a dict per row)."""
+    frame = pd.DataFrame(list(steps), columns=LintStep._fields).drop(columns="location")
+    frame.insert(0, "environment_id", LINT_ENV)
+    frame["statecode"] = 0  # exports carry no state; a step is imported to run
+    frame["customizationlevel"] = 1  # it is in the solution: custom
+    return frame
 
 
 def problem_findings(problems: Sequence[Problem]) -> list[Finding]:
