@@ -6,8 +6,7 @@ Writes an unpacked solution (pac / SolutionPackager layout) with 100 cloud flows
 connector actions with their parameters) and 40 plug-in steps, then times
 `auditor lint <folder> --out <dir>` in a child process: the whole command, interpreter start
 included, as a pipeline step runs it.
-Figures, not assertions: see bench/README.md (design.md section 12 is silent on lint; issue 9
-asks for under 5 s).
+Figures, not assertions: see bench/README.md (the goal: under 5 s).
 
 Then the hostile rows, inputs anyone can commit to a pull request, built at run time: three
 flows of 6,000 actions, each an Update of one of five columns drawn at random (every
@@ -36,11 +35,12 @@ import sys
 import tempfile
 import time
 import uuid
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from auditor.sim.hostile_solutions import write_repeated_flows, write_unfiltered_steps
 
 DATAVERSE = "/providers/Microsoft.PowerApps/apis/shared_commondataserviceforapps"
 OFFICE = "/providers/Microsoft.PowerApps/apis/shared_office365"
@@ -222,77 +222,7 @@ def write_solution(folder: Path, flows: int, seed: int) -> list[int]:
     return sizes
 
 
-# Hostile inputs --------------------------------------------------------------------------
-
-UPDATE = "20bebb1b-ea3e-db11-86a7-000a3a5473e8"  # the Update message's id in every environment
-KINDS = 5  # kinds of action the hostile flows are drawn from: the most repeated blocks
-
-
-def _update(field: str, after: str | None) -> dict[str, Any]:
-    """A Dataverse Update a row action setting one column (the column makes its content)."""
-    return {
-        "type": "OpenApiConnection",
-        "inputs": {
-            "host": {
-                "connectionName": "shared_commondataserviceforapps",
-                "operationId": "UpdateRecord",
-                "apiId": DATAVERSE,
-            },
-            "parameters": {"entityName": "accounts", "recordId": "@{guid()}", field: "x"},
-        },
-        "runAfter": {after: ["Succeeded"]} if after else {},
-    }
-
-
-def hostile_flow(rng: random.Random, actions: int) -> dict[str, Any]:
-    """`actions` top-level actions, each an Update of one of KINDS columns drawn at random."""
-    body: dict[str, Any] = {}
-    after: str | None = None
-    for n in range(actions):
-        name = f"Update_{n}"
-        body[name] = _update(f"item/column{rng.randrange(KINDS)}", after)
-        after = name
-    trigger = {"manual": {"type": "Request", "kind": "Button", "inputs": {"schema": {}}}}
-    return {"properties": {"definition": {"triggers": trigger, "actions": body}}}
-
-
-def write_hostile_flows(folder: Path, flows: int, actions: int) -> int:
-    """An unpacked solution of `flows` flows of `actions` actions; returns its bytes."""
-    (folder / "Workflows").mkdir(parents=True)
-    rng = random.Random(7)
-    size = 0
-    for index in range(flows):
-        guid = str(uuid.UUID(int=index + 1)).upper()
-        path = folder / "Workflows" / f"Hostile{index}-{guid}.json"
-        path.write_text(json.dumps(hostile_flow(rng, actions)), encoding="utf-8")
-        size += path.stat().st_size
-    return size
-
-
-def write_hostile_steps(path: Path, steps: int) -> int:
-    """A solution zip whose customizations.xml registers `steps` Update steps on account,
-    none with filtering attributes; returns the zip's bytes. Written record by record, so
-    this process stays small (a child forked from a big parent reports its size as peak)."""
-    manifest = (
-        '<?xml version="1.0" encoding="utf-8"?>\n<ImportExportXml><SolutionManifest>'
-        "<UniqueName>Hostile</UniqueName></SolutionManifest></ImportExportXml>\n"
-    )
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("customizations.xml", "w") as xml:
-            xml.write(
-                b'<?xml version="1.0" encoding="utf-8"?>\n<ImportExportXml>'
-                b"<SdkMessageProcessingSteps>\n"
-            )
-            for n in range(steps):
-                xml.write(
-                    f'<SdkMessageProcessingStep Name="Plugins.Account{n}: Update of account" '
-                    f'SdkMessageProcessingStepId="{{{uuid.UUID(int=n + 1)}}}"><SdkMessageId>'
-                    f"{UPDATE}</SdkMessageId><PrimaryEntity>account</PrimaryEntity><Mode>0"
-                    "</Mode><Rank>1</Rank><Stage>40</Stage></SdkMessageProcessingStep>\n".encode()
-                )
-            xml.write(b"</SdkMessageProcessingSteps></ImportExportXml>\n")
-        archive.writestr("solution.xml", manifest)
-    return path.stat().st_size
+# Hostile inputs: built by auditor.sim.hostile_solutions, shared with the scale tests.
 
 
 @dataclass(frozen=True)
@@ -358,8 +288,8 @@ def hostile(work: Path, before: Path | None) -> None:
     """The hostile rows: each input at half and full size, timed in this one run; with
     `before`, each also linted by that checkout's auditor."""
     cases: tuple[tuple[str, int, Callable[[Path, int], int], str], ...] = (
-        ("3 flows x {n:,} actions", 6_000, lambda at, n: write_hostile_flows(at, 3, n), "flows"),
-        ("{n:,} plug-in steps (zip)", 200_000, write_hostile_steps, "steps.zip"),
+        ("3 flows x {n:,} actions", 6_000, write_repeated_flows, "flows"),
+        ("{n:,} plug-in steps (zip)", 200_000, write_unfiltered_steps, "steps.zip"),
     )
     print(f"\nhostile inputs, load average {os.getloadavg()[0]:.2f} before the first run")
     print(

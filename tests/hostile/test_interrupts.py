@@ -9,7 +9,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,19 +21,39 @@ from auditor.sim.server import SimServer
 from tests.hostile.harness import clean_environment, run_auditor
 
 
+@contextmanager
+def _tenant(folder: Path, **options: Any) -> Iterator[dict[str, str]]:
+    """A tiny simulated tenant served with `options`, its client files in `folder`; yields
+    the environment a scheduled `auditor` runs with."""
+    tenant = generate(7, "tiny")
+    with SimServer(tenant, SimOptions(seed=7, scale="tiny", **options)) as server:
+        server.write_client_files(folder)
+        yield clean_environment(
+            folder,
+            {"AZURE_CLIENT_SECRET": tenant.client_secret, "SSL_CERT_FILE": str(folder / "ca.pem")},
+        )
+
+
+def _start(
+    args: list[str], folder: Path, env: dict[str, str], started: Callable[[], None]
+) -> subprocess.Popen[str]:
+    """`auditor ARGS` as a child whose stderr the test reads, started as `started` says."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "auditor", *args],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=started,
+    )
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     """A tiny tenant answering every request 150 ms late, so a collection lasts a while."""
-    tenant = generate(7, "tiny")
-    with SimServer(tenant, SimOptions(seed=7, scale="tiny", latency_ms=150)) as server:
-        server.write_client_files(tmp_path)
-        env = clean_environment(
-            tmp_path,
-            {
-                "AZURE_CLIENT_SECRET": tenant.client_secret,
-                "SSL_CERT_FILE": str(tmp_path / "ca.pem"),
-            },
-        )
+    with _tenant(tmp_path, latency_ms=150) as env:
         yield tmp_path, env
 
 
@@ -65,16 +87,7 @@ def test_an_interrupted_collection_says_it_resumes_and_does(
     folder, env = served
     args = ["--config", str(folder / "auditor.toml"), "collect", "--all-environments"]
     args += ["--store", "s.duckdb"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "auditor", "--quiet", *args],
-        cwd=folder,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=started,
-    )
+    process = _start(["--quiet", *args], folder, env, started)
     time.sleep(6)  # signed in, pages stored
     assert process.poll() is None, process.communicate()
     process.send_signal(signum)
@@ -95,29 +108,10 @@ def test_an_interrupted_collection_says_it_resumes_and_does(
 def test_a_long_service_protection_pause_is_logged_at_verbose(tmp_path: Path) -> None:
     """A scheduler's log at -v says why a collection went quiet: the tenant answered 429 with
     a Retry-After (here after 20 requests in its 5-minute window), and every request waits."""
-    tenant = generate(7, "tiny")
-    options = SimOptions(seed=7, scale="tiny", max_requests=20)
-    with SimServer(tenant, options) as server:
-        server.write_client_files(tmp_path)
-        env = clean_environment(
-            tmp_path,
-            {
-                "AZURE_CLIENT_SECRET": tenant.client_secret,
-                "SSL_CERT_FILE": str(tmp_path / "ca.pem"),
-            },
-        )
+    with _tenant(tmp_path, max_requests=20) as env:
         args = ["-v", "--config", str(tmp_path / "auditor.toml"), "collect"]
         args += ["--all-environments", "--store", "s.duckdb"]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "auditor", *args],
-            cwd=tmp_path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=_as_from_a_terminal,
-        )
+        process = _start(args, tmp_path, env, _as_from_a_terminal)
         with process:
             assert process.stderr is not None
             said = ""

@@ -11,18 +11,13 @@ it (measured in the same test: 2 is linear, 4 quadratic), the peak memory, the s
 from __future__ import annotations
 
 import json
-import random
-import uuid
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from auditor.sim.hostile_solutions import write_repeated_flows, write_unfiltered_steps
 from tests.hostile.harness import Ran, assert_unchanged, run_auditor, snapshot
 
-DATAVERSE = "/providers/Microsoft.PowerApps/apis/shared_commondataserviceforapps"
-UPDATE = "20bebb1b-ea3e-db11-86a7-000a3a5473e8"  # the Update message, the same everywhere
-KINDS = 5  # kinds of action the flows are drawn from: the most repeated blocks per action
 PEAK_MB = 1_000
 REPORTS_MB = 20
 # The larger size, interpreter start included: 5 to 7 s on a quiet 2-core machine; the old
@@ -31,61 +26,17 @@ SECONDS = 20
 GROWTH = 3.0  # time at twice the input over time at the input
 
 
-def _update(field: str, after: str | None) -> dict[str, Any]:
-    return {
-        "type": "OpenApiConnection",
-        "inputs": {
-            "host": {
-                "connectionName": "shared_commondataserviceforapps",
-                "operationId": "UpdateRecord",
-                "apiId": DATAVERSE,
-            },
-            "parameters": {"entityName": "accounts", "recordId": "@{guid()}", field: "x"},
-        },
-        "runAfter": {after: ["Succeeded"]} if after else {},
-    }
-
-
-def write_flows(folder: Path, actions: int, flows: int = 3) -> Path:
-    """An unpacked solution of `flows` flows of `actions` top-level actions, each an Update
-    of one of five columns drawn at random: every five-action window recurs in many places,
-    within each flow and across the three, and thousands are repeated blocks. Grouping the
-    windows by filtering them once per repeated one took 62 s at 3 x 6,000 actions."""
-    rng = random.Random(7)
-    (folder / "Workflows").mkdir(parents=True)
-    for index in range(flows):
-        body: dict[str, Any] = {}
-        after: str | None = None
-        for n in range(actions):
-            body[f"Update_{n}"] = _update(f"item/column{rng.randrange(KINDS)}", after)
-            after = f"Update_{n}"
-        trigger = {"manual": {"type": "Request", "kind": "Button", "inputs": {"schema": {}}}}
-        document = {"properties": {"definition": {"triggers": trigger, "actions": body}}}
-        name = f"Hostile{index}-{str(uuid.UUID(int=index + 1)).upper()}.json"
-        (folder / "Workflows" / name).write_text(json.dumps(document), encoding="utf-8")
+def write_flows(folder: Path, actions: int) -> Path:
+    """Three flows of `actions` top-level actions (see `write_repeated_flows`): grouping
+    their repeated blocks by filtering the windows once per repeated one took 62 s at
+    3 x 6,000 actions."""
+    write_repeated_flows(folder, actions)
     return folder
 
 
 def write_steps(path: Path, steps: int) -> Path:
-    """A solution zip whose customizations.xml registers `steps` Update steps without
-    filtering attributes (each a `plugin-update-unfiltered` finding). Written record by
-    record: a child forked from a big test process reports that size as its peak."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("customizations.xml", "w") as xml:
-            xml.write(b"<ImportExportXml><SdkMessageProcessingSteps>\n")
-            for n in range(steps):
-                xml.write(
-                    f'<SdkMessageProcessingStep Name="Plugins.Account{n}: Update of account" '
-                    f'SdkMessageProcessingStepId="{{{uuid.UUID(int=n + 1)}}}"><SdkMessageId>'
-                    f"{UPDATE}</SdkMessageId><PrimaryEntity>account</PrimaryEntity><Mode>0"
-                    "</Mode><Rank>1</Rank><Stage>40</Stage></SdkMessageProcessingStep>\n".encode()
-                )
-            xml.write(b"</SdkMessageProcessingSteps></ImportExportXml>")
-        archive.writestr(
-            "solution.xml",
-            "<ImportExportXml><SolutionManifest><UniqueName>Hostile</UniqueName>"
-            "</SolutionManifest></ImportExportXml>",
-        )
+    """A solution zip of `steps` unfiltered Update steps (see `write_unfiltered_steps`)."""
+    write_unfiltered_steps(path, steps)
     return path
 
 
