@@ -36,6 +36,9 @@ class Ran:
     stderr: str
     seconds: float
     peak_mb: float
+    # User and system CPU of the child (`wait4`): the work it did, which other processes on
+    # a busy machine do not lengthen as they lengthen `seconds`.
+    cpu_seconds: float = 0.0
 
     def error_lines(self) -> list[str]:
         return [line for line in self.stderr.splitlines() if line.startswith("error:")]
@@ -106,7 +109,7 @@ def run_auditor(
         peak_kb = 0
         while True:
             peak_kb = max(peak_kb, _high_water_kb(process.pid))
-            pid, status, _ = os.wait4(process.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() > deadline:
@@ -124,6 +127,7 @@ def run_auditor(
             err.read().decode("utf-8", "replace"),
             seconds,
             peak_kb / 1024,
+            usage.ru_utime + usage.ru_stime,
         )
 
 
