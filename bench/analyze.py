@@ -7,8 +7,8 @@ of the scales before it. The child times `load_frames`, each main analysis frame
 `Evidence` (forced one by one, to show where the time goes) and `run_checks`, and reports
 rows loaded, seconds, peak RSS and findings. The parent prints them with the growth factors
 between scales (time factor / rows factor near 1 means cost grows linearly) and whether
-`large` meets the bar of design.md section 12: 1 M plug-in traces + 500 k flow runs + 50 k
-sampled action runs analysed in under 30 s and 3 GB on 2 cores.
+`large` meets the analysis bar of docs/architecture.md ("Quality bars"): 1 M plug-in traces +
+500 k flow runs + 50 k sampled action runs analysed in under 30 s and 3 GB on 2 cores.
 
 The action sample is 52 runs per flow: at scale large that samples about 50 k runs, the
 bar's size (the default, 50, gives 48 k). The simulator runs with service protection's
@@ -64,7 +64,7 @@ STAGES = (
     "queue_latency",
 )
 
-# design.md section 12.
+# The analysis bar of docs/architecture.md, "Quality bars".
 BAR_SECONDS = 30.0
 BAR_MB = 3 * 1024
 BAR_ROWS = {"traces": 1_000_000, "flow_api_runs": 500_000, "sampled_runs": 50_000}
@@ -271,8 +271,8 @@ def report(results: dict[str, dict[str, Any]], seed: int, sample: int) -> None:
         seconds, memory = _total(large), large["peak_mb"]
         met = seconds < BAR_SECONDS and memory < BAR_MB
         print(
-            f"\nbar (design.md 12): 1 M traces + 500 k flow runs + 50 k sampled action runs in "
-            f"< {BAR_SECONDS:.0f} s and < {BAR_MB / 1024:.0f} GB peak on 2 cores"
+            "\nbar (docs/architecture.md): 1 M traces + 500 k flow runs + 50 k sampled action runs"
+            f" in < {BAR_SECONDS:.0f} s and < {BAR_MB / 1024:.0f} GB peak on 2 cores"
         )
         labels = {
             "traces": "traces",

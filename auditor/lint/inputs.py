@@ -114,7 +114,8 @@ _XML_CHUNK = 1024 * 1024
 # Organization service", section "Table support for messages":
 # https://learn.microsoft.com/power-apps/developer/data-platform/org-service/use-messages#table-support-for-messages
 # Create and Update are also seen identically in solution exports from unrelated environments
-# (shared/reference/dataverse-plugins.md 4.3). Other messages come from the step's name.
+# (public solutions on GitHub, such as mikefactorial/PluginSample). Other messages come from
+# the step's name.
 WELL_KNOWN_MESSAGES: Mapping[str, str] = {
     "8cbdbb1b-ea3e-db11-86a7-000a3a5473e8": "Assign",
     "9ebdbb1b-ea3e-db11-86a7-000a3a5473e8": "Create",

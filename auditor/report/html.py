@@ -1,4 +1,4 @@
-"""`report.html`: the report model as one self-contained, printable page (design.md section 8).
+"""`report.html`: the report model as one self-contained, printable page.
 
 The page must open offline and be safe to attach to an assessment, so it has no script and
 loads nothing: CSS is inline, charts are inline SVG (`auditor.report.svg`), and the only

@@ -1,4 +1,4 @@
-"""`report.md`: the report model as GitHub-flavoured Markdown (design.md section 8).
+"""`report.md`: the report model as GitHub-flavoured Markdown.
 
 The verdict table comes first, so the answer to "can I tick these boxes?" is the first thing
 a reader (or a pull-request comment) shows; then the verdicts per environment, each answer's

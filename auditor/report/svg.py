@@ -1,4 +1,4 @@
-"""Inline SVG charts for the HTML report (design.md section 8).
+"""Inline SVG charts for the HTML report.
 
 The report is one offline file, so charts are drawn here as plain SVG markup instead of by a
 charting script. Every label is tenant text (flow, step and environment names) and goes

@@ -1,4 +1,4 @@
-"""Dataverse Web API v9.2: the tables of design.md section 4, per environment.
+"""Dataverse Web API v9.2: the tables of docs/data-model.md, per environment.
 
 - `organizations` first: it is the access check (a 403 here means the app has no application
   user in the environment) and it tells whether plug-in trace logging is on.

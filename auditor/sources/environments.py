@@ -2,7 +2,8 @@
 
 The Power Platform admin (BAP) API lists environments with their Dataverse URL in
 `properties.linkedEnvironmentMetadata.instanceUrl`; an environment without Dataverse has none
-(reference/power-automate-apis.md, addendum).
+(the environment objects `Get-AdminPowerAppEnvironment` returns:
+https://learn.microsoft.com/powershell/module/microsoft.powerapps.administration.powershell/get-adminpowerappenvironment).
 """
 
 from __future__ import annotations

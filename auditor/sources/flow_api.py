@@ -18,8 +18,10 @@ routes once registered as a Power Platform management application
   the rest, `--action-sample N`), the run with every action's status, times, error and
   retry history. The sample and its size are stored so rates carry confidence intervals.
   A later scan draws its sample from the runs new since the last one.
-Shapes: reference/power-automate-apis.md sections 1.5-1.7 (Logic Apps WorkflowRun and
-WorkflowRunAction schema).
+Shapes: the Logic Apps WorkflowRun and WorkflowRunAction schema
+(https://learn.microsoft.com/rest/api/logic/workflowruns/get,
+https://learn.microsoft.com/rest/api/logic/workflowrunactions/get), as the flow API returns them
+to pnp/cli-microsoft365's flow commands.
 """
 
 from __future__ import annotations
@@ -388,7 +390,7 @@ def recurrence_interval(clientdata: str) -> timedelta | None:
     """How often a scheduled flow runs (its trigger's `recurrence`), None if not scheduled.
 
     Recurrence triggers and polling triggers both carry `recurrence {frequency, interval}`
-    (reference/power-automate-apis.md section 4.2).
+    (https://learn.microsoft.com/azure/logic-apps/logic-apps-workflow-actions-triggers).
     """
     if "recurrence" not in clientdata:
         return None

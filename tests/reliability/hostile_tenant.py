@@ -1,12 +1,13 @@
 """A hostile corpus for the simulated tenant: broken and malicious records, each with the
 finding it must produce.
 
-Tenant data is untrusted (design.md sections 5-8 and 12): a definition that does not parse,
-a run or job in a state nobody documented, a duration that is null or negative, a message of
-a megabyte, markup and spreadsheet formulas in names. Each case here is rows added to the
-frames of the simulated tenant before it is served, so they reach the auditor through the
-same HTTPS APIs, collector, store, analysis and renderers as real data. Every case names the
-finding(s) that must then say something about its records, so a failure names the case.
+Tenant data is untrusted (docs/architecture.md, rule 7 and "Quality bars"): a definition
+that does not parse, a run or job in a state nobody documented, a duration that is null or
+negative, a message of a megabyte, markup and spreadsheet formulas in names. Each case here
+is rows added to the frames of the simulated tenant before it is served, so they reach the
+auditor through the same HTTPS APIs, collector, store, analysis and renderers as real data.
+Every case names the finding(s) that must then say something about its records, so a
+failure names the case.
 
 Rows follow the frames' conventions (auditor/sim/model.py): Dataverse logical names, lower-case
 GUIDs, UTC timestamps, nullable integers. A case is placed where the real API would carry it:

@@ -1,10 +1,10 @@
 """Crash safety: a collection killed with SIGKILL at 10 seeded points resumes to the same
 store, with no duplicated row and no second scan.
 
-design.md section 12: "after `kill -9` at any point, resume gives the same store; no
-duplicates ever". The kill points are counted in requests the simulator has answered since
-the collector started, so they land anywhere in a run: signing in, listing environments,
-paging, or writing a page to the store.
+The quality bar (docs/architecture.md, "Quality bars"): after `kill -9` at any point,
+resuming gives the same store, with no duplicate row. The kill points are counted in
+requests the simulator has answered since the collector started, so they land anywhere in a
+run: signing in, listing environments, paging, or writing a page to the store.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Fault soak: a fifth of all requests fail, and the store still ends row for row identical.
 
-design.md section 12: "under injected faults (20 % of requests: 429, 5xx, resets, timeouts)
-the store ends row-for-row identical to a fault-free scan". Malformed JSON bodies are part of
-the mix: a page that does not parse is retried, never stored half.
+The quality bar (docs/architecture.md, "Quality bars"): with 20 % of requests failing (429,
+5xx, resets, timeouts) the store ends row for row identical to a fault-free scan. Malformed
+JSON bodies are part of the mix: a page that does not parse is retried, never stored half.
 """
 
 from __future__ import annotations
