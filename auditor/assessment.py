@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 
 from auditor.bulk import collection_paused
-from auditor.checks import CHECKS
-from auditor.checks.base import ANSWERS, Finding
+from auditor.checks import CHECKS, answer_checks
+from auditor.checks.base import Finding
 from auditor.errors import DefinitionError, UsageError
 from auditor.resources import data_dir
 from auditor.settings import decode_utf8, has_control, read_limited, shown
@@ -76,26 +76,24 @@ def _text(table: Mapping[str, Any], key: str, where: str) -> str:
 
 
 def load_assessment(path: Path | None = None) -> Assessment:
-    """Reads and validates the assessment data; every check mapped, every mapping real."""
+    """Reads and validates the assessment data; the answer -> checks mapping is checked both
+    ways by `answer_checks` (every check mapped, every mapping real)."""
     path = path or data_dir("reports") / "assessment.toml"
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise DefinitionError(f"{path} cannot be read: {exc}") from exc
     question = document.get("question", {})
+    mapping = answer_checks(document, str(path))
     answers = []
-    for i, raw in enumerate(document.get("answer", [])):
+    for i, ((answer_id, checks), raw) in enumerate(zip(mapping, document["answer"], strict=True)):
         where = f"answer[{i}]"
-        checks = tuple(raw.get("checks", ()))
-        unknown = [c for c in checks if c not in CHECKS]
-        if unknown:
-            raise DefinitionError(f"{path}: {where} maps unknown check(s): {', '.join(unknown)}")
         refs = tuple(raw.get("references", ()))
         if not refs or not all(isinstance(r, str) and r.startswith("https://") for r in refs):
             raise DefinitionError(f"{path}: {where}.references must be https URLs")
         answers.append(
             Answer(
-                id=_text(raw, "id", where),
+                id=answer_id,
                 title=_text(raw, "title", where),
                 paraphrase=_text(raw, "paraphrase", where),
                 condition=_text(raw, "condition", where),
@@ -103,18 +101,6 @@ def load_assessment(path: Path | None = None) -> Assessment:
                 checks=checks,
             )
         )
-    if tuple(a.id for a in answers) != ANSWERS:
-        raise DefinitionError(f"{path}: the answers must be, in order: {', '.join(ANSWERS)}")
-    mapped = {c for a in answers for c in a.checks}
-    unmapped = sorted(set(CHECKS) - mapped)
-    if unmapped:
-        raise DefinitionError(f"{path}: check(s) mapped to no answer: {', '.join(unmapped)}")
-    for answer in answers:
-        for check_id in answer.checks:
-            if answer.id not in CHECKS[check_id].meta.answers:
-                raise DefinitionError(
-                    f"{path}: {answer.id} maps {check_id}, whose META does not inform it"
-                )
     rollup = document.get("rollup", {})
     return Assessment(
         question_id=_text(question, "id", "question"),

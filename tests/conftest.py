@@ -32,10 +32,12 @@ def anyio_backend() -> str:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """`pytest --update-golden` rewrites tests/golden/ from the current output."""
+    """`pytest --update-golden` rewrites tests/golden/ from the current output, and the
+    renderers' fixture tests/report/fixtures/tiny-model.json from tests/golden/report.json."""
     parser.addoption(
         "--update-golden",
         action="store_true",
         default=False,
-        help="rewrite the golden report files in tests/golden/ instead of comparing",
+        help="rewrite the golden report files in tests/golden/ and the renderer fixture "
+        "tests/report/fixtures/tiny-model.json instead of comparing",
     )

@@ -239,3 +239,105 @@ def test_assess_leaves_the_collector_as_it_was() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# The roll-up as a table: findings of checks bearing on one answer (reliable-service) or not,
+# per environment, and the verdicts they must give. A finding is (check, status, severity,
+# environment, muted); `None` as environment is a finding about every environment.
+MAPPED = "flow-failure-rate"  # decides reliable-service
+ALSO = "system-jobs-stuck"  # decides reliable-service too
+UNMAPPED = "flow-monolithic"  # decides decomposed-steps only
+Row = tuple[str, str, str, str | None, bool]
+
+
+def row(
+    status: str,
+    severity: str = "high",
+    env: str | None = "e1",
+    *,
+    check: str = MAPPED,
+    muted: bool = False,
+) -> Row:
+    return (check, status, severity, env, muted)
+
+
+PRECEDENCE = [
+    # One environment: a violation decides, then a gap or nothing audited, then check.
+    ([], {"e1": "needs-review"}, "needs-review", "nothing audited"),
+    ([row("pass")], {"e1": "check"}, "check", "a pass"),
+    ([row("fail", "high")], {"e1": "do-not-check"}, "do-not-check", "a high fail"),
+    ([row("fail", "medium")], {"e1": "do-not-check"}, "do-not-check", "a medium fail"),
+    ([row("fail", "low")], {"e1": "check"}, "check", "a low fail is advice"),
+    ([row("not-assessed")], {"e1": "needs-review"}, "needs-review", "not assessed"),
+    ([row("error")], {"e1": "needs-review"}, "needs-review", "an error"),
+    ([row("pass"), row("not-assessed")], {"e1": "needs-review"}, "needs-review", "gap > pass"),
+    ([row("pass"), row("error", check=ALSO)], {"e1": "needs-review"}, "needs-review", "error"),
+    ([row("not-assessed"), row("fail")], {"e1": "do-not-check"}, "do-not-check", "fail > gap"),
+    ([row("fail", "low"), row("error")], {"e1": "needs-review"}, "needs-review", "low + gap"),
+    # Suppressed findings count for nothing.
+    ([row("pass"), row("fail", muted=True)], {"e1": "check"}, "check", "muted fail"),
+    ([row("fail", muted=True)], {"e1": "needs-review"}, "needs-review", "only a muted fail"),
+    ([row("pass"), row("not-assessed", muted=True)], {"e1": "check"}, "check", "muted gap"),
+    # Only findings of checks mapped to the answer, in the environment or everywhere, count.
+    ([row("fail", check=UNMAPPED)], {"e1": "needs-review"}, "needs-review", "unmapped check"),
+    ([row("pass"), row("fail", env="gone")], {"e1": "check"}, "check", "another environment"),
+    (
+        [row("pass", env="e1"), row("pass", env="e2"), row("fail", env=None)],
+        {"e1": "do-not-check", "e2": "do-not-check"},
+        "do-not-check",
+        "a fail about every environment",
+    ),
+    # Across environments: any do-not-check wins, then any needs-review, else check.
+    (
+        [row("pass", env="e1"), row("pass", env="e2")],
+        {"e1": "check", "e2": "check"},
+        "check",
+        "all check",
+    ),
+    (
+        [row("pass", env="e1"), row("fail", env="e2")],
+        {"e1": "check", "e2": "do-not-check"},
+        "do-not-check",
+        "one do-not-check",
+    ),
+    (
+        [row("not-assessed", env="e1"), row("pass", env="e2")],
+        {"e1": "needs-review", "e2": "check"},
+        "needs-review",
+        "one needs-review",
+    ),
+    (
+        [row("not-assessed", env="e1"), row("fail", env="e2"), row("pass", env="e3")],
+        {"e1": "needs-review", "e2": "do-not-check", "e3": "check"},
+        "do-not-check",
+        "do-not-check over needs-review",
+    ),
+    ([row("fail", env=None)], {}, "needs-review", "no environment analysed"),
+]
+
+
+@pytest.mark.parametrize(
+    ("rows", "per_environment", "scope"),
+    [pytest.param(r, e, s, id=name) for r, e, s, name in PRECEDENCE],
+)
+def test_the_roll_up_precedence(
+    rows: list[Row], per_environment: dict[str, str], scope: str
+) -> None:
+    findings = [
+        Finding(check, status, severity, env, "flow", f"r{i}", f"Flow {i}", f"message {i}")
+        for i, (check, status, severity, env, _) in enumerate(rows)
+    ]
+    mutelist = [
+        MuteEntry(check, f"r{i}", "reviewed", FAR)
+        for i, (check, _, _, _, muted) in enumerate(rows)
+        if muted
+    ]
+    environments = {env: f"Env {env}" for env in per_environment}
+    result = assess(findings, environments, mutelist=mutelist)
+
+    def verdict(verdicts: Sequence[Verdict]) -> str:
+        (one,) = [v for v in verdicts if v.answer_id == "reliable-service"]
+        return one.verdict
+
+    assert {e: verdict(v) for e, v in result.by_environment.items()} == per_environment
+    assert verdict(result.scope) == scope

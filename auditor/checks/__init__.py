@@ -1,8 +1,9 @@
 """The check catalog and the one way to run it (design.md section 7).
 
-`REGISTRY` lists every check module; `run_checks` runs them all on one `Evidence`, with each
-check's thresholds resolved from the settings. Two rules hold for every check, whatever its
-code does:
+`REGISTRY` lists every check module, in report order, each with the answers it decides as
+`reports/assessment.toml` maps them (the one place that mapping is stated: see
+`answer_checks`). `run_checks` runs them all on one `Evidence`, with each check's thresholds
+resolved from the settings. Two rules hold for every check, whatever its code does:
 
 - a check that raises costs that check, not the analysis: it becomes one `error` finding;
 - coverage first: in an environment where a source the check needs was not collected (or
@@ -15,8 +16,11 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Iterable, Sequence
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from types import ModuleType
+from typing import Any
 
 from auditor.checks import (
     coverage_flow_run_ingestion,
@@ -51,9 +55,10 @@ from auditor.checks import (
     system_jobs_stuck,
     workflow_update_unfiltered,
 )
-from auditor.checks.base import Check, CheckMeta, Finding, Limits, Scalar, make
+from auditor.checks.base import ANSWERS, Check, CheckMeta, Finding, Limits, Scalar, make
 from auditor.checks.evidence import Evidence
-from auditor.errors import ConfigError
+from auditor.errors import ConfigError, DefinitionError
+from auditor.resources import data_dir
 from auditor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,7 +103,58 @@ _MODULES: tuple[ModuleType, ...] = (
     coverage_scan_history,
 )
 
-REGISTRY: tuple[Check, ...] = tuple(Check(m.META, m.run) for m in _MODULES)
+
+def answer_checks(
+    document: Mapping[str, Any], label: str
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each answer with the checks that decide it, in the file's order: the `checks` lists
+    of the `[[answer]]` tables of `reports/assessment.toml` (parsed as `document`).
+
+    Checked both ways, each problem a DefinitionError naming what is wrong: every answer is
+    one of the question's, in order, and has a check; every check named is registered; every
+    registered check decides some answer."""
+    registered = [m.META.id for m in _MODULES]
+    out = []
+    for i, raw in enumerate(document.get("answer", [])):
+        answer = raw.get("id") if isinstance(raw, Mapping) else None
+        if answer not in ANSWERS:
+            raise DefinitionError(
+                f"{label}: answer[{i}] {answer!r} is not an answer of the question "
+                f"(they are: {', '.join(ANSWERS)})"
+            )
+        checks = raw.get("checks", [])
+        if not isinstance(checks, list) or not checks:
+            raise DefinitionError(f"{label}: answer {answer!r} maps no check (`checks = [...]`)")
+        unknown = [str(c) for c in checks if c not in registered]
+        if unknown:
+            raise DefinitionError(
+                f"{label}: answer {answer!r} maps unknown check(s): {', '.join(unknown)}"
+            )
+        out.append((answer, tuple(checks)))
+    if tuple(a for a, _ in out) != ANSWERS:
+        raise DefinitionError(f"{label}: the answers must be, in order: {', '.join(ANSWERS)}")
+    mapped = {c for _, checks in out for c in checks}
+    unmapped = [c for c in registered if c not in mapped]
+    if unmapped:
+        raise DefinitionError(f"{label}: check(s) mapped to no answer: {', '.join(unmapped)}")
+    return tuple(out)
+
+
+def _registry() -> tuple[Check, ...]:
+    """Every check module, each META given the answers the assessment maps it to."""
+    path = data_dir("reports") / "assessment.toml"
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DefinitionError(f"{path} cannot be read: {exc}") from exc
+    answers: dict[str, list[str]] = {}
+    for answer, checks in answer_checks(document, str(path)):
+        for check_id in checks:
+            answers.setdefault(check_id, []).append(answer)
+    return tuple(Check(replace(m.META, answers=tuple(answers[m.META.id])), m.run) for m in _MODULES)
+
+
+REGISTRY: tuple[Check, ...] = _registry()
 CHECKS: dict[str, Check] = {c.id: c for c in REGISTRY}
 assert len(CHECKS) == len(REGISTRY), "duplicate check ids"
 
@@ -225,6 +281,7 @@ __all__ = [
     "CheckMeta",
     "Evidence",
     "Finding",
+    "answer_checks",
     "limits_for",
     "run_check",
     "run_checks",

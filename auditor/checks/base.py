@@ -1,9 +1,9 @@
 """What a check is and what it returns (design.md section 7).
 
-A check is one module with `META` (what it looks at, why, how to fix it, which of the five
-answers it informs, its thresholds) and `run(evidence, limits) -> list[Finding]`. Checks
-read the analysis through `Evidence` and never print, store or mention the answers' texts:
-the mapping from answers to checks lives in `reports/`.
+A check is one module with `META` (what it looks at, why, how to fix it, its thresholds) and
+`run(evidence, limits) -> list[Finding]`. Checks read the analysis through `Evidence` and
+never print, store or mention the answers' texts. Which answers a check decides is stated
+once, in `reports/assessment.toml`; the registry copies it into `CheckMeta.answers`.
 
 A finding's status is one of:
 - `pass`: the resource was audited and meets the rule;
@@ -76,7 +76,6 @@ class CheckMeta:
 
     id: str
     title: str
-    answers: tuple[str, ...]
     severity: str  # of a fail: high / medium / low (low = advice, not a violation)
     rationale: str
     remediation: str
@@ -85,10 +84,12 @@ class CheckMeta:
     thresholds: tuple[Threshold, ...] = ()
     resource_kind: str = "flow"  # flow / step / job-owner / action / environment / query
     coverage: bool = False  # a coverage check: says what could not be seen
+    # The answers it decides: set by the registry from reports/assessment.toml, never here.
+    answers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.answers) - set(ANSWERS)
-        if not self.answers or unknown:
+        if unknown:
             raise ValueError(f"{self.id}: answers must be some of {ANSWERS}, got {self.answers}")
         if self.severity not in SEVERITIES:
             raise ValueError(f"{self.id}: severity must be one of {SEVERITIES}")

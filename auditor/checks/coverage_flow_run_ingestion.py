@@ -10,7 +10,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="coverage-flow-run-ingestion",
     title="Flow-run ingestion gaps (flowevents)",
-    answers=("reliable-service",),
     severity="medium",
     rationale=(
         "Solution flows' run history in Dataverse (flowrun) is ingested asynchronously and can "

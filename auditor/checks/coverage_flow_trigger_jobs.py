@@ -9,7 +9,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="coverage-flow-trigger-jobs",
     title="Flow-trigger system jobs not linked to flows",
-    answers=("trigger-conditions",),
     severity="medium",
     rationale=(
         "Dataverse runs flows triggered by 'When a row is added, modified or deleted' through "

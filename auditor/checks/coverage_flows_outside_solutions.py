@@ -8,7 +8,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="coverage-flows-outside-solutions",
     title="Flows outside solutions not visible without the flow API",
-    answers=("trigger-conditions", "return-results", "decomposed-steps", "reliable-service"),
     severity="medium",
     rationale=(
         "Dataverse's workflow table holds only solution-aware flows; flows created outside a "

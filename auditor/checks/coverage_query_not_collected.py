@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from auditor.checks.base import ANSWERS, CheckMeta, Finding, Limits, make, rows
+from auditor.checks.base import CheckMeta, Finding, Limits, make, rows
 from auditor.checks.evidence import Evidence
 
 META = CheckMeta(
     id="coverage-query-not-collected",
     title="A query not collected",
-    answers=ANSWERS,
     severity="medium",
     rationale=(
         "Every check reads one or more queries; when a query was denied, failed or was turned "

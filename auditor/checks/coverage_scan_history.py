@@ -12,7 +12,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="coverage-scan-history",
     title="Too few scans to evaluate performance continuously",
-    answers=("sufficient-performance",),
     severity="low",
     rationale=(
         "Sufficient performance is a trend, not a snapshot: one scan shows this week's "

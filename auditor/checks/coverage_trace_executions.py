@@ -8,7 +8,6 @@ from auditor.checks.evidence import TRACE_HINT, Evidence
 META = CheckMeta(
     id="coverage-trace-executions",
     title="Plug-in trace logging not All",
-    answers=("reliable-service", "sufficient-performance"),
     severity="medium",
     rationale=(
         "Plug-in durations and execution counts come from the plug-in trace log, which holds "

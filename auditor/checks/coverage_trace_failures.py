@@ -9,7 +9,6 @@ from auditor.checks.evidence import TRACE_HINT, Evidence
 META = CheckMeta(
     id="coverage-trace-failures",
     title="Plug-in trace logging Off",
-    answers=("return-results",),
     severity="medium",
     rationale=(
         "Whether plug-in failures carry a message and a trace can only be seen in the plug-in "

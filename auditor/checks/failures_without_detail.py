@@ -10,7 +10,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="failures-without-detail",
     title="Failures without error detail",
-    answers=("return-results",),
     severity="medium",
     rationale=(
         "A failed run or system job without an error message tells its owner nothing: the "

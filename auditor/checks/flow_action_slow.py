@@ -9,7 +9,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-action-slow",
     title="Long-running flow action",
-    answers=("sufficient-performance",),
     severity="medium",
     rationale=(
         "An action whose p95 duration is many minutes (a slow connector, a big loop, a long "

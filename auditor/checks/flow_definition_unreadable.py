@@ -8,7 +8,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-definition-unreadable",
     title="Flow definition not readable",
-    answers=("trigger-conditions", "return-results", "decomposed-steps", "reliable-service"),
     severity="medium",
     rationale=(
         "The trigger, response, error-handling and structure checks read the flow's "

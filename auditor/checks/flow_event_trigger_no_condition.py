@@ -11,7 +11,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-event-trigger-no-condition",
     title="Event trigger filtered inside the flow instead of by the trigger",
-    answers=("trigger-conditions",),
     severity="medium",
     rationale=(
         "A connector trigger (new email, item created or modified, row changed...) whose "

@@ -8,7 +8,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-failure-rate",
     title="High flow failure rate",
-    answers=("reliable-service",),
     severity="high",
     rationale=(
         "A flow whose runs fail often leaves work undone and needs people to notice and "

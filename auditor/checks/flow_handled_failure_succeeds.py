@@ -8,7 +8,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-handled-failure-succeeds",
     title="Handled failure reported as success",
-    answers=("return-results",),
     severity="high",
     rationale=(
         "When a catch (what runs only because a step failed or timed out) swallows the error "

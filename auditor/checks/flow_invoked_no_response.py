@@ -19,7 +19,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-invoked-no-response",
     title="Invoked flow without a well-defined result on every path",
-    answers=("return-results",),
     severity="high",
     rationale=(
         "A flow started by Power Apps, an HTTP request, a bot or a parent flow returns its "

@@ -28,7 +28,6 @@ def designer_nesting(max_depth: int) -> int:
 META = CheckMeta(
     id="flow-monolithic",
     title="Monolithic flow",
-    answers=("decomposed-steps",),
     severity="medium",
     rationale=(
         "A flow with very many actions, or scopes nested many levels deep, does several jobs "

@@ -8,7 +8,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-no-error-handling",
     title="No error-handling path",
-    answers=("reliable-service",),
     severity="low",
     rationale=(
         "Without a path that runs when a step fails or times out and reports it (Terminate "

@@ -40,7 +40,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-repeated-block",
     title="Repeated action block across flows",
-    answers=("decomposed-steps",),
     severity="medium",
     rationale=(
         "The same sequence of actions in several flows of a solution, or several times in one "

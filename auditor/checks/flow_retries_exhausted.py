@@ -18,7 +18,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-retries-exhausted",
     title="Retries exhausted or throttling",
-    answers=("reliable-service",),
     severity="high",
     rationale=(
         "Retries recover transient faults; an action that fails after all its retries again "

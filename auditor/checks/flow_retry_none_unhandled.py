@@ -9,7 +9,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-retry-none-unhandled",
     title="Retry policy none on an external call without error handling",
-    answers=("reliable-service",),
     severity="high",
     rationale=(
         "A connector, HTTP or child-flow action with retry policy None fails on the first "

@@ -36,7 +36,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-sequential-loop",
     title="Sequential loop calling a connector per item",
-    answers=("sufficient-performance",),
     severity="low",
     rationale=(
         "An Apply to each without concurrency control processes one item at a time; when its "

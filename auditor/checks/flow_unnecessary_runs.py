@@ -10,7 +10,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-unnecessary-runs",
     title="High unnecessary-run rate",
-    answers=("trigger-conditions",),
     severity="high",
     rationale=(
         "A run is unnecessary when it ends without any action that changes something (all "

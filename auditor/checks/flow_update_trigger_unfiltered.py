@@ -8,7 +8,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-update-trigger-unfiltered",
     title="Dataverse update trigger without filtering attributes, filter or condition",
-    answers=("trigger-conditions",),
     severity="high",
     rationale=(
         "A 'When a row is added, modified or deleted' trigger that fires on Update with no "

@@ -13,7 +13,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="flow-updates-own-trigger",
     title="Flow updates the table or list that triggers it",
-    answers=("trigger-conditions",),
     severity="high",
     rationale=(
         "A flow triggered when a Dataverse row or a SharePoint item is modified, that then "

@@ -10,7 +10,6 @@ from auditor.checks.evidence import TRACE_ALL, Evidence
 META = CheckMeta(
     id="near-platform-timeout",
     title="Near a platform timeout",
-    answers=("sufficient-performance",),
     severity="high",
     rationale=(
         "Plug-ins in the sandbox are stopped after 2 minutes; an execution that already takes "

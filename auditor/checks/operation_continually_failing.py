@@ -9,7 +9,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="operation-continually-failing",
     title="Continually failing operation",
-    answers=("reliable-service",),
     severity="high",
     rationale=(
         "Many consecutive failures of one flow, plug-in step or workflow mean a persistent "

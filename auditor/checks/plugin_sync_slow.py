@@ -8,7 +8,6 @@ from auditor.checks.evidence import TRACE_ALL, Evidence
 META = CheckMeta(
     id="plugin-sync-slow",
     title="Synchronous plug-in too slow",
-    answers=("sufficient-performance",),
     severity="high",
     rationale=(
         "A synchronous step runs inside the user's (or the caller's) transaction: every "

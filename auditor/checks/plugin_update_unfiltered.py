@@ -13,7 +13,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="plugin-update-unfiltered",
     title="Plug-in Update step without filtering attributes",
-    answers=("trigger-conditions",),
     severity="high",
     rationale=(
         "An Update step with no filtering attributes runs on every update of its table, "

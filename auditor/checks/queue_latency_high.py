@@ -8,7 +8,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="queue-latency-high",
     title="High system-job queue latency",
-    answers=("sufficient-performance",),
     severity="medium",
     rationale=(
         "Queue latency (started - created) of asynchronous plug-in jobs measures how far the "

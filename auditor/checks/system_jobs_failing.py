@@ -9,7 +9,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="system-jobs-failing",
     title="System jobs failing",
-    answers=("reliable-service",),
     severity="high",
     rationale=(
         "An asynchronous plug-in or workflow whose system jobs fail often drops the work it "

@@ -28,7 +28,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="system-jobs-stuck",
     title="System jobs stuck waiting for resources, in progress or overdue",
-    answers=("reliable-service",),
     severity="low",
     rationale=(
         "A job waiting for resources or in progress far longer than a job takes is work that "

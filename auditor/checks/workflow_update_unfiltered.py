@@ -20,7 +20,6 @@ from auditor.checks.evidence import Evidence
 META = CheckMeta(
     id="workflow-update-unfiltered",
     title="Classic workflow starts on every update",
-    answers=("trigger-conditions",),
     severity="medium",
     rationale=(
         "A classic workflow whose update trigger lists no column, or a column that changes on "

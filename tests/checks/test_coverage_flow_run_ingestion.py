@@ -88,17 +88,3 @@ def test_unreadable_event_content_counts_the_event_but_no_runs() -> None:
     )
     assert statuses(found) == {ENV: "not-assessed"}
     assert (found[0].values["events"], found[0].values["lost_runs"]) == (2, 0)
-
-
-def test_flowevents_not_collected_is_not_assessed() -> None:
-    """No flowevents means losses cannot be ruled out: not a pass."""
-    kept = [q for q in QUERY_IDS if q != "flowevents"]
-    data = frames(
-        scan_queries=[
-            *query_outcomes(queries=kept),
-            *query_outcomes(status="not-collected", queries=["flowevents"], reason="denied"),
-        ]
-    )
-    found = run(CHECK, data)
-    assert statuses(found) == {ENV: "not-assessed"}
-    assert found[0].values["missing"] == ["flowevents not-collected: denied"]

@@ -13,11 +13,9 @@ from auditor.analysis import actions
 from tests.checks.builders import (
     END,
     ENV,
-    QUERY_IDS,
     dataverse_trigger,
     flow,
     frames,
-    query_outcomes,
     run,
     statuses,
 )
@@ -76,20 +74,6 @@ def test_no_flow_trigger_jobs_pass() -> None:
     assert statuses(found) == {ENV: "pass"}
     assert found[0].message == "no flow-trigger jobs in the window"
     assert found[0].values["trigger_jobs"] == 0
-
-
-def test_asyncoperations_not_collected_is_not_assessed() -> None:
-    kept = [q for q in QUERY_IDS if q != "asyncoperations"]
-    data = frames(
-        flows=flows(),
-        scan_queries=[
-            *query_outcomes(queries=kept),
-            *query_outcomes(status="not-collected", queries=["asyncoperations"], reason="denied"),
-        ],
-    )
-    found = run(CHECK, data)
-    assert statuses(found) == {ENV: "not-assessed"}
-    assert found[0].values["missing"] == ["asyncoperations not-collected: denied"]
 
 
 def test_trigger_executions_say_their_link_to_the_flow_is_inferred() -> None:

@@ -8,11 +8,9 @@ from collections.abc import Sequence
 from auditor.checks import Finding
 from tests.checks.builders import (
     ENV,
-    QUERY_IDS,
     environment,
     frames,
     organization,
-    query_outcomes,
     run,
     statuses,
 )
@@ -59,18 +57,3 @@ def test_an_undocumented_setting_is_not_assessed() -> None:
     found = run(CHECK, frames(organizations=[organization(trace=7)]))
     assert statuses(found) == {ENV: "not-assessed"}
     assert found[0].values["setting"] == "unknown"
-
-
-def test_organizations_not_collected_is_not_assessed_not_a_pass() -> None:
-    """Without the organization row the setting is unknown: the runner says why."""
-    kept = [q for q in QUERY_IDS if q != "organizations"]
-    data = frames(
-        scan_queries=[
-            *query_outcomes(queries=kept),
-            *query_outcomes(status="not-collected", queries=["organizations"], reason="denied"),
-        ],
-        organizations=[],
-    )
-    found = run(CHECK, data)
-    assert statuses(found) == {ENV: "not-assessed"}
-    assert found[0].values["missing"] == ["organizations not-collected: denied"]

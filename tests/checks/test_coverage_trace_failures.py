@@ -7,11 +7,9 @@ from collections.abc import Sequence
 from auditor.checks import Finding
 from tests.checks.builders import (
     ENV,
-    QUERY_IDS,
     environment,
     frames,
     organization,
-    query_outcomes,
     run,
     statuses,
 )
@@ -54,14 +52,3 @@ def test_a_missing_setting_is_not_assessed() -> None:
     found = run(CHECK, frames(organizations=[{**organization(), "plugintracelogsetting": None}]))
     assert statuses(found) == {ENV: "not-assessed"}
     assert found[0].values["setting"] == "unknown"
-
-
-def test_organizations_not_collected_is_not_assessed_not_a_pass() -> None:
-    kept = [q for q in QUERY_IDS if q != "organizations"]
-    data = frames(
-        scan_queries=[
-            *query_outcomes(queries=kept),
-            *query_outcomes(status="not-collected", queries=["organizations"]),
-        ],
-    )
-    assert statuses(run(CHECK, data)) == {ENV: "not-assessed"}

@@ -16,10 +16,8 @@ from auditor.settings import Settings
 from tests.checks.builders import (
     END,
     ENV,
-    QUERY_IDS,
     environment,
     frames,
-    query_outcomes,
     run,
     statuses,
 )
@@ -85,15 +83,6 @@ def jobs(
 
 def by_id(found: list[Any]) -> dict[str | None, Any]:
     return {f.resource_id: f for f in found}
-
-
-def outcomes_without(query: str) -> list[dict[str, Any]]:
-    """Every query collected except `query`, which was not."""
-    others = [q for q in QUERY_IDS if q != query]
-    return [
-        *query_outcomes(queries=others),
-        *query_outcomes(status="not-collected", queries=[query], reason="skipped"),
-    ]
 
 
 def test_share_at_the_threshold_passes_above_it_fails() -> None:
@@ -185,18 +174,3 @@ def test_each_environment_is_judged_on_its_own_failures() -> None:
         "env-2/flow-runs": "pass",
         "env-2/system-jobs": "fail",
     }
-
-
-@pytest.mark.parametrize("query", ["asyncoperations", "flow_runs"])
-def test_query_not_collected_is_not_assessed_not_pass(query: str) -> None:
-    """Either source missing leaves the environment not assessed; a seen fail stays."""
-    found = run(
-        CHECK,
-        frames(
-            flow_api_runs=flow_runs(5, 5),
-            asyncoperations=jobs(5, 0),
-            scan_queries=outcomes_without(query),
-        ),
-    )
-    assert statuses(found) == {RUNS: "fail", ENV: "not-assessed"}
-    assert query in found[-1].message

@@ -15,11 +15,9 @@ from auditor.settings import Settings
 from tests.checks.builders import (
     END,
     ENV,
-    QUERY_IDS,
     connector_action,
     flow,
     frames,
-    query_outcomes,
     run,
     statuses,
 )
@@ -137,17 +135,3 @@ def test_the_limit_from_settings_flips_the_verdict() -> None:
     found = run(CHECK, data, strict)
     assert statuses(found) == {"f/List": "fail"}
     assert found[0].values["threshold_ms"] == 500
-
-
-def test_action_results_not_collected_make_passes_not_assessed_and_keep_fails() -> None:
-    kept = [q for q in QUERY_IDS if q != "flow_run_actions"]
-    data = frames(
-        scan_queries=[
-            *query_outcomes(queries=kept),
-            *query_outcomes(status="not-collected", queries=["flow_run_actions"]),
-        ],
-        flows=flows("slow", "fast"),
-        flow_api_runs=[*runs("slow", 20), *runs("fast", 20)],
-        flow_run_actions=[*results("slow", "List", ABOVE), *results("fast", "List", [10.0])],
-    )
-    assert statuses(run(CHECK, data)) == {"slow/List": "fail", ENV: "not-assessed"}

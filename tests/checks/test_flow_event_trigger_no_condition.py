@@ -8,13 +8,11 @@ from typing import Any
 import pytest
 
 from tests.checks.builders import (
-    ENV,
     connector_action,
     corpus_flow,
     dataverse_trigger,
     flow,
     frames,
-    outcomes_without,
     run,
     statuses,
 )
@@ -312,18 +310,6 @@ def test_disabled_flow_is_ignored() -> None:
         ),
     )
     assert statuses(found) == {"started": "fail"}
-
-
-def test_flows_not_collected_is_not_assessed_not_pass() -> None:
-    """A pass needs the flow definitions to have been read."""
-    found = run(
-        CHECK,
-        frames(
-            flows=[flow("filtered", trigger=email_trigger([CONDITION]))],
-            scan_queries=outcomes_without("flows"),
-        ),
-    )
-    assert statuses(found) == {ENV: "not-assessed"}
 
 
 # Real flows of tests/corpus ---------------------------------------------------------------------

@@ -13,11 +13,8 @@ from auditor.settings import Settings
 from tests.checks.builders import (
     END,
     ENV,
-    QUERY_IDS,
-    environment,
     flow,
     frames,
-    query_outcomes,
     run,
     statuses,
 )
@@ -46,15 +43,6 @@ def runs(
             }
         )
     return out
-
-
-def outcomes(env: str = ENV, missing: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Every query collected in `env` except `missing`, which were denied."""
-    kept = [q for q in QUERY_IDS if q not in missing]
-    return [
-        *query_outcomes(env, queries=kept),
-        *query_outcomes(env, "not-collected", missing, reason="403 Forbidden", hint="Grant it."),
-    ]
 
 
 def by_id(found: Sequence[Finding]) -> dict[str | None, Finding]:
@@ -110,25 +98,6 @@ def test_thresholds_from_settings_flip_the_verdict() -> None:
     found = by_id(run(CHECK, data, strict))
     assert found["small"].status == "fail"
     assert found["small"].values["failure_rate"] == pytest.approx(0.5)
-
-
-def test_flow_runs_not_collected_makes_passes_not_assessed_and_keeps_fails() -> None:
-    """No run history is no pass: the environment is not assessed; a fail seen stays."""
-    data = frames(
-        environments=[environment(), environment("env-2", "Fabrikam")],
-        scan_queries=[*outcomes(missing=["flow_runs"]), *outcomes("env-2")],
-        flow_api_runs=[
-            *runs("failing", 10, 10),
-            *runs("healthy", 0, 20),
-            *runs("other", 0, 20, env="env-2"),
-        ],
-    )
-    found = run(CHECK, data)
-    assert statuses(found) == {"failing": "fail", ENV: "not-assessed", "other": "pass"}
-    gap = by_id(found)[ENV]
-    assert gap.resource_kind == "environment"
-    assert "flow_runs not-collected" in gap.message
-    assert gap.values["hints"] == ["Grant it."]
 
 
 def test_a_flow_without_runs_gets_no_finding() -> None:

@@ -17,13 +17,10 @@ from typing import Any
 import pytest
 
 from tests.checks.builders import (
-    ENV,
-    QUERY_IDS,
     after,
     connector_action,
     flow,
     frames,
-    query_outcomes,
     read_as_data,
     run,
     statuses,
@@ -54,15 +51,6 @@ def response(status: Any = None, body: Any = None) -> dict[str, Any]:
     if body is not None:
         inputs["body"] = body
     return {"type": "Response", "kind": "Http", "inputs": inputs}
-
-
-def outcomes_without(query: str) -> list[dict[str, Any]]:
-    """Every query collected except `query`, which was not."""
-    others = [q for q in QUERY_IDS if q != query]
-    return [
-        *query_outcomes(queries=others),
-        *query_outcomes(status="not-collected", queries=[query], reason="skipped"),
-    ]
 
 
 def test_catch_that_reports_nothing_fails_reporting_catches_pass() -> None:
@@ -318,19 +306,3 @@ def test_disabled_flow_is_ignored() -> None:
         ),
     )
     assert statuses(found) == {"started": "fail"}
-
-
-@pytest.mark.parametrize("query", ["flows", "workflows"])
-def test_definitions_not_collected_is_not_assessed_not_pass(query: str) -> None:
-    """A pass needs the definitions read; a fail seen anyway stays."""
-    found = run(
-        CHECK,
-        frames(
-            flows=[
-                flow("good", try_catch({"Stop": TERMINATE_FAILED})),
-                flow("bad", try_catch({"Note": NOTE})),
-            ],
-            scan_queries=outcomes_without(query),
-        ),
-    )
-    assert statuses(found) == {"bad": "fail", ENV: "not-assessed"}

@@ -15,14 +15,11 @@ from typing import Any
 import pytest
 
 from tests.checks.builders import (
-    ENV,
-    QUERY_IDS,
     after,
     connector_action,
     environment,
     flow,
     frames,
-    query_outcomes,
     run,
     statuses,
 )
@@ -70,15 +67,6 @@ def call_child(workflowid: str = CHILD_ID) -> dict[str, Any]:
             "runAfter": {},
         }
     }
-
-
-def outcomes_without(query: str) -> list[dict[str, Any]]:
-    """Every query collected except `query`, which was not."""
-    others = [q for q in QUERY_IDS if q != query]
-    return [
-        *query_outcomes(queries=others),
-        *query_outcomes(status="not-collected", queries=[query], reason="skipped"),
-    ]
 
 
 def test_answers_on_every_path_pass_a_silent_path_fails() -> None:
@@ -391,18 +379,3 @@ def test_disabled_invoked_flow_is_ignored() -> None:
         ),
     )
     assert found == []
-
-
-def test_flows_not_collected_is_not_assessed_not_pass() -> None:
-    """A pass needs the definitions read; a fail seen anyway stays."""
-    found = run(
-        CHECK,
-        frames(
-            flows=[
-                flow("good", try_catch({"Respond_error": RESPONSE_ERROR}), HTTP),
-                flow("bad", try_catch(None, respond=False), HTTP),
-            ],
-            scan_queries=outcomes_without("flows"),
-        ),
-    )
-    assert statuses(found) == {"bad": "fail", ENV: "not-assessed"}

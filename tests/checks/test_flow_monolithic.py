@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from auditor.settings import Settings
-from tests.checks.builders import ENV, QUERY_IDS, flow, frames, query_outcomes, run, statuses
+from tests.checks.builders import flow, frames, run, statuses
 
 CHECK = "flow-monolithic"
 CORPUS = Path(__file__).parents[1] / "corpus"
@@ -71,15 +71,6 @@ def branches(innermost: dict[str, Any]) -> dict[str, Any]:
             "else": {"actions": {"Which": switch, **chain(1, "Else")}},
         }
     }
-
-
-def outcomes_without(query: str) -> list[dict[str, Any]]:
-    """Every query collected except `query`, which was not."""
-    others = [q for q in QUERY_IDS if q != query]
-    return [
-        *query_outcomes(queries=others),
-        *query_outcomes(status="not-collected", queries=[query], reason="skipped"),
-    ]
 
 
 def test_action_count_at_the_limit_passes_above_it_fails() -> None:
@@ -192,18 +183,6 @@ def test_flow_without_actions_passes() -> None:
     found = run(CHECK, frames(flows=[flow("empty")]))
     assert statuses(found) == {"empty": "pass"}
     assert found[0].values == {"actions": 0, "max_depth": 0}
-
-
-def test_flows_not_collected_is_not_assessed_not_pass() -> None:
-    """A pass needs the definitions read; a fail seen anyway stays."""
-    found = run(
-        CHECK,
-        frames(
-            flows=[flow("small", chain(3)), flow("big", chain(61))],
-            scan_queries=outcomes_without("flows"),
-        ),
-    )
-    assert statuses(found) == {"big": "fail", ENV: "not-assessed"}
 
 
 # Real flows of tests/corpus ----------------------------------------------------------------

@@ -16,13 +16,10 @@ import pytest
 
 from auditor.checks import Finding
 from tests.checks.builders import (
-    ENV,
-    QUERY_IDS,
     catching,
     connector_action,
     flow,
     frames,
-    query_outcomes,
     read_as_data,
     run,
     statuses,
@@ -201,20 +198,3 @@ def test_disabled_empty_local_and_unreadable_flows_are_not_judged() -> None:
         ),
     )
     assert found == []
-
-
-def test_definitions_not_collected_make_passes_not_assessed_and_keep_fails() -> None:
-    kept = [q for q in QUERY_IDS if q != "flows"]
-    data = frames(
-        scan_queries=[
-            *query_outcomes(queries=kept),
-            *query_outcomes(status="not-collected", queries=["flows"], reason="API off"),
-        ],
-        flows=[
-            flow("bare", {"Put": connector_action()}),
-            flow("guarded", catching(["Failed"])),
-        ],
-    )
-    found = run(CHECK, data)
-    assert statuses(found) == {"bare": "fail", ENV: "not-assessed"}
-    assert "flows not-collected: API off" in by_id(found)[ENV].message

@@ -22,13 +22,11 @@ from auditor.lint.run import lint_frames
 from auditor.settings import Settings
 from tests.checks.builders import (
     ENV,
-    QUERY_IDS,
     connector_action,
     definition,
     environment,
     flow,
     frames,
-    query_outcomes,
     run,
     statuses,
 )
@@ -69,15 +67,6 @@ def with_step(index: int, step: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def environment_finding(found: list[Any], env: str = ENV) -> Any:
     return next(f for f in found if f.resource_id == env)
-
-
-def outcomes_without(query: str) -> list[dict[str, Any]]:
-    """Every query collected except `query`, which was not."""
-    others = [q for q in QUERY_IDS if q != query]
-    return [
-        *query_outcomes(queries=others),
-        *query_outcomes(status="not-collected", queries=[query], reason="skipped"),
-    ]
 
 
 def test_block_in_three_flows_fails_in_two_passes() -> None:
@@ -230,18 +219,6 @@ def test_copies_in_different_environments_do_not_add_up() -> None:
     )
     assert statuses(found) == {ENV: "pass", ENV2: "pass"}
     assert environment_finding(found, ENV2).values == {"enabled_flows": 1}
-
-
-def test_flows_not_collected_is_not_assessed_not_pass() -> None:
-    """No definitions read: no repeated block found proves nothing."""
-    found = run(
-        CHECK,
-        frames(
-            flows=[flow("f0", sequence(BLOCK, "a"))],
-            scan_queries=outcomes_without("flows"),
-        ),
-    )
-    assert statuses(found) == {ENV: "not-assessed"}
 
 
 # Content, not shape -------------------------------------------------------------------------

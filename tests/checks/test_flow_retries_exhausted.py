@@ -11,11 +11,9 @@ from auditor.settings import Settings
 from tests.checks.builders import (
     END,
     ENV,
-    QUERY_IDS,
     connector_action,
     flow,
     frames,
-    query_outcomes,
     run,
     statuses,
 )
@@ -129,23 +127,6 @@ def test_exhausted_retry_runs_from_settings_flips_the_verdict() -> None:
     assert statuses(run(CHECK, data)) == {"warm": "pass"}
     strict = Settings(thresholds={CHECK: {"exhausted_retry_runs": 4}})
     assert statuses(run(CHECK, data, strict)) == {"warm/Update": "fail"}
-
-
-def test_action_results_not_collected_make_passes_not_assessed_and_keep_fails() -> None:
-    """Only a sample of runs was read, or none: an action seen failing still fails."""
-    kept = [q for q in QUERY_IDS if q != "flow_run_actions"]
-    data = frames(
-        scan_queries=[
-            *query_outcomes(queries=kept),
-            *query_outcomes(status="partial", queries=["flow_run_actions"], reason="throttled"),
-        ],
-        flows=flows("hot", "warm"),
-        flow_api_runs=[*runs("hot", 5), *runs("warm", 5)],
-        flow_run_actions=[*results("hot", "Update", 5), *results("warm", "Update", 1)],
-    )
-    found = run(CHECK, data)
-    assert statuses(found) == {"hot/Update": "fail", ENV: "not-assessed"}
-    assert "flow_run_actions partial: throttled" in by_id(found)[ENV].message
 
 
 def test_no_action_results_no_finding() -> None:

@@ -11,12 +11,9 @@ import pytest
 
 from auditor.checks import Finding
 from tests.checks.builders import (
-    ENV,
-    QUERY_IDS,
     connector_action,
     flow,
     frames,
-    query_outcomes,
     run,
     statuses,
 )
@@ -170,21 +167,6 @@ def test_disabled_flows_and_flows_without_external_calls_are_not_judged() -> Non
         ),
     )
     assert found == []
-
-
-def test_definitions_not_collected_make_passes_not_assessed_and_keep_fails() -> None:
-    kept = [q for q in QUERY_IDS if q != "workflows"]
-    data = frames(
-        scan_queries=[
-            *query_outcomes(queries=kept),
-            *query_outcomes(status="not-collected", queries=["workflows"], reason="denied"),
-        ],
-        flows=[
-            flow("fragile", {"Update": connector_action(retryPolicy=NONE)}),
-            flow("retrying", {"Update": connector_action()}),
-        ],
-    )
-    assert statuses(run(CHECK, data)) == {"fragile": "fail", ENV: "not-assessed"}
 
 
 def test_the_finding_names_only_the_unreacted_calls() -> None:

@@ -18,12 +18,10 @@ from auditor.settings import Settings
 from tests.checks.builders import (
     END,
     ENV,
-    QUERY_IDS,
     WINDOW,
     connector_action,
     flow,
     frames,
-    query_outcomes,
     run,
     statuses,
 )
@@ -119,15 +117,6 @@ def wilson(successes: int, trials: int) -> tuple[float, float]:
     centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
     half = Z95 / (1 + z2 / trials) * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials**2))
     return max(centre - half, 0.0), min(centre + half, 1.0)
-
-
-def outcomes_without(query: str) -> list[dict[str, Any]]:
-    """Every query collected except `query`, which was not."""
-    others = [q for q in QUERY_IDS if q != query]
-    return [
-        *query_outcomes(queries=others),
-        *query_outcomes(status="not-collected", queries=[query], reason="skipped"),
-    ]
 
 
 def test_just_above_the_rate_fails_at_the_rate_passes() -> None:
@@ -286,18 +275,3 @@ def test_a_stopped_flow_is_judged_on_its_runs_in_the_window() -> None:
 def test_flow_without_runs_gets_no_finding() -> None:
     """No run in the window: nothing to judge (the run-ingestion coverage check covers it)."""
     assert run(CHECK, frames(flows=[flow("idle", UPDATE)])) == []
-
-
-@pytest.mark.parametrize("query", ["flow_run_actions", "flow_runs", "flows"])
-def test_query_not_collected_is_not_assessed_not_pass(query: str) -> None:
-    """Each of the three flow-API queries is needed for a pass; a fail stays a fail."""
-    found = run(
-        CHECK,
-        frames(
-            flows=[flow("quiet", UPDATE), flow("noisy", UPDATE)],
-            scan_queries=outcomes_without(query),
-            **merged(history("quiet", mix(0, 20)), history("noisy", mix(20, 20))),
-        ),
-    )
-    assert statuses(found) == {"noisy": "fail", ENV: "not-assessed"}
-    assert query in found[-1].message

@@ -7,12 +7,9 @@ from typing import Any
 import pytest
 
 from tests.checks.builders import (
-    ENV,
-    QUERY_IDS,
     dataverse_trigger,
     flow,
     frames,
-    query_outcomes,
     run,
     statuses,
 )
@@ -24,15 +21,6 @@ CONDITION = [{"expression": "@equals(triggerOutputs()?['body/statecode'], 0)"}]
 def with_conditions(trigger: dict[str, Any], conditions: list[dict[str, Any]]) -> dict[str, Any]:
     """The trigger with trigger conditions (trigger Settings > Trigger conditions)."""
     return {**trigger, "conditions": conditions}
-
-
-def outcomes_without(query: str) -> list[dict[str, Any]]:
-    """Every query collected except `query`, which was not."""
-    others = [q for q in QUERY_IDS if q != query]
-    return [
-        *query_outcomes(queries=others),
-        *query_outcomes(status="not-collected", queries=[query], reason="skipped"),
-    ]
 
 
 def test_update_trigger_without_any_filter_fails() -> None:
@@ -122,19 +110,3 @@ def test_other_triggers_are_left_to_other_checks() -> None:
     }
     found = run(CHECK, frames(flows=[flow("button"), flow("email", trigger=email)]))
     assert found == []
-
-
-def test_flows_not_collected_is_not_assessed_not_pass() -> None:
-    """Without the flow list, a filtered-looking result is no result."""
-    found = run(
-        CHECK,
-        frames(
-            flows=[
-                flow("filtered", trigger=dataverse_trigger(3, filteringattributes="name")),
-                flow("bare", trigger=dataverse_trigger(3)),
-            ],
-            scan_queries=outcomes_without("flows"),
-        ),
-    )
-    assert statuses(found) == {"bare": "fail", ENV: "not-assessed"}
-    assert "flows" in found[-1].message

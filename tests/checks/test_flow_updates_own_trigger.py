@@ -9,12 +9,10 @@ from typing import Any
 import pytest
 
 from tests.checks.builders import (
-    ENV,
     corpus_flow,
     dataverse_trigger,
     flow,
     frames,
-    outcomes_without,
     run,
     statuses,
 )
@@ -304,21 +302,6 @@ def test_other_triggers_are_not_judged() -> None:
         ),
     )
     assert found == []
-
-
-def test_flows_not_collected_is_not_assessed_not_pass() -> None:
-    """Without the flow list, a clean-looking result is no result."""
-    found = run(
-        CHECK,
-        frames(
-            flows=[
-                flow("clean", {"U": update_row("contacts")}, dataverse_trigger(3)),
-                flow("loop", {"U": update_row()}, dataverse_trigger(3)),
-            ],
-            scan_queries=outcomes_without("flows"),
-        ),
-    )
-    assert statuses(found) == {"loop": "fail", ENV: "not-assessed"}
 
 
 # Real flows of tests/corpus ---------------------------------------------------------------------

@@ -11,10 +11,7 @@ from auditor.settings import Settings
 from tests.checks.builders import (
     END,
     ENV,
-    QUERY_IDS,
     frames,
-    organization,
-    query_outcomes,
     run,
     statuses,
 )
@@ -119,30 +116,6 @@ def test_the_limit_from_settings_flips_the_verdict() -> None:
     lenient = Settings(thresholds={CHECK: {"near_timeout_ms": 120_000}})
     data = frames(plugin_steps=[step("s")], plugintracelogs=traces("s", [110_000]))
     assert statuses(run(CHECK, data, lenient)) == {"s": "pass"}
-
-
-def test_trace_logging_not_all_gives_not_assessed_but_keeps_a_fail() -> None:
-    data = frames(
-        organizations=[organization(trace=1)],
-        plugin_steps=[step("fast"), step("slow")],
-        plugintracelogs=[*traces("fast", [100]), *traces("slow", [119_000])],
-    )
-    found = by_id(run(CHECK, data))
-    assert {k: f.status for k, f in found.items()} == {"slow": "fail", ENV: "not-assessed"}
-    assert found[ENV].values["missing"] == [
-        "plug-in trace logging is Exception: executions and durations are unseen"
-    ]
-
-
-def test_trace_logs_not_collected_give_not_assessed() -> None:
-    kept = [q for q in QUERY_IDS if q != "plugintracelogs"]
-    data = frames(
-        scan_queries=[
-            *query_outcomes(queries=kept),
-            *query_outcomes(status="not-collected", queries=["plugintracelogs"]),
-        ]
-    )
-    assert statuses(run(CHECK, data)) == {ENV: "not-assessed"}
 
 
 def test_executions_without_a_usable_duration_are_counted_in_the_message() -> None:

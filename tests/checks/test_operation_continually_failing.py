@@ -8,7 +8,7 @@ from typing import Any
 
 from auditor.checks import Finding
 from auditor.settings import Settings
-from tests.checks.builders import END, ENV, QUERY_IDS, flow, frames, query_outcomes, run, statuses
+from tests.checks.builders import END, ENV, flow, frames, run, statuses
 
 CHECK = "operation-continually-failing"
 
@@ -59,14 +59,6 @@ def jobs(
             }
         )
     return out[::-1]
-
-
-def outcomes(missing: Sequence[str]) -> list[dict[str, Any]]:
-    kept = [q for q in QUERY_IDS if q not in missing]
-    return [
-        *query_outcomes(queries=kept),
-        *query_outcomes(status="not-collected", queries=missing, reason="403 Forbidden"),
-    ]
 
 
 def by_id(found: Sequence[Finding]) -> dict[str | None, Finding]:
@@ -131,19 +123,3 @@ def test_failure_streak_from_settings_flips_the_verdict() -> None:
     lenient = Settings(thresholds={CHECK: {"failure_streak": 11}})
     data = frames(flow_api_runs=runs("broken", "F" * 10))
     assert statuses(run(CHECK, data, lenient)) == {"broken": "pass"}
-
-
-def test_missing_async_jobs_makes_passes_not_assessed_and_keeps_fails() -> None:
-    """Without asyncoperations the environment is not assessed, but a broken flow stays."""
-    data = frames(
-        scan_queries=outcomes(["asyncoperations"]),
-        flow_api_runs=[*runs("broken", "F" * 10), *runs("fine", "S" * 10)],
-    )
-    found = run(CHECK, data)
-    assert statuses(found) == {"broken": "fail", ENV: "not-assessed"}
-    assert "asyncoperations not-collected" in by_id(found)[ENV].message
-
-
-def test_missing_flow_runs_makes_passes_not_assessed() -> None:
-    data = frames(scan_queries=outcomes(["flow_runs"]), asyncoperations=jobs("step-1", "SSS"))
-    assert statuses(run(CHECK, data)) == {ENV: "not-assessed"}

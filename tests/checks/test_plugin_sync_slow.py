@@ -14,10 +14,7 @@ from auditor.settings import Settings
 from tests.checks.builders import (
     END,
     ENV,
-    QUERY_IDS,
     frames,
-    organization,
-    query_outcomes,
     run,
     statuses,
 )
@@ -117,28 +114,3 @@ def test_thresholds_from_settings_flip_the_verdict() -> None:
     assert statuses(run(CHECK, data, lenient)) == {"above": "pass", "small": "pass"}
     fewer = Settings(thresholds={CHECK: {"min_executions": 10}})
     assert statuses(run(CHECK, data, fewer)) == {"above": "fail", "small": "fail"}
-
-
-def test_trace_logging_not_all_gives_not_assessed_but_keeps_a_fail() -> None:
-    """With Exception only failures are logged: a low p95 proves nothing, a high one does."""
-    data = frames(
-        organizations=[organization(trace=1)],
-        plugin_steps=[step("fast"), step("above")],
-        plugintracelogs=[*traces("fast", [10] * 20), *traces("above", ABOVE)],
-    )
-    found = by_id(run(CHECK, data))
-    assert {k: f.status for k, f in found.items()} == {"above": "fail", ENV: "not-assessed"}
-    assert "plug-in trace logging is Exception" in found[ENV].message
-
-
-def test_steps_not_collected_give_not_assessed() -> None:
-    kept = [q for q in QUERY_IDS if q != "sdkmessageprocessingsteps"]
-    data = frames(
-        scan_queries=[
-            *query_outcomes(queries=kept),
-            *query_outcomes(status="not-collected", queries=["sdkmessageprocessingsteps"]),
-        ],
-        plugin_steps=[step("fast")],
-        plugintracelogs=traces("fast", [10] * 20),
-    )
-    assert statuses(run(CHECK, data)) == {ENV: "not-assessed"}

@@ -15,10 +15,8 @@ from auditor.settings import Settings
 from tests.checks.builders import (
     END,
     ENV,
-    QUERY_IDS,
     environment,
     frames,
-    query_outcomes,
     run,
     statuses,
 )
@@ -125,16 +123,3 @@ def test_the_limit_from_settings_flips_the_verdict() -> None:
     assert found[0].values["threshold_ms"] == 700_000
     strict = Settings(thresholds={CHECK: {"queue_latency_p95_ms": 500}})
     assert statuses(run(CHECK, frames(asyncoperations=jobs([1000.0])), strict)) == {ENV: "fail"}
-
-
-def test_jobs_not_collected_make_a_pass_not_assessed_and_keep_a_fail() -> None:
-    kept = [q for q in QUERY_IDS if q != "asyncoperations"]
-    missing = [
-        *query_outcomes(queries=kept),
-        *query_outcomes(status="partial", queries=["asyncoperations"], reason="throttled"),
-    ]
-    assert statuses(run(CHECK, frames(scan_queries=missing))) == {ENV: "not-assessed"}
-    fast = run(CHECK, frames(scan_queries=missing, asyncoperations=jobs([10.0])))
-    assert statuses(fast) == {ENV: "not-assessed"}
-    slow = run(CHECK, frames(scan_queries=missing, asyncoperations=jobs(ABOVE)))
-    assert sorted(f.status for f in slow) == ["fail", "not-assessed"]

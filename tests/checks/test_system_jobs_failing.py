@@ -10,7 +10,7 @@ import pytest
 
 from auditor.checks import Finding
 from auditor.settings import Settings
-from tests.checks.builders import END, ENV, QUERY_IDS, frames, query_outcomes, run, statuses
+from tests.checks.builders import END, ENV, frames, run, statuses
 
 CHECK = "system-jobs-failing"
 
@@ -89,18 +89,6 @@ def test_thresholds_from_settings_flip_the_verdict() -> None:
     assert statuses(run(CHECK, data, lenient)) == {"step-above": "pass", "step-few": "pass"}
     lower = Settings(thresholds={CHECK: {"min_jobs": 10}})
     assert statuses(run(CHECK, data, lower))["step-few"] == "fail"
-
-
-def test_jobs_not_collected_make_passes_not_assessed_and_keep_fails() -> None:
-    kept = [q for q in QUERY_IDS if q != "asyncoperations"]
-    data = frames(
-        scan_queries=[
-            *query_outcomes(queries=kept),
-            *query_outcomes(status="partial", queries=["asyncoperations"], reason="timed out"),
-        ],
-        asyncoperations=[*jobs("step-above", 5, 15), *jobs("step-ok", 0, 20)],
-    )
-    assert statuses(run(CHECK, data)) == {"step-above": "fail", ENV: "not-assessed"}
 
 
 def test_jobs_with_an_undocumented_or_missing_statuscode_are_named() -> None:

@@ -12,10 +12,8 @@ from auditor.settings import Settings
 from tests.checks.builders import (
     END,
     ENV,
-    QUERY_IDS,
     environment,
     frames,
-    query_outcomes,
     run,
     statuses,
 )
@@ -138,16 +136,3 @@ def test_one_finding_per_environment() -> None:
     assert {k: f.status for k, f in found.items()} == {ENV: "fail", "env-2": "pass"}
     assert found["env-2"].values == ZERO
     assert found["env-2"].resource_name == "Fabrikam"
-
-
-def test_jobs_not_collected_give_not_assessed_but_a_stuck_job_seen_still_fails() -> None:
-    kept = [q for q in QUERY_IDS if q != "asyncoperations"]
-    missing = [
-        *query_outcomes(queries=kept),
-        *query_outcomes(status="not-collected", queries=["asyncoperations"], reason="denied"),
-    ]
-    quiet = run(CHECK, frames(scan_queries=missing))
-    assert statuses(quiet) == {ENV: "not-assessed"}
-    assert quiet[0].values["missing"] == ["asyncoperations not-collected: denied"]
-    seen = run(CHECK, frames(scan_queries=missing, asyncoperations=[job("q1", 0, 0, 30)]))
-    assert sorted(f.status for f in seen) == ["fail", "not-assessed"]

@@ -19,7 +19,7 @@ from auditor.lint.run import NEEDS_SCAN, lint
 from auditor.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SARIF_SCHEMA = Path(__file__).parents[3] / "shared" / "schemas" / "sarif-schema-2.1.0.json"
+SARIF_SCHEMA = Path(__file__).parents[1] / "schemas" / "sarif-schema-2.1.0.json"  # vendored
 STATIC_ANSWERS = {"trigger-conditions", "return-results", "decomposed-steps"}
 runner = CliRunner()
 
