@@ -1,4 +1,5 @@
-"""Findings -> the five verdicts (design.md section 2), per environment and for the scope.
+"""Findings -> the five verdicts, per environment and for the scope (docs/how-a-scan-runs.md,
+"Assess").
 
 The question, its answers and which checks decide each answer are data
 (`reports/assessment.toml`). The roll-up, per environment and answer:

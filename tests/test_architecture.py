@@ -20,7 +20,7 @@ PACKAGE = ROOT / "auditor"
 # added: make the name public in its module instead.
 KNOWN_PRIVATE_IMPORTS = {
     # The CLI circle: the command modules take shared state and helpers back from cli.py.
-    # The `auditor/cli/` package (issue 18, item 1) makes them public; then empty this set.
+    # The `auditor/cli/` package makes them public; then empty this set.
     ("auditor/cli_explore_flows.py", "auditor.cli", "_duration"),
     ("auditor/cli_explore_flows.py", "auditor.cli", "_state"),
     ("auditor/cli_explore_history.py", "auditor.cli", "_state"),

@@ -1,6 +1,7 @@
 """`assess`: the verdicts from findings, gone through once whatever their number.
 
-The reference below is the roll-up as design.md section 2 states it, written the plain way
+The reference below is the roll-up as docs/how-a-scan-runs.md ("Assess") and `[rollup]` in
+reports/assessment.toml state it, written the plain way
 (every environment filters every finding, every answer asks `relevant` of each): `assess`
 must give exactly its verdicts, reasons, fixes, coverage and finding indexes, in order."""
 

@@ -1,4 +1,4 @@
-"""The check catalog and the one way to run it (design.md section 7).
+"""The check catalog and the one way to run it (docs/adding-a-check.md).
 
 `REGISTRY` lists every check module, in report order, each with the answers it decides as
 `reports/assessment.toml` maps them (the one place that mapping is stated: see

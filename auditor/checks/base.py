@@ -1,4 +1,4 @@
-"""What a check is and what it returns (design.md section 7).
+"""What a check is and what it returns (docs/adding-a-check.md).
 
 A check is one module with `META` (what it looks at, why, how to fix it, its thresholds) and
 `run(evidence, limits) -> list[Finding]`. Checks read the analysis through `Evidence` and

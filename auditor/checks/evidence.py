@@ -1,8 +1,8 @@
 """The analysis of one set of frames, computed once and shared by every check.
 
-Each analysis (design.md section 6) runs the first time a check asks for it, so a check run
-on a few frames built in a test only pays for what it reads. Nothing here applies a
-threshold: checks do, with the limits they are given.
+Each analysis (docs/how-a-scan-runs.md, "What the analysis measures") runs the first time
+a check asks for it, so a check run on a few frames built in a test only pays for what it
+reads. Nothing here applies a threshold: checks do, with the limits they are given.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Power Automate runs an Apply to each sequentially unless its concurrency control is on
 (`runtimeConfiguration.concurrency.repetitions`, default 1, up to 50): a loop that calls a
 connector, an HTTP endpoint or a child flow per item then takes items x call latency, and
-over large inputs runs for hours or hits the action timeouts (design.md A5, "sequential
-loops over large inputs"; R-LOOP in tests/corpus/README.md).
+over large inputs runs for hours or hits the action timeouts (the answer
+`sufficient-performance` in reports/assessment.toml; R-LOOP in tests/corpus/README.md).
 https://learn.microsoft.com/power-automate/limits-and-config#concurrency-looping-and-debatching-limits
 
 How large the input is, a definition says through what the loop iterates

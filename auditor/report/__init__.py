@@ -1,4 +1,5 @@
-"""The report writers: one model (`model.build_report`), five formats (design.md section 8).
+"""The report writers: one model (`model.build_report`), five formats (docs/how-a-scan-runs.md,
+"Report").
 
 `write_reports` renders the chosen formats into an output folder: `report.md`,
 `report.html`, `report.json`, `report.sarif` and `evidence/*.csv`. Each renderer escapes

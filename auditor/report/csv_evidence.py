@@ -1,4 +1,5 @@
-"""`evidence/*.csv`: the rows behind each finding, for a spreadsheet (design.md section 8).
+"""`evidence/*.csv`: the rows behind each finding, for a spreadsheet (docs/how-a-scan-runs.md,
+"Report").
 
 `evidence/<check id>.csv` holds one row per evidence row of each of the check's findings
 (every status), led by the finding's columns; a finding without evidence rows gives one row
