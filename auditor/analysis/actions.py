@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from auditor.analysis.common import percentiles
 from auditor.analysis.definitions import definition_frames
 from auditor.frames import Frames, flow_definitions
 
@@ -250,7 +251,7 @@ def retry_summary(actions: pd.DataFrame) -> pd.DataFrame:
 
 def action_durations(actions: pd.DataFrame) -> pd.DataFrame:
     """Per action of a flow: p50 / p95 / max duration (end - start, ms) over the executions
-    that ran (not Skipped) and have both times; numpy linear percentiles."""
+    that ran (not Skipped) and have both times; linear percentiles (`common.percentiles`)."""
     acts = _actions_keyed(actions)
     status = acts["status"].astype("str").str.lower()
     ms = (acts["end_time"] - acts["start_time"]).dt.total_seconds() * 1000
@@ -259,11 +260,8 @@ def action_durations(actions: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return _empty(DURATION_DTYPES)
     by_action = frame.groupby(_ACTION, sort=True)["ms"]
-    quantiles = by_action.quantile(pd.Index([0.5, 0.95])).unstack()
-    quantiles.columns = ["p50_ms", "p95_ms"]
-    out = quantiles.join(by_action.size().rename("executions")).join(
-        by_action.max().rename("max_ms")
-    )
+    quantiles = percentiles(by_action, {"p50_ms": 0.5, "p95_ms": 0.95}, maximum="max_ms")
+    out = quantiles.join(by_action.size().rename("executions"))
     return out.reset_index().loc[:, list(DURATION_DTYPES)].astype(DURATION_DTYPES)
 
 

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from auditor.analysis.common import number, percentiles, typed
 from auditor.analysis.statuses import (
     ASYNC_STATUSES,
     CANCELED,
@@ -144,17 +145,6 @@ _NUMBER = re.compile(r"(?<![A-Za-z_])\d+(?:[.,:]\d+)*(?![A-Za-z_])")
 _SPACE = re.compile(r"\s+")
 
 
-def _typed(frame: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
-    """The declared columns in the declared order and dtypes, whatever the input gave."""
-    out = frame.reindex(columns=list(dtypes)).reset_index(drop=True)
-    return out.astype(dict(dtypes))
-
-
-def _number(series: pd.Series) -> pd.Series:
-    """Float values, NaN for nulls and for what is not a number (tenant data is untrusted)."""
-    return pd.to_numeric(series, errors="coerce").astype("float64")
-
-
 def _time(series: pd.Series) -> pd.Series:
     """UTC timestamps, NaT for nulls and unparseable values."""
     return pd.to_datetime(series, utc=True, errors="coerce")
@@ -185,7 +175,7 @@ def normalise_messages(messages: pd.Series, *, max_chars: int = 2000) -> pd.Seri
 def _prepared(jobs: pd.DataFrame) -> pd.DataFrame:
     """The columns the statistics need, typed, plus the owner of each job."""
     jobs = jobs.reindex(columns=_JOB_COLUMNS)
-    operation = _number(jobs["operationtype"]).round()
+    operation = number(jobs["operationtype"]).round()
     is_step = operation == ASYNC_PLUGIN
     queue, queue_negative = _span_ms(jobs["createdon"], jobs["startedon"])
     run, run_negative = _span_ms(jobs["startedon"], jobs["completedon"])
@@ -202,9 +192,9 @@ def _prepared(jobs: pd.DataFrame) -> pd.DataFrame:
             "owner_id": jobs["owningextensionid"]
             .where(is_step, jobs["workflowactivationid"])
             .astype("str"),
-            "state": _number(jobs["statecode"]),
-            "status": _number(jobs["statuscode"]),
-            "retrycount": _number(jobs["retrycount"]),
+            "state": number(jobs["statecode"]),
+            "status": number(jobs["statuscode"]),
+            "retrycount": number(jobs["retrycount"]),
             "message": message,
             "createdon": _time(jobs["createdon"]),
             "queue_latency": queue,
@@ -215,14 +205,12 @@ def _prepared(jobs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _percentiles(values: pd.Series, keys: list[pd.Series], prefix: str) -> pd.DataFrame:
-    """p50 / p95 / p99 / max per group, nulls ignored; pandas' linear rule equals numpy's."""
-    grouped = values.groupby(keys, dropna=False, sort=False)
-    levels = np.array(list(_PERCENTILES.values()))
-    # reindex: with no group at all, unstack() has no columns to rename.
-    quantiles = grouped.quantile(levels, interpolation="linear").unstack().reindex(columns=levels)
-    quantiles.columns = pd.Index([f"{prefix}_{name}_ms" for name in _PERCENTILES])
-    quantiles[f"{prefix}_max_ms"] = grouped.max()
-    return quantiles
+    """p50 / p95 / p99 / max per group, nulls ignored."""
+    return percentiles(
+        values.groupby(keys, dropna=False, sort=False),
+        {f"{prefix}_{name}_ms": level for name, level in _PERCENTILES.items()},
+        maximum=f"{prefix}_max_ms",
+    )
 
 
 def _stats(rows: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -269,7 +257,7 @@ def job_stats(jobs: pd.DataFrame) -> pd.DataFrame:
     rows = _prepared(jobs)
     stats = _stats(rows, ["environment_id", "operationtype", "operation"])
     ordered = stats.sort_values(["environment_id", "operationtype"], kind="stable")
-    return _typed(ordered, JOB_STATS_DTYPES)
+    return typed(ordered, JOB_STATS_DTYPES)
 
 
 def _streaks(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -342,7 +330,7 @@ def recurring_errors(
     `failed_without_message` in the statistics).
     """
     clusters = _clusters(_prepared(jobs), max_chars, example_chars)
-    return _typed(clusters[clusters["rank"] <= top], ERROR_DTYPES)
+    return typed(clusters[clusters["rank"] <= top], ERROR_DTYPES)
 
 
 def _commonest_name(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -390,7 +378,7 @@ def _ordered_owners(owners: pd.DataFrame) -> pd.DataFrame:
         ascending=[True, True, False, True],
         kind="stable",
     )
-    return _typed(ordered, OWNER_STATS_DTYPES)
+    return typed(ordered, OWNER_STATS_DTYPES)
 
 
 def measured_owners(
@@ -407,7 +395,7 @@ def measured_owners(
         columns=["environment_id", "stepid", "name", "mode", "asyncautodelete"]
     ).astype({"environment_id": "str", "stepid": "str"})
     deleting = step_rows[
-        (_number(step_rows["mode"]) == 1)
+        (number(step_rows["mode"]) == 1)
         & step_rows["asyncautodelete"].astype("boolean").fillna(False).astype(bool)
     ].drop_duplicates(["environment_id", "stepid"])
     if deleting.empty:
@@ -470,7 +458,7 @@ def _trace_outcomes(traces: pd.DataFrame) -> pd.DataFrame:
             "createdon",
         ]
     )
-    rows = traces[_number(traces["mode"]) == 1]
+    rows = traces[number(traces["mode"]) == 1]
     details = rows["exceptiondetails"].astype("str")
     frame = pd.DataFrame(
         {
@@ -512,5 +500,6 @@ def queue_latency_p95(jobs: pd.DataFrame) -> pd.Series:
         & (rows["state"] == COMPLETED_STATE)
         & rows["queue_latency"].notna()
     ]
-    p95 = done.groupby("environment_id")["queue_latency"].quantile(0.95, interpolation="linear")
-    return p95.rename("queue_latency_p95_ms").astype("float64")
+    grouped = done.groupby("environment_id")["queue_latency"]
+    p95 = percentiles(grouped, {"queue_latency_p95_ms": 0.95})["queue_latency_p95_ms"]
+    return p95.astype("float64")

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
+
+from auditor.analysis.common import number, percentiles, typed
 
 _KEYS = ["environment_id", "stepid"]
 _STEP_COLUMNS = ["name", "message_name", "primary_entity", "mode", "stage"]
@@ -114,21 +115,10 @@ _UNKNOWN_SETTING = (
 )
 
 
-def _typed(frame: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
-    """The declared columns in the declared order and dtypes, whatever the input gave."""
-    out = frame.reindex(columns=list(dtypes)).reset_index(drop=True)
-    return out.astype(dict(dtypes))
-
-
-def _number(series: pd.Series) -> pd.Series:
-    """Float values, NaN for nulls and for what is not a number (tenant data is untrusted)."""
-    return pd.to_numeric(series, errors="coerce").astype("float64")
-
-
 def _duration(series: pd.Series) -> pd.Series:
     """Milliseconds as floats; NaN for nulls, junk and negatives (a clock error, not a run
     faster than nothing, which would drag the percentiles below zero)."""
-    values = _number(series)
+    values = number(series)
     return values.where(values >= 0)
 
 
@@ -139,14 +129,12 @@ def _present(series: pd.Series) -> pd.Series:
 
 
 def _percentiles(values: pd.Series, keys: Sequence[pd.Series]) -> pd.DataFrame:
-    """p50 / p95 / p99 / max per group, nulls ignored; pandas' linear rule equals numpy's."""
-    grouped = values.groupby(list(keys), dropna=False, sort=False)
-    levels = np.array([0.5, 0.95, 0.99])
-    # reindex: with no group at all, unstack() has no columns to rename.
-    quantiles = grouped.quantile(levels, interpolation="linear").unstack().reindex(columns=levels)
-    quantiles.columns = pd.Index(["p50_ms", "p95_ms", "p99_ms"])
-    quantiles["max_ms"] = grouped.max()
-    return quantiles
+    """p50 / p95 / p99 / max per group, nulls ignored."""
+    return percentiles(
+        values.groupby(list(keys), dropna=False, sort=False),
+        {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99},
+        maximum="max_ms",
+    )
 
 
 def step_stats(
@@ -178,15 +166,15 @@ def step_stats(
             "environment_id": traces["environment_id"].astype("str"),
             "stepid": traces["pluginstepid"].astype("str"),
             "duration": _duration(traces["performanceexecutionduration"]),
-            "depth": _number(traces["depth"]),
-            "trace_mode": _number(traces["mode"]),
+            "depth": number(traces["depth"]),
+            "trace_mode": number(traces["mode"]),
             "failed": _present(traces["exceptiondetails"]),
         }
     )
     step_mode = step_frame.set_index(_KEYS)["mode"]
     rows_key = pd.MultiIndex.from_frame(rows[_KEYS])
     mode = rows["trace_mode"].fillna(
-        pd.Series(_number(step_mode.reindex(rows_key)).to_numpy(), index=rows.index)
+        pd.Series(number(step_mode.reindex(rows_key)).to_numpy(), index=rows.index)
     )
     near = rows["duration"] > near_timeout_share * timeout_ms
     rows = rows.assign(
@@ -223,14 +211,14 @@ def step_stats(
     executions = merged["executions"].astype("float64")
     merged["failure_rate"] = merged["failures"] / executions.where(executions > 0)
     merged["max_depth"] = merged["max_depth"].round()
-    merged[["mode", "stage"]] = merged[["mode", "stage"]].apply(_number).round()
+    merged[["mode", "stage"]] = merged[["mode", "stage"]].apply(number).round()
     ordered = merged.sort_values(
         ["environment_id", "executions", "stepid"],
         ascending=[True, False, True],
         na_position="last",
         kind="stable",
     )
-    return _typed(ordered, STEP_STATS_DTYPES)
+    return typed(ordered, STEP_STATS_DTYPES)
 
 
 def depth_distribution(traces: pd.DataFrame) -> pd.DataFrame:
@@ -239,11 +227,11 @@ def depth_distribution(traces: pd.DataFrame) -> pd.DataFrame:
         {
             "environment_id": traces["environment_id"].astype("str"),
             "stepid": traces["pluginstepid"].astype("str"),
-            "depth": _number(traces["depth"]).round(),
+            "depth": number(traces["depth"]).round(),
         }
     )
     counts = rows.groupby(list(rows.columns), dropna=False).size().rename("executions")
-    return _typed(counts.reset_index(), DEPTH_DTYPES)
+    return typed(counts.reset_index(), DEPTH_DTYPES)
 
 
 def unfiltered_update_steps(steps: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame:
@@ -260,8 +248,8 @@ def unfiltered_update_steps(steps: pd.DataFrame, stats: pd.DataFrame) -> pd.Data
     attributes = steps["filteringattributes"].astype("str").str.replace(",", "", regex=False)
     message = steps["message_name"].astype("str").str.strip().str.lower()
     chosen = steps[
-        (_number(steps["statecode"]) == 0)
-        & (_number(steps["customizationlevel"]) == 1)
+        (number(steps["statecode"]) == 0)
+        & (number(steps["customizationlevel"]) == 1)
         & (message == "update").fillna(False).astype(bool)
         & ~_present(attributes)
     ].astype({"environment_id": "str", "stepid": "str"})
@@ -270,13 +258,13 @@ def unfiltered_update_steps(steps: pd.DataFrame, stats: pd.DataFrame) -> pd.Data
     )
     merged = chosen.merge(measured, on=_KEYS, how="left")
     merged[["executions", "failures"]] = merged[["executions", "failures"]].fillna(0)
-    merged[["mode", "stage"]] = merged[["mode", "stage"]].apply(_number).round()
+    merged[["mode", "stage"]] = merged[["mode", "stage"]].apply(number).round()
     ordered = merged.sort_values(
         ["executions", "environment_id", "name", "stepid"],
         ascending=[False, True, True, True],
         kind="stable",
     )
-    return _typed(ordered, UNFILTERED_DTYPES)
+    return typed(ordered, UNFILTERED_DTYPES)
 
 
 def trace_coverage(organizations: pd.DataFrame) -> pd.DataFrame:
@@ -285,7 +273,7 @@ def trace_coverage(organizations: pd.DataFrame) -> pd.DataFrame:
     Not being able to see is a result: with Off no trace row exists, with Exception only
     failures are logged, so zero executions or a low p95 prove nothing there.
     """
-    setting = _number(organizations["plugintracelogsetting"])
+    setting = number(organizations["plugintracelogsetting"])
     known = setting.where(setting.isin(list(TRACE_SETTINGS)))
     facts = {
         field: known.map({k: v[i] for k, v in TRACE_SETTINGS.items()}).where(
@@ -300,4 +288,4 @@ def trace_coverage(organizations: pd.DataFrame) -> pd.DataFrame:
             **facts,
         }
     ).drop_duplicates("environment_id", keep="last")
-    return _typed(out.sort_values("environment_id", kind="stable"), COVERAGE_DTYPES)
+    return typed(out.sort_values("environment_id", kind="stable"), COVERAGE_DTYPES)

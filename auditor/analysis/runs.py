@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from auditor.analysis.common import percentiles
 from auditor.analysis.statuses import DATAVERSE_FLOWRUN, FLOW_API, RUN_VOCABULARIES, RunVocabulary
 from auditor.frames import Frames, flow_definitions
 
@@ -340,7 +341,7 @@ def run_summary(
     message_length: int = 200,
 ) -> pd.DataFrame:
     """Per flow: outcome counts and rates, runs per day, longest failure streak, duration
-    percentiles (finished runs, numpy linear) and the top error cluster.
+    percentiles (finished runs, linear: `common.percentiles`) and the top error cluster.
 
     `flows` (environment_id, flow_id), when given, adds flows without runs as zero rows, so a
     silent flow is visible rather than missing; runs of a flow it lacks (no definition was
@@ -364,9 +365,8 @@ def run_summary(
     durations = durations.astype({"duration_ms": "float64"})
     if not durations.empty:
         by_flow = durations.groupby(_KEY)["duration_ms"]
-        quantiles = by_flow.quantile(pd.Index([0.5, 0.95, 0.99])).unstack()
-        quantiles.columns = ["duration_p50_ms", "duration_p95_ms", "duration_p99_ms"]
-        counts = counts.join(quantiles).join(by_flow.max().rename("duration_max_ms"))
+        levels = {"duration_p50_ms": 0.5, "duration_p95_ms": 0.95, "duration_p99_ms": 0.99}
+        counts = counts.join(percentiles(by_flow, levels, maximum="duration_max_ms"))
     counts = counts.join(failure_streaks(runs).rename("failure_streak"))
     clusters = error_clusters(runs, top=max(top_errors, 1), length=message_length)
     if not clusters.empty:

@@ -1,6 +1,6 @@
 """Names, hostile strings and vectorised id helpers for the scenario generator.
 
-Kept apart from `scenario.py` so the pools of display names (with non-ASCII text and strings
+Kept apart from `scenario` so the pools of display names (with non-ASCII text and strings
 that attack HTML, CSV and terminals) are easy to review, and so ids for a million rows are made
 with numpy instead of one `uuid.uuid4()` call per row.
 """

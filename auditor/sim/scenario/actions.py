@@ -1,0 +1,111 @@
+"""A run's action results, rendered on demand when the flow API is asked for them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from auditor.sim import definitions as d
+from auditor.sim.model import SimEnvironment, SimTenant
+from auditor.sim.names import guids
+from auditor.sim.scenario.columns import iso7
+
+
+@lru_cache(maxsize=4096)
+def _parsed(definition: str, plan: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return json.loads(definition), json.loads(plan)
+
+
+def _to_ns(value: Any) -> int:
+    return int(pd.Timestamp(value).value)
+
+
+def render_actions(
+    tenant: SimTenant,
+    env: SimEnvironment,
+    flow: Mapping[str, Any],
+    run: Mapping[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """The run's action results, keyed by action name, as `$expand=properties/actions` shows.
+
+    Shape: Logic Apps `WorkflowRunAction` properties (reference/power-automate-apis.md 1.7,
+    https://learn.microsoft.com/rest/api/logic/workflow-run-actions/get). Deterministic: the
+    statuses come from playing the flow's definition for the run's intended outcome, the times
+    from the run's start and end, the ids from the run's `_sim_seed`.
+    """
+    del tenant, env  # the flow and run rows carry everything needed
+    definition, plan = _parsed(str(flow["definition"]), str(flow["_sim_plan"]))
+    result = d.execute(
+        definition,
+        plan,
+        int(run["_sim_outcome"]),
+        int(run["_sim_retry"]),
+        int(run["_sim_variant"]),
+    )
+    start = _to_ns(run["start_time"])
+    end = _to_ns(run["end_time"])
+    rng = np.random.Generator(np.random.PCG64(int(run["_sim_seed"])))
+    client = str(run["client_tracking_id"])
+    total = d.run_span(result) or 1.0
+    length = max(end - start, 1000)
+    scale = length * 0.97 / total
+    out: dict[str, dict[str, Any]] = {}
+    cursor = float(start + length * 0.02)  # the trigger takes the first moments
+    for r in result.actions:
+        cursor = _layout(r, cursor, scale, rng, client, out)
+    return out
+
+
+def _layout(
+    r: d.ActionResult,
+    cursor: float,
+    scale: float,
+    rng: np.random.Generator,
+    client: str,
+    out: dict[str, dict[str, Any]],
+) -> float:
+    begin = cursor
+    ids = guids(rng, 1 + 2 * r.retries)
+    entry: dict[str, Any] = {}
+    if r.status == "Skipped":
+        finish = begin
+        inner = begin
+    else:
+        inner = begin + r.weight * scale * (0.5 if r.children else 1.0)
+        finish = inner
+    out[r.name] = entry  # parents before children, as the engine lists them
+    for c in r.children:
+        finish = _layout(c, finish, scale, rng, client, out)
+    if r.status != "Skipped" and r.children:
+        finish += r.weight * scale * 0.5
+    entry["startTime"] = iso7(int(begin // 100 * 100))
+    entry["endTime"] = iso7(int(finish // 100 * 100))
+    entry["correlation"] = {"actionTrackingId": str(ids[0]), "clientTrackingId": client}
+    entry["status"] = r.status
+    entry["code"] = r.code
+    if r.error is not None:
+        entry["error"] = {"code": r.error[0], "message": r.error[1]}
+    if r.retries:
+        slot = (inner - begin) / (r.retries + 1)
+        history = []
+        for i in range(r.retries):
+            s = begin + i * slot
+            history.append(
+                {
+                    "startTime": iso7(int(s // 100 * 100)),
+                    "endTime": iso7(int((s + slot * 0.3) // 100 * 100)),
+                    "code": r.retry_code or "TooManyRequests",
+                    "clientRequestId": str(ids[1 + 2 * i]),
+                    "serviceRequestId": str(ids[2 + 2 * i]),
+                    "error": {"error": {"code": "429", "message": d.THROTTLE_MESSAGE}},
+                }
+            )
+        entry["retryHistory"] = history
+    if r.repetitions is not None and r.status != "Skipped":
+        entry["repetitionCount"] = r.repetitions
+    return finish
