@@ -100,7 +100,7 @@ def test_flow_show_labels_trigger_executions_as_inferred() -> None:
     from rich.console import Console
 
     from auditor.checks.evidence import Evidence
-    from auditor.cli_explore_flows import render_flow
+    from auditor.cli.render_flows import render_flow
     from auditor.explore.flows import flow_show
 
     evidence = Evidence(frames(flows=flows(), asyncoperations=[job("j1"), job("j2")]))

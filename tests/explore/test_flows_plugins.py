@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ import typer
 from simulated import collected_copy
 from typer.testing import CliRunner
 
-from auditor.cli_explore_flows import register, sparkline
+from auditor.cli import app as auditor_app
+from auditor.cli.render_flows import sparkline
 from auditor.store import Store
 
 pytestmark = pytest.mark.slow
@@ -32,18 +32,9 @@ CLEAN_ENV: dict[str, str | None] = {
 
 
 @pytest.fixture(scope="module")
-def app() -> Iterator[typer.Typer]:
-    """The `auditor` app with the investigation commands, as `auditor.cli` will register
-    them; the app is restored afterwards so other modules see it unchanged."""
-    from auditor import cli
-
-    before = list(cli.app.registered_groups)
-    register(cli.app)
-    register(cli.app)  # a second call adds nothing
-    names = [g.name for g in cli.app.registered_groups]
-    assert len(names) == len(set(names))
-    yield cli.app
-    cli.app.registered_groups[:] = before
+def app() -> typer.Typer:
+    """The `auditor` app, with the investigation commands as `auditor.cli` registers them."""
+    return auditor_app
 
 
 @pytest.fixture(scope="module")

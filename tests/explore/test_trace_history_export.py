@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shlex
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from simulated import collected_copy
 from typer.testing import CliRunner
 
 from auditor.cli import app
-from auditor.cli_explore_history import register
 from auditor.explore.export import EXPORT_TABLES
 from auditor.sim.launch import serve_process
 from auditor.sim.scenario import generate
@@ -25,18 +23,6 @@ from auditor.store import Store
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250"}
-COMMANDS = ("trace", "history", "diff", "export")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def commands() -> Iterator[None]:
-    """The commands on the `auditor` app, as `auditor.cli` registers them; what this module
-    added is taken away afterwards, so other modules see the app as it was."""
-    before = list(app.registered_commands)
-    if not {c.name for c in before} >= set(COMMANDS):
-        register(app)
-    yield
-    app.registered_commands[:] = before
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
