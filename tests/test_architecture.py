@@ -18,15 +18,7 @@ PACKAGE = ROOT / "auditor"
 
 # Private names imported across modules today, each with why it is tolerated. Nothing may be
 # added: make the name public in its module instead.
-KNOWN_PRIVATE_IMPORTS = {
-    # The CLI circle: the command modules take shared state and helpers back from cli.py.
-    # The `auditor/cli/` package makes them public; then empty this set.
-    ("auditor/cli_explore_flows.py", "auditor.cli", "_duration"),
-    ("auditor/cli_explore_flows.py", "auditor.cli", "_state"),
-    ("auditor/cli_explore_history.py", "auditor.cli", "_state"),
-    ("auditor/cli_lint.py", "auditor.cli", "_check_fail_on"),
-    ("auditor/cli_lint.py", "auditor.cli", "_state"),
-}
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
 
 
 def test_the_import_contracts_hold(capsys: pytest.CaptureFixture[str]) -> None:
