@@ -1,11 +1,10 @@
 """Typed frames from the store: one place for the analysis's column names and dtypes.
 
-The analysis reads the store only through `load_frames`, which selects the rows of an
-analysis window and of the chosen environments in DuckDB (so a million trace rows never pass
-through Python one by one) and gives every column the dtype its store type declares:
-timestamps timezone-aware UTC, integers `Int64`, decimals `Float64`, text `str`, booleans
-`boolean`. Tables that describe configuration (flows, steps, ...) are read whole; event
-tables are cut to the window by their time column.
+The analysis reads the store only through `load_frames`, which has the store select the rows
+of an analysis window and of the chosen environments (`Store.window_rows`, in DuckDB, so a
+million trace rows never pass through Python one by one) and gives every column the dtype
+its store type declares: timestamps timezone-aware UTC, integers `Int64`, decimals
+`Float64`, text `str`, booleans `boolean`.
 """
 
 from __future__ import annotations
@@ -30,19 +29,6 @@ PANDAS_TYPES: dict[str, str] = {
     "BOOLEAN": "boolean",
     "TIMESTAMP": "datetime64[us, UTC]",
 }
-
-# Event tables and the column placing a row in time (a SQL expression over the table).
-TIME_COLUMNS: dict[str, str] = {
-    "plugintracelogs": "coalesce(performanceexecutionstarttime, createdon)",
-    "asyncoperations": "createdon",
-    "flowruns": "starttime",
-    "flowevents": "createdon",
-    "flow_api_runs": "start_time",
-}
-
-# Rows kept whatever their time: a system job not yet completed (statecode 3) is still work
-# in the queue, however long ago it was created; the stuck-jobs check needs it.
-KEPT_UNFINISHED: dict[str, str] = {"asyncoperations": "statecode IS DISTINCT FROM 3"}
 
 # Columns left out by default: a trace's message block can be a megabyte of free text that
 # no analysis reads, and reading it for a million rows would cost gigabytes.
@@ -204,10 +190,6 @@ class Frames:
 assert {f.name for f in fields(Frames)} == {"window", "scan_id", *FRAME_TABLES}
 
 
-def _select(table: str) -> str:
-    return ", ".join(f'"{name}"' for name in dtypes(table))
-
-
 def load_frames(
     store: Store,
     *,
@@ -223,75 +205,15 @@ def load_frames(
     if window is None:
         end = scan.window_end if scan is not None else datetime.now(UTC)
         window = Window.last(DEFAULT_WINDOW, end)
-    start, end = _naive(window.start), _naive(window.end)
-    envs = [str(e) for e in environments] if environments is not None else None
-    env_sql, env_params = _env_filter(envs)
-    loaded: dict[str, pd.DataFrame] = {}
-    for table in FRAME_TABLES:
-        if table in ("flow_run_actions", "action_samples", "scan_queries", "scans"):
-            continue
-        sql = f'SELECT {_select(table)} FROM "{table}" WHERE {env_sql}'  # noqa: S608 - names from TABLES
-        params: list[Any] = list(env_params)
-        if table in TIME_COLUMNS:
-            # A row that cannot be placed in time is kept: dropping it would hide it.
-            time = TIME_COLUMNS[table]
-            kept = f" OR {KEPT_UNFINISHED[table]}" if table in KEPT_UNFINISHED else ""
-            sql += f" AND ({time} IS NULL OR ({time} >= ? AND {time} <= ?){kept})"
-            params += [start, end]
-        loaded[table] = _read(store, table, sql, params)
-    # Actions belong to the window of their run.
-    columns = ", ".join(f'a."{name}"' for name in dtypes("flow_run_actions"))
-    loaded["flow_run_actions"] = _read(
-        store,
-        "flow_run_actions",
-        f"SELECT {columns} FROM flow_run_actions a"  # noqa: S608 - names from TABLES
-        " WHERE EXISTS (SELECT 1 FROM flow_api_runs r WHERE r.environment_id = a.environment_id"
-        " AND r.flow_name = a.flow_name AND r.run_name = a.run_name"
-        " AND (r.start_time IS NULL OR (r.start_time >= ? AND r.start_time <= ?)))"
-        f" AND {env_sql.replace('environment_id', 'a.environment_id')}"
-        # A parallel join returns rows in any order; reports list evidence in frame order.
-        " ORDER BY a.environment_id, a.flow_name, a.run_name, a.action_name",
-        [start, end, *env_params],
+    rows = store.window_rows(
+        window.start,
+        window.end,
+        environments,
+        {table: list(dtypes(table)) for table in FRAME_TABLES},
     )
-    # The latest sample of each flow describes what its actions represent.
-    loaded["action_samples"] = _read(
-        store,
-        "action_samples",
-        f"SELECT {_select('action_samples')} FROM action_samples WHERE {env_sql}"  # noqa: S608
-        " QUALIFY row_number() OVER (PARTITION BY environment_id, flow_name"
-        " ORDER BY scan_id DESC) = 1",
-        env_params,
-    )
-    # Each query's latest outcome per environment: a scan of some environments only does not
-    # make the others' data unknown.
-    loaded["scan_queries"] = _read(
-        store,
-        "scan_queries",
-        f"SELECT {_select('scan_queries')} FROM scan_queries WHERE {env_sql}"  # noqa: S608
-        " QUALIFY row_number() OVER (PARTITION BY environment_id, query_id"
-        " ORDER BY scan_id DESC) = 1",
-        env_params,
-    )
-    loaded["scans"] = _read(store, "scans", f"SELECT {_select('scans')} FROM scans", [])  # noqa: S608
+    loaded = {table: typed(rows[table], table) for table in FRAME_TABLES}
     scan_id = scan.scan_id if scan is not None else None
     return Frames(window=window, scan_id=scan_id, **loaded)
-
-
-def _env_filter(environments: list[str] | None) -> tuple[str, list[Any]]:
-    if environments is None:
-        return "TRUE", []
-    if not environments:
-        return "FALSE", []
-    return "environment_id IN (SELECT unnest(?::VARCHAR[]))", [environments]
-
-
-def _read(store: Store, table: str, sql: str, params: Sequence[Any]) -> pd.DataFrame:
-    return typed(store.frame(sql, params), table)
-
-
-def _naive(value: datetime) -> datetime:
-    """UTC without tzinfo, as the store's TIMESTAMP columns hold it."""
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 # Flow definitions ---------------------------------------------------------------------------

@@ -160,5 +160,5 @@ def test_a_store_of_schema_1_is_upgraded_with_the_findings_tables(tmp_path: Path
         con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with Store.open(path) as upgraded:
         assert upgraded.findings(1).empty
-        version = upgraded.frame("SELECT value FROM meta WHERE key = 'schema_version'")
+        version = upgraded._frame("SELECT value FROM meta WHERE key = 'schema_version'")
     assert version["value"].tolist() == [str(SCHEMA_VERSION)]

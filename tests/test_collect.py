@@ -167,7 +167,7 @@ def test_collect_matches_the_ground_truth_and_rescans_incrementally(
     with Store.open(path, read_only=True) as store:
         first_requests = int(store.scan_queries(1)["requests"].sum())
         second_requests = int(store.scan_queries(2)["requests"].sum())
-        duplicates = store.frame(
+        duplicates = store._frame(
             "SELECT count(*) - count(DISTINCT (environment_id, flow_name, run_name)) AS n"
             " FROM flow_api_runs"
         )

@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auditor import store as store_module
 from auditor.errors import AuditorError
 from auditor.store import (
     BOOKKEEPING,
@@ -35,6 +34,8 @@ from auditor.store import (
     StoreUnwritable,
     TableSpec,
 )
+from auditor.store import schema as store_schema
+from auditor.store.errors import store_failure
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 ENV = "11111111-1111-1111-1111-111111111111"
@@ -110,10 +111,10 @@ def test_a_new_store_gets_every_table_with_its_types_key_and_the_schema_version(
     with Store.open(path) as store:
         assert store.path == path
         assert path.is_file()
-        version = store.frame("SELECT value FROM meta WHERE key = 'schema_version'")
+        version = store._frame("SELECT value FROM meta WHERE key = 'schema_version'")
         assert version["value"].tolist() == [str(SCHEMA_VERSION)]
         for name, spec in {**TABLES, **BOOKKEEPING}.items():
-            columns = store.frame(
+            columns = store._frame(
                 "SELECT column_name, data_type FROM information_schema.columns"
                 " WHERE table_name = ? ORDER BY ordinal_position",
                 [name],
@@ -121,7 +122,7 @@ def test_a_new_store_gets_every_table_with_its_types_key_and_the_schema_version(
             assert list(zip(columns["column_name"], columns["data_type"], strict=True)) == list(
                 spec.columns
             ), name
-            key = store.frame(
+            key = store._frame(
                 "SELECT constraint_column_names FROM duckdb_constraints()"
                 " WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
                 [name],
@@ -240,7 +241,7 @@ def test_duckdb_installs_and_loads_no_extension_and_a_writing_store_reads_no_oth
     other = tmp_path / "other.csv"
     other.write_text("a\n1\n")
     with Store.open(tmp_path / "auditor.duckdb") as store:
-        settings = store.frame(
+        settings = store._frame(
             "SELECT name, value FROM duckdb_settings() WHERE name IN"
             " ('autoinstall_known_extensions', 'autoload_known_extensions',"
             " 'enable_external_access')"
@@ -251,7 +252,7 @@ def test_duckdb_installs_and_loads_no_extension_and_a_writing_store_reads_no_oth
             "enable_external_access": "false",
         }
         with pytest.raises(duckdb.PermissionException):
-            store.frame("SELECT * FROM read_csv(?)", [str(other)])
+            store._frame("SELECT * FROM read_csv(?)", [str(other)])
 
 
 def test_files_in_is_the_one_folder_duckdb_may_write_into(tmp_path: Path) -> None:
@@ -260,11 +261,11 @@ def test_files_in_is_the_one_folder_duckdb_may_write_into(tmp_path: Path) -> Non
     allowed = tmp_path / "export"
     allowed.mkdir()
     with Store.open(path, read_only=True, files_in=allowed) as store:
-        store.frame(f"COPY scans TO '{allowed / 'scans.csv'}'")
+        store._frame(f"COPY scans TO '{allowed / 'scans.csv'}'")
         assert (allowed / "scans.csv").exists()
         for elsewhere in (tmp_path / "scans.csv", allowed / ".." / "escaped.csv"):
             with pytest.raises(duckdb.PermissionException):
-                store.frame(f"COPY scans TO '{elsewhere}'")
+                store._frame(f"COPY scans TO '{elsewhere}'")
     assert not (tmp_path / "escaped.csv").exists()
 
 
@@ -372,7 +373,7 @@ def test_a_damaged_block_met_while_reading_is_a_store_damaged_kept_as_the_failur
     with Store.open(path, read_only=True) as store:
         assert store.failure is None
         with pytest.raises(StoreDamaged, match=r"is damaged \(a checksum does not match") as info:
-            store.frame("SELECT * FROM plugintracelogs")
+            store._frame("SELECT * FROM plugintracelogs")
         assert store.failure is info.value
         assert isinstance(info.value.__cause__, duckdb.Error)
         assert "Restore the store from a copy" in info.value.hint
@@ -466,7 +467,7 @@ _PATH = Path("/data/auditor.duckdb")
 def test_what_a_duckdb_error_means_for_the_store(
     error: duckdb.Error, writing: bool, expected: type[StoreError] | None, says: str
 ) -> None:
-    failure = store_module._store_failure(_PATH, error, writing=writing)
+    failure = store_failure(_PATH, error, writing=writing)
     if expected is None:
         assert failure is None
         return
@@ -563,11 +564,11 @@ def test_an_older_store_is_migrated_when_opened(
         con.execute("ALTER TABLE flows ADD COLUMN definition VARCHAR")
         con.execute("ALTER TABLE flows ADD COLUMN api_name VARCHAR")
 
-    monkeypatch.setitem(store_module.MIGRATIONS, 1, add_definition)
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
+    monkeypatch.setitem(store_schema.MIGRATIONS, 1, add_definition)
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 1)
     with Store.open(path) as store:
         assert ran == [1]
-        flows = store.frame("SELECT flow_name, display_name, definition FROM flows")
+        flows = store._frame("SELECT flow_name, display_name, definition FROM flows")
         assert flows.to_dict("records") == [
             {"flow_name": "f1", "display_name": "Old flow", "definition": None}
         ]
@@ -621,14 +622,14 @@ def test_schema_4_keys_solution_flows_and_their_history_by_workflowid(tmp_path: 
         con.execute("ALTER TABLE flows DROP COLUMN api_name")
         con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     with Store.open(path) as store:
-        flows = store.frame("SELECT flow_name, api_name FROM flows ORDER BY api_name")
-        runs = store.frame("SELECT flow_name FROM flow_api_runs ORDER BY flow_name")
+        flows = store._frame("SELECT flow_name, api_name FROM flows ORDER BY api_name")
+        runs = store._frame("SELECT flow_name FROM flow_api_runs ORDER BY flow_name")
     assert flows.to_dict("records") == [
         {"flow_name": "wf-1", "api_name": "api-1"},
         {"flow_name": "api-2", "api_name": "api-2"},
     ]
     assert runs["flow_name"].tolist() == ["api-2", "wf-1"]
-    assert _schema_version(path) == str(store_module.SCHEMA_VERSION)
+    assert _schema_version(path) == str(store_schema.SCHEMA_VERSION)
 
 
 def test_a_failing_migration_leaves_the_store_unchanged(
@@ -641,8 +642,8 @@ def test_a_failing_migration_leaves_the_store_unchanged(
         con.execute("ALTER TABLE flows ADD COLUMN definition VARCHAR")
         con.execute("ALTER TABLE no_such_table ADD COLUMN x INTEGER")
 
-    monkeypatch.setitem(store_module.MIGRATIONS, 1, broken)
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
+    monkeypatch.setitem(store_schema.MIGRATIONS, 1, broken)
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 1)
     with pytest.raises(StoreError, match=r"upgrading .* from store schema 0 failed"):
         Store.open(path)
     assert _schema_version(path) == "0"
@@ -656,7 +657,7 @@ def test_an_older_store_without_a_migration_says_to_collect_into_a_new_store(
 ) -> None:
     path = tmp_path / "old.duckdb"
     _fake_version_zero_store(path)
-    monkeypatch.delitem(store_module.MIGRATIONS, 1, raising=False)
+    monkeypatch.delitem(store_schema.MIGRATIONS, 1, raising=False)
     with pytest.raises(StoreError, match="store schema 0, which this auditor cannot upgrade") as e:
         Store.open(path)
     assert "collect into a new store, e.g. --store new.duckdb" in e.value.hint.lower()
@@ -668,8 +669,8 @@ def test_an_older_store_opened_read_only_is_not_migrated(
 ) -> None:
     path = tmp_path / "old.duckdb"
     _fake_version_zero_store(path)
-    monkeypatch.setitem(store_module.MIGRATIONS, 1, lambda con: None)
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
+    monkeypatch.setitem(store_schema.MIGRATIONS, 1, lambda con: None)
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 1)
     with pytest.raises(StoreError, match="needs upgrading") as info:
         Store.open(path, read_only=True)
     assert "auditor collect" in info.value.hint
@@ -714,7 +715,7 @@ def test_a_page_and_its_checkpoint_are_written_together_or_not_at_all(
     # ...and gone after the failure, together with the checkpoint that never advanced.
     assert store.count("plugintracelogs") == 2
     assert (
-        store.frame("SELECT typename FROM plugintracelogs ORDER BY 1")["typename"].tolist()
+        store._frame("SELECT typename FROM plugintracelogs ORDER BY 1")["typename"].tolist()
         == ["Contoso.Plugins.Validate"] * 2
     )
     assert store.checkpoint(scan_id, ENV, "plugintracelogs", "w0") == before
@@ -795,17 +796,17 @@ def test_rows_with_the_same_key_are_one_row_and_the_last_one_wins(store: Store) 
         scan_id=scan_id,
     )
     assert written == 2
-    assert store.frame(
+    assert store._frame(
         "SELECT depth FROM plugintracelogs WHERE plugintracelogid = ?", [str(uuid.UUID(int=1))]
     )["depth"].tolist() == [3]
     # The same key on a later page (an overlapping incremental fetch) replaces the row...
     write(store, [trace(1, depth=4, typename="New")], scan_id=scan_id)
-    row = store.frame("SELECT depth, typename FROM plugintracelogs ORDER BY plugintracelogid")
+    row = store._frame("SELECT depth, typename FROM plugintracelogs ORDER BY plugintracelogid")
     assert row.iloc[0].to_dict() == {"depth": 4, "typename": "New"}
     assert store.count("plugintracelogs") == 2
     # A page mixing new and known keys inserts the new and replaces the known.
     write(store, [trace(5), trace(2, depth=7), trace(6)], scan_id=scan_id)
-    got = store.frame("SELECT plugintracelogid, depth FROM plugintracelogs ORDER BY 1")
+    got = store._frame("SELECT plugintracelogid, depth FROM plugintracelogs ORDER BY 1")
     assert got["depth"].tolist() == [4, 7, 1, 1]
     assert store.count("plugintracelogs") == 4
     # ...but the same key in another environment is another row.
@@ -820,7 +821,7 @@ def test_guids_are_stored_lower_case_so_that_keys_from_different_apis_match(
     upper = "A0B1C2D3-E4F5-4A6B-8C7D-9E0F1A2B3C4D"
     write(store, [trace(1, plugintracelogid=upper, correlationid=upper)])
     write(store, [trace(1, plugintracelogid=upper.lower(), depth=9)])
-    stored = store.frame("SELECT plugintracelogid, depth FROM plugintracelogs")
+    stored = store._frame("SELECT plugintracelogid, depth FROM plugintracelogs")
     assert stored.to_dict("records") == [{"plugintracelogid": upper.lower(), "depth": 9}]
     # Environment ids are not GUID columns: "Default-..." keeps its case.
     write(store, [trace(2)], environment_id=OTHER_ENV)
@@ -873,7 +874,7 @@ def test_bad_values_become_null_and_odd_ones_are_kept(store: Store) -> None:
         {"asyncoperationid": "3"},  # every other field missing
     ]
     assert write(store, rows, table="asyncoperations") == 3
-    got = store.frame("SELECT * FROM asyncoperations ORDER BY asyncoperationid")
+    got = store._frame("SELECT * FROM asyncoperations ORDER BY asyncoperationid")
     first, second, third = (got.iloc[i] for i in range(3))
     assert first["operationtype"] == 4242
     assert pd.isna(first["statecode"])
@@ -906,7 +907,7 @@ def test_numpy_numbers_count_like_plain_ones(store: Store) -> None:
     row = {str(k): v for k, v in samples.iloc[0].to_dict().items()}
     rows = [{**row, "failed_in_window": np.int64(3), "sampled_failed": np.True_}]
     write(store, rows, table="action_samples")
-    got = store.frame(
+    got = store._frame(
         "SELECT runs_in_window, failed_in_window, sampled, sampled_failed FROM action_samples"
     )
     assert got.iloc[0].tolist()[:3] == [80, 3, 50]
@@ -917,7 +918,7 @@ def test_booleans_accept_bools_zero_one_and_true_false_text_only(store: Store) -
     values = [True, False, 1, 0, "true", "false", "True", "yes", 2, None, {"x": 1}]
     rows = [{"workflowid": f"w{i}", "ismanaged": v} for i, v in enumerate(values)]
     write(store, rows, table="workflows")
-    got = store.frame("SELECT workflowid, ismanaged FROM workflows")
+    got = store._frame("SELECT workflowid, ismanaged FROM workflows")
     by_id = dict(zip(got["workflowid"], got["ismanaged"], strict=True))
     assert [None if pd.isna(by_id[f"w{i}"]) else bool(by_id[f"w{i}"]) for i in range(11)] == [
         True, False, True, False, True, False, True, None, None, None, None
@@ -934,14 +935,14 @@ def test_timestamps_are_stored_as_utc_and_read_back_timezone_aware(store: Store)
         {"flowrunid": "naive", "starttime": datetime(2024, 5, 1, 10)},
     ]
     write(store, rows, table="flowruns")
-    got = store.frame("SELECT flowrunid, starttime FROM flowruns")
+    got = store._frame("SELECT flowrunid, starttime FROM flowruns")
     assert str(got["starttime"].dtype).endswith(", UTC]")
     by_id = dict(zip(got["flowrunid"], got["starttime"], strict=True))
     ten = pd.Timestamp("2024-05-01T10:00:00Z")
     assert by_id["z"] == by_id["offset"] == by_id["aware"] == by_id["naive"] == ten
     assert by_id["fraction"] == ten + pd.Timedelta(microseconds=123456)
     # The column holds UTC wall time whatever the session's time zone.
-    assert store.frame("SELECT typeof(starttime) AS t FROM flowruns LIMIT 1")["t"][0] == (
+    assert store._frame("SELECT typeof(starttime) AS t FROM flowruns LIMIT 1")["t"][0] == (
         "TIMESTAMP"
     )
 
@@ -952,7 +953,7 @@ def test_action_samples_get_the_scan_id_from_the_store(store: Store) -> None:
     sample = [{"flow_name": "f", "runs_in_window": 80, "failed_in_window": 5, "sampled": 50}]
     for scan_id in (first, second):
         write(store, sample, scan_id=scan_id, table="action_samples")
-    got = store.frame("SELECT scan_id, sampled, sampled_failed FROM action_samples ORDER BY 1")
+    got = store._frame("SELECT scan_id, sampled, sampled_failed FROM action_samples ORDER BY 1")
     assert got["scan_id"].tolist() == [first, second]
     assert got["sampled"].tolist() == [50, 50]
     assert got["sampled_failed"].isna().all()
@@ -1121,7 +1122,7 @@ def test_replacing_an_environments_table_drops_rows_gone_from_the_source(store: 
     # f0 was deleted in the tenant, f1 renamed; the same key twice counts once.
     changed: list[dict[str, Any]] = [{"workflowid": "f1", "name": "Renamed"}, flows[2], flows[2]]
     assert replace(ENV, changed) == 2
-    got = store.frame(
+    got = store._frame(
         "SELECT workflowid, name FROM workflows WHERE environment_id = ? ORDER BY 1", [ENV]
     )
     assert got.to_dict("records") == [
@@ -1165,7 +1166,7 @@ def test_a_failed_replacement_keeps_the_previous_rows(
             scan_id=scan_id, environment_id=ENV, query_id="steps", table="plugin_steps",
             rows=[{"stepid": "s3"}],
         )  # fmt: skip
-    assert sorted(store.frame("SELECT stepid FROM plugin_steps")["stepid"]) == ["s1", "s2"]
+    assert sorted(store._frame("SELECT stepid FROM plugin_steps")["stepid"]) == ["s1", "s2"]
 
 
 def test_table_counts_cover_every_data_table_per_environment(store: Store) -> None:
@@ -1219,7 +1220,7 @@ def test_timing_80_pages_of_5000_trace_logs(tmp_path: Path) -> None:
     write(store, again, scan_id=scan_id, unit="overlap")
     overlap = time.perf_counter() - begin
     count = store.count("plugintracelogs")
-    assert store.frame("SELECT count(*) AS n FROM plugintracelogs WHERE depth = 2")["n"][0] == size
+    assert store._frame("SELECT count(*) AS n FROM plugintracelogs WHERE depth = 2")["n"][0] == size
     close_begin = time.perf_counter()
     store.close()
     close = time.perf_counter() - close_begin

@@ -9,12 +9,13 @@ from typing import Any
 
 import pandas as pd
 
-from auditor.analyze import open_existing, resolve_environments
+from auditor.analyze import open_existing
 from auditor.checks import CHECKS
 from auditor.checks.base import plain
 from auditor.checks.evidence import Evidence
 from auditor.errors import UsageError
-from auditor.frames import DEFAULT_WINDOW, Window, load_frames
+from auditor.frames import DEFAULT_WINDOW
+from auditor.scan_view import open_scan
 from auditor.settings import Settings
 from auditor.store import Store, StoreError
 
@@ -38,13 +39,9 @@ def load_evidence(
 ) -> Evidence:
     """The analysis of the latest scan's window (read-only), as `auditor analyze` sees it."""
     with open_existing(settings, read_only=True) as store:
-        scan_id = require_scan(store)
-        scan = store.scan(scan_id)
-        env_ids = resolve_environments(store, list(environments))
-        frames = load_frames(
-            store, window=Window.last(window, scan.window_end), environments=env_ids
-        )
-    return Evidence(frames)
+        scan = store.scan(require_scan(store))
+        view = open_scan(store, scan, window=window, environments=list(environments))
+    return view.evidence
 
 
 def unknown_name(kind: str, name: str, candidates: Iterable[str], command: str) -> UsageError:

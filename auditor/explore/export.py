@@ -37,7 +37,7 @@ import duckdb
 from auditor.errors import UsageError, WriteError
 from auditor.explore.common import require_scan
 from auditor.files import private_dir, write_error
-from auditor.store import BOOKKEEPING, TABLES, Store
+from auditor.store import TABLES, Store
 from auditor.terminal import clean
 
 EXPORT_TABLES: tuple[str, ...] = (*TABLES, "scans", "scan_queries", "analyses", "findings")
@@ -139,34 +139,12 @@ def _tables(wanted: Sequence[str]) -> list[str]:
 def _copy(store: Store, table: str, path: Path, final: Path, fmt: str) -> int:
     """COPY of `table` into the file at `path`; errors name `final`, the file the user asked
     for."""
-    spec = TABLES.get(table) or BOOKKEEPING[table]
-    if fmt == "parquet":
-        # Marked as UTC (the store's session time zone is UTC, so nothing shifts).
-        columns = ", ".join(
-            f'CAST("{c}" AS TIMESTAMPTZ) AS "{c}"' if t == "TIMESTAMP" else f'"{c}"'
-            for c, t in spec.columns
-        )
-        options = "FORMAT parquet"
-    else:
-        columns = ", ".join(f'"{c}"' for c in spec.names())
-        options = "FORMAT csv, HEADER, TIMESTAMPFORMAT '%Y-%m-%dT%H:%M:%S.%fZ'"
-    # In place: by default DuckDB writes an existing target to a new file of its own (mode
-    # from the umask) and renames that over it.
-    options += ", USE_TMP_FILE false"
-    order = ", ".join(f'"{c}"' for c in spec.key)
-    target = str(path).replace("'", "''")
-    sql = (
-        f'COPY (SELECT {columns} FROM "{table}" ORDER BY {order})'  # noqa: S608 - names from TABLES
-        f" TO '{target}' ({options})"
-    )
     try:
-        # COPY answers with the number of rows it wrote.
-        result = store.frame(sql)
+        return store.copy_table(table, path, fmt)
     except duckdb.Error as exc:  # IOException for a full disk; the SQL itself is ours
         raise _duckdb_write_error(final, exc) from exc
     except OSError as exc:
         raise write_error(final, exc) from exc
-    return int(result.to_numpy()[0][0])
 
 
 _ERRNO = re.compile(r'"errno"\s*:\s*"?(\d+)')

@@ -27,18 +27,17 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
 from auditor.analysis.runs import runs_from_frames
-from auditor.analyze import resolve_environments
 from auditor.assessment import assess, assessment, fails_at
 from auditor.errors import UsageError
 from auditor.explore.common import require_scan
-from auditor.frames import TIME_COLUMNS, Frames, Window
-from auditor.report.model import stored_findings
+from auditor.frames import Frames, Window
+from auditor.scan_view import open_analysis, resolve_environments
 from auditor.store import Store, StoreError
 
 TOLERANCE = 0.10  # relative change below which a figure is steady
@@ -115,12 +114,13 @@ def history(
     require_scan(store)
     env_id: str | None = None
     env_name: str | None = None
+    names = _environment_names(store)
     if environment is not None:
         env_id = (resolve_environments(store, [environment]) or [environment])[0]
-        env_name = _environment_names(store).get(env_id, env_id)
+        env_name = names.get(env_id, env_id)
     scans = analysed(store)
     answers = tuple(a.id for a in assessment().answers)
-    rows = [_figures(store, scan_id, env_id, answers) for scan_id in scans]
+    rows = [_figures(store, scan_id, env_id, answers, names) for scan_id in scans]
     return History(env_id, env_name, answers, tuple(with_trends(rows, tolerance)))
 
 
@@ -136,17 +136,21 @@ def analysed(store: Store) -> list[int]:
     return scans
 
 
-def _figures(store: Store, scan_id: int, env_id: str | None, answers: Sequence[str]) -> ScanFigures:
-    scan = store.scan(scan_id)
-    window, analysed_envs = _analysis(store, scan_id)
-    findings = store.findings(scan_id)
-    names = _environment_names(store)
-    envs = list(analysed_envs) if analysed_envs is not None else list(names)
+def _figures(
+    store: Store,
+    scan_id: int,
+    env_id: str | None,
+    answers: Sequence[str],
+    names: Mapping[str, str],
+) -> ScanFigures:
+    analysed = open_analysis(store, store.scan(scan_id))
+    scan, window, findings = analysed.scan, analysed.window, analysed.findings
+    envs = list(analysed.environments) if analysed.environments is not None else list(names)
     # Environments a finding names but the environments table lacks still count.
     for extra in findings["environment_id"].dropna().astype("str"):
         if extra not in envs:
             envs.append(extra)
-    result = assess(stored_findings(store, scan_id), {e: names.get(e, e) for e in envs})
+    result = assess(analysed.finding_list(), {e: names.get(e, e) for e in envs})
     if env_id is None:
         verdicts: dict[str, str | None] = {v.answer_id: v.verdict for v in result.scope}
         mine = findings
@@ -180,15 +184,6 @@ def _figures(store: Store, scan_id: int, env_id: str | None, answers: Sequence[s
     )
 
 
-def _analysis(store: Store, scan_id: int) -> tuple[Window, list[str] | None]:
-    row = store.frame(
-        "SELECT window_start, window_end, environments FROM analyses WHERE scan_id = ?", [scan_id]
-    ).iloc[0]
-    envs = json.loads(row["environments"]) if isinstance(row["environments"], str) else None
-    window = Window(row["window_start"].to_pydatetime(), row["window_end"].to_pydatetime())
-    return window, envs
-
-
 def _sum(findings: pd.DataFrame, check_id: str, key: str) -> float | None:
     """A measured value of a check's findings added up; None when no finding measured it."""
     values = [
@@ -207,45 +202,18 @@ def durations_p95(
     """(p95 of every plug-in execution, p95 of every finished flow run) in the window, ms."""
     if not environments:
         return None, None
-    start, end = _naive(window.start), _naive(window.end)
-    params: list[Any] = [list(environments), start, end]
-    env_sql = "environment_id IN (SELECT unnest(?::VARCHAR[]))"
-
-    def read(table: str, columns: str) -> pd.DataFrame:
-        time = TIME_COLUMNS[table]
-        return store.frame(
-            f"SELECT {columns} FROM {table} WHERE {env_sql}"  # noqa: S608 - names from TIME_COLUMNS
-            # As `load_frames`: a row that cannot be placed in time is kept.
-            f" AND ({time} IS NULL OR ({time} >= ? AND {time} <= ?))",
-            params,
-        )
-
-    traces = read("plugintracelogs", "performanceexecutionduration")
+    rows = store.duration_rows(window.start, window.end, environments)
+    traces = rows["plugintracelogs"]
     plugin = pd.to_numeric(traces["performanceexecutionduration"], errors="coerce").astype(
         "float64"
     )
     # Only what times runs and maps them to flows is read: no definitions, no messages.
-    config = [list(environments)]
     frames = Frames.from_frames(
         window,
-        flow_api_runs=read(
-            "flow_api_runs", "environment_id, flow_name, run_name, start_time, end_time, status"
-        ),
-        flowruns=read(
-            "flowruns",
-            "environment_id, flowrunid, name, workflow_ref, workflowid, status, starttime,"
-            " endtime, duration",
-        ),
-        flows=store.frame(
-            f"SELECT environment_id, flow_name, display_name, state, workflowid FROM flows"  # noqa: S608
-            f" WHERE {env_sql}",
-            config,
-        ),
-        workflows=store.frame(
-            f"SELECT environment_id, workflowid, name, statecode FROM workflows"  # noqa: S608
-            f" WHERE {env_sql}",
-            config,
-        ),
+        flow_api_runs=rows["flow_api_runs"],
+        flowruns=rows["flowruns"],
+        flows=rows["flows"],
+        workflows=rows["workflows"],
     )
     runs = runs_from_frames(frames)
     timed = runs.loc[runs["finished"] & runs["duration_ms"].notna(), "duration_ms"]
@@ -358,8 +326,7 @@ def parse_scan(store: Store, text: str) -> int:
         )
     scan_id = int(value)
     if scan_id not in scans:
-        known = store.frame("SELECT scan_id FROM scans WHERE scan_id = ?", [scan_id])
-        what = "has not been analysed" if not known.empty else "is not in the store"
+        what = "has not been analysed" if store.has_scan(scan_id) else "is not in the store"
         raise UsageError(f"scan {scan_id} {what}", hint=_scans_hint(scans))
     return scan_id
 
@@ -456,11 +423,7 @@ def _diff_row(row: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any
 
 
 def _environment_names(store: Store) -> dict[str, str]:
-    known = store.frame("SELECT environment_id, display_name FROM environments")
-    return {
-        str(e): str(n) if isinstance(n, str) else str(e)
-        for e, n in zip(known["environment_id"], known["display_name"], strict=True)
-    }
+    return {e: n if n is not None else e for e, n in store.environment_names().items()}
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -473,11 +436,6 @@ def _str(value: Any) -> str | None:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
-
-
-def _naive(value: datetime) -> datetime:
-    """UTC without tzinfo, as the store's TIMESTAMP columns hold it."""
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 __all__ = [

@@ -115,9 +115,9 @@ def trace(store: Store, correlation_id: str) -> Trace:
     wanted = normalise_id(correlation_id)
     if not wanted:
         raise UsageError("give a correlation id", hint=_example_hint(store))
-    traces = _traces(store, wanted)
-    jobs = _jobs(store, wanted)
-    runs = _runs(store, wanted)
+    traces = store.correlation_traces(wanted)
+    jobs = store.correlation_jobs(wanted)
+    runs = store.correlation_runs(wanted)
     if traces.empty and jobs.empty and runs.empty:
         raise _unknown(store, correlation_id, wanted)
     entries = [*_trace_entries(traces), *_job_entries(jobs, runs)]
@@ -138,87 +138,9 @@ def _order(entry: Entry) -> tuple[Any, ...]:
 # --- reading -------------------------------------------------------------------------------
 
 
-def _traces(store: Store, wanted: str) -> pd.DataFrame:
-    return store.frame(
-        "SELECT t.environment_id, t.plugintracelogid, t.typename, t.messagename,"
-        " t.primaryentity, t.mode, t.depth, t.pluginstepid,"
-        " coalesce(t.performanceexecutionstarttime, t.createdon) AS time,"
-        " t.performanceexecutionduration AS duration_ms, t.exceptiondetails,"
-        " s.name AS step_name, s.stage"
-        " FROM plugintracelogs t LEFT JOIN plugin_steps s"
-        " ON s.environment_id = t.environment_id AND s.stepid = t.pluginstepid"
-        " WHERE t.correlationid = ?",
-        [wanted],
-    )
-
-
-def _jobs(store: Store, wanted: str) -> pd.DataFrame:
-    # The flow a trigger job belongs to: the flow API's name for it, else the workflow's.
-    return store.frame(
-        "SELECT a.environment_id, a.asyncoperationid, a.name, a.operationtype, a.statecode,"
-        " a.statuscode, a.messagename, a.primaryentitytype, a.depth, a.retrycount,"
-        " a.errorcode, a.message, a.friendlymessage, a.createdon, a.startedon,"
-        " a.completedon, a.workflowactivationid, a.owningextensionid,"
-        " s.name AS step_name,"
-        " (SELECT any_value(f.display_name) FROM flows f WHERE f.environment_id ="
-        " a.environment_id AND f.workflowid = a.workflowactivationid) AS flow_display,"
-        " (SELECT any_value(f.flow_name) FROM flows f WHERE f.environment_id ="
-        " a.environment_id AND f.workflowid = a.workflowactivationid) AS flow_name,"
-        " (SELECT any_value(w.name) FROM workflows w WHERE w.environment_id ="
-        " a.environment_id AND w.workflowid = a.workflowactivationid) AS workflow_name"
-        " FROM asyncoperations a LEFT JOIN plugin_steps s"
-        " ON s.environment_id = a.environment_id AND s.stepid = a.owningextensionid"
-        " WHERE a.correlationid = ?",
-        [wanted],
-    )
-
-
-def _runs(store: Store, wanted: str) -> pd.DataFrame:
-    """Runs with the id as client tracking id, from the flow API and Dataverse, one row per
-    run (the two sources describe the same run under the same name)."""
-    # A client tracking id is free text for flows not started by Dataverse, so it is compared
-    # without regard to case rather than normalised like a GUID.
-    return store.frame(
-        "WITH api AS ("
-        " SELECT r.environment_id, r.flow_name, r.run_name, r.start_time, r.end_time,"
-        " r.status, r.error_code, r.error_message, r.trigger_name,"
-        " f.display_name, f.workflowid"
-        " FROM flow_api_runs r LEFT JOIN flows f"
-        " ON f.environment_id = r.environment_id AND f.flow_name = r.flow_name"
-        " WHERE lower(r.client_tracking_id) = ?),"
-        " dv AS ("
-        " SELECT environment_id, name AS run_name, workflowid, workflowname, status,"
-        " starttime, endtime, duration, errorcode, errormessage, parentrunid, triggertype,"
-        " (SELECT any_value(f.flow_name) FROM flows f WHERE f.environment_id ="
-        " d.environment_id AND f.workflowid = d.workflowid) AS flow_name"
-        " FROM flowruns d WHERE lower(clienttrackingid) = ?)"
-        " SELECT coalesce(api.environment_id, dv.environment_id) AS environment_id,"
-        " coalesce(api.run_name, dv.run_name) AS run_name,"
-        " coalesce(api.flow_name, dv.flow_name, dv.workflowid) AS flow_id,"
-        " coalesce(api.workflowid, dv.workflowid) AS workflowid,"
-        " coalesce(api.display_name, dv.workflowname, api.flow_name) AS flow_display,"
-        " coalesce(api.start_time, dv.starttime) AS start_time,"
-        " coalesce(api.end_time, dv.endtime) AS end_time,"
-        " dv.duration AS stated_duration,"
-        " coalesce(api.status, dv.status) AS status,"
-        " coalesce(api.error_code, dv.errorcode) AS error_code,"
-        " coalesce(api.error_message, dv.errormessage) AS error_message,"
-        " coalesce(api.trigger_name, dv.triggertype) AS trigger_name,"
-        " dv.parentrunid,"
-        " (api.run_name IS NOT NULL) AS from_api, (dv.run_name IS NOT NULL) AS from_dataverse"
-        " FROM api FULL OUTER JOIN dv"
-        " ON api.environment_id = dv.environment_id AND api.run_name = dv.run_name",
-        [wanted, wanted],
-    )
-
-
 def _environment_names(store: Store, ids: Sequence[str]) -> dict[str, str]:
-    known = store.frame("SELECT environment_id, display_name FROM environments")
-    names = {
-        str(e): str(n) if isinstance(n, str) else str(e)
-        for e, n in zip(known["environment_id"], known["display_name"], strict=True)
-    }
-    return {e: names.get(e, e) for e in ids}
+    names = store.environment_names()
+    return {e: name if (name := names.get(e)) is not None else e for e in ids}
 
 
 # --- entries -------------------------------------------------------------------------------
@@ -417,15 +339,7 @@ def _unknown(store: Store, given: str, wanted: str) -> UsageError:
     close: list[str] = []
     if len(wanted) >= 4:
         # A truncated or mistyped id: ids starting with what was given.
-        found = store.frame(
-            "SELECT DISTINCT id FROM ("
-            " SELECT correlationid AS id FROM plugintracelogs"
-            " UNION ALL SELECT correlationid FROM asyncoperations"
-            " UNION ALL SELECT lower(client_tracking_id) FROM flow_api_runs)"
-            " WHERE starts_with(id, ?) ORDER BY id LIMIT 3",
-            [wanted[: max(4, len(wanted) - 4)]],
-        )
-        close = [str(v) for v in found["id"]]
+        close = store.correlation_ids_starting(wanted[: max(4, len(wanted) - 4)])
     return UsageError(
         f"no plug-in trace, system job or flow run with correlation id {given.strip()!r} "
         "in the store" + (f"; did you mean {', '.join(map(repr, close))}?" if close else ""),
@@ -435,27 +349,19 @@ def _unknown(store: Store, given: str, wanted: str) -> UsageError:
 
 def _example_hint(store: Store) -> str:
     """Where correlation ids come from, with one from the store that has a chain."""
-    best = store.frame(
-        "SELECT correlationid, count(*) AS n FROM plugintracelogs"
-        " WHERE correlationid IS NOT NULL GROUP BY correlationid"
-        " ORDER BY count(DISTINCT depth) DESC, n DESC, correlationid LIMIT 1"
-    )
+    best = store.longest_trace_chain()
     what = "a chain of {n} plug-in executions"
-    if best.empty:
-        best = store.frame(
-            "SELECT correlationid, count(*) AS n FROM asyncoperations"
-            " WHERE correlationid IS NOT NULL GROUP BY correlationid"
-            " ORDER BY n DESC, correlationid LIMIT 1"
-        )
+    if best is None:
+        best = store.busiest_job_correlation()
         what = "{n} system jobs"
     hint = (
         "Correlation ids are in plug-in trace logs (correlationid), system jobs and flow runs "
         "(client tracking id)"
     )
-    if best.empty:
+    if best is None:
         return hint + "; this store holds none: collect an environment with Dataverse."
-    example = str(best["correlationid"].iloc[0])
-    count = what.format(n=int(best["n"].iloc[0]))
+    example, n = best
+    count = what.format(n=n)
     return hint + f"; e.g. `auditor trace {example}` ({count})."
 
 

@@ -10,7 +10,6 @@ renderer escapes it for its format.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -29,8 +28,8 @@ from auditor.assessment import (
 from auditor.checks import CHECKS
 from auditor.checks.base import Finding, plain, rows
 from auditor.checks.evidence import Evidence
-from auditor.frames import Window, load_frames
-from auditor.store import ScanInfo, Store, StoreError
+from auditor.scan_view import open_scan
+from auditor.store import Store, StoreError
 
 SCHEMA_VERSION = 1
 CHART_ROWS = 10  # bars per chart: the worst offenders, not everything
@@ -38,48 +37,6 @@ CHART_ROWS = 10  # bars per chart: the worst offenders, not everything
 # in a 500 KB zip: one finding each made 650 MB of reports. A reviewer reads the first
 # hundreds; the verdicts and `finding_counts` are computed from every finding.
 MAX_FINDINGS_PER_CHECK = 1_000
-
-
-def stored_findings(store: Store, scan_id: int) -> list[Finding]:
-    """The findings `auditor analyze` stored for a scan."""
-    rows = store.findings(scan_id)
-    out = []
-    for row in rows.to_dict("records"):
-        out.append(
-            Finding(
-                check_id=str(row["check_id"]),
-                status=str(row["status"]),
-                severity=str(row["severity"]),
-                environment_id=None
-                if pd.isna(row["environment_id"])
-                else str(row["environment_id"]),
-                resource_kind=str(row["resource_kind"]),
-                resource_id=None if pd.isna(row["resource_id"]) else str(row["resource_id"]),
-                resource_name=None if pd.isna(row["resource_name"]) else str(row["resource_name"]),
-                message=str(row["message"]),
-                values=json.loads(row["measured"]) if isinstance(row["measured"], str) else {},
-                evidence=tuple(json.loads(row["evidence"]))
-                if isinstance(row["evidence"], str)
-                else (),
-            )
-        )
-    return out
-
-
-def analysis_window(store: Store, scan: ScanInfo) -> tuple[Window, list[str] | None]:
-    """The window and environments `auditor analyze` used for a scan."""
-    rows = store.frame(
-        "SELECT window_start, window_end, environments FROM analyses WHERE scan_id = ?",
-        [scan.scan_id],
-    )
-    if rows.empty:
-        raise StoreError(
-            f"scan {scan.scan_id} has not been analysed",
-            hint="Run `auditor analyze` (it analyses the latest scan), then report on it.",
-        )
-    row = rows.iloc[0]
-    envs = json.loads(row["environments"]) if isinstance(row["environments"], str) else None
-    return Window(row["window_start"].to_pydatetime(), row["window_end"].to_pydatetime()), envs
 
 
 def _verdict_data(verdict: Verdict, kept: Mapping[int, int]) -> dict[str, Any]:
@@ -247,12 +204,15 @@ def build_report(
     scan = store.scan(scan_id) if scan_id is not None else store.latest_scan()
     if scan is None:
         raise StoreError(f"the store {store.path} holds no scan", hint="Run `auditor scan`.")
-    window, env_ids = analysis_window(store, scan)
-    findings = stored_findings(store, scan.scan_id)
-    frames = load_frames(store, window=window, environments=env_ids)
+    view = open_scan(store, scan)
     about = {"kind": "scan", "id": scan.scan_id, "status": scan.status}
     return report_model(
-        Evidence(frames), findings, about, mutelist=mutelist, generated=generated, version=version
+        view.evidence,
+        view.finding_list(),
+        about,
+        mutelist=mutelist,
+        generated=generated,
+        version=version,
     )
 
 
@@ -341,10 +301,8 @@ def report_model(
 __all__ = [
     "MAX_FINDINGS_PER_CHECK",
     "SCHEMA_VERSION",
-    "analysis_window",
     "bounded",
     "build_report",
     "chart_data",
     "report_model",
-    "stored_findings",
 ]

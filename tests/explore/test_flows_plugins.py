@@ -155,7 +155,7 @@ def test_flow_show_gives_the_trigger_runs_unnecessary_runs_findings_and_the_fix(
     examples = [r["run_name"] for r in data["unnecessary"]["example_runs"]]
     assert len(examples) == 5
     with Store.open(store, read_only=True) as opened:
-        known = opened.frame("SELECT run_name FROM flow_api_runs WHERE flow_name = ?", [flow_id])[
+        known = opened._frame("SELECT run_name FROM flow_api_runs WHERE flow_name = ?", [flow_id])[
             "run_name"
         ]
     assert set(examples) <= set(known)

@@ -115,7 +115,7 @@ def table_contents(path: Path) -> dict[str, pd.DataFrame]:
         for name, spec in TABLES.items():
             keys = ", ".join(spec.key)
             query = f"SELECT * FROM {name} ORDER BY {keys}"  # noqa: S608 - names from TABLES
-            frame = store.frame(query).reset_index(drop=True)
+            frame = store._frame(query).reset_index(drop=True)
             if name == "environments":  # two simulators answer on two ports
                 frame["dataverse_url"] = frame["dataverse_url"].str.replace(
                     r"127\.0\.0\.1:\d+", "sim", regex=True
@@ -137,7 +137,7 @@ def assert_no_duplicates(path: Path) -> None:
     with Store.open(path, read_only=True) as store:
         for name, spec in TABLES.items():
             keys = ", ".join(spec.key)
-            found = store.frame(
+            found = store._frame(
                 f"SELECT count(*) AS n FROM (SELECT {keys} FROM {name}"  # noqa: S608
                 f" GROUP BY {keys} HAVING count(*) > 1)"
             )

@@ -57,6 +57,6 @@ def test_ten_sigkills_then_resume_give_the_same_store(serve: Any, tmp_path: Path
     rows = assert_same_store(reference, killed)
     assert_no_duplicates(killed)
     with Store.open(killed, read_only=True) as store:
-        scans = store.frame("SELECT scan_id, status FROM scans ORDER BY scan_id")
+        scans = store._frame("SELECT scan_id, status FROM scans ORDER BY scan_id")
     assert len(scans) == 1  # one scan, resumed across every kill
     print(json.dumps({"requests": total, "kills_at_request": landed, "rows": rows}))

@@ -88,8 +88,8 @@ def test_an_app_collects_every_flow_outside_solutions_with_its_runs(
     }
     with Store.open(store, read_only=True) as opened:
         start = pd.Timestamp(opened.scan(1).window_start).tz_convert(None)
-        flows = opened.frame("SELECT environment_id, api_name, definition FROM flows")
-        runs = opened.frame(
+        flows = opened._frame("SELECT environment_id, api_name, definition FROM flows")
+        runs = opened._frame(
             "SELECT f.environment_id, f.api_name, count(r.run_name) AS runs FROM flows f"
             " LEFT JOIN flow_api_runs r ON r.environment_id = f.environment_id"
             " AND r.flow_name = f.flow_name GROUP BY ALL"

@@ -79,7 +79,7 @@ def test_jobs_unfinished_at_one_scan_are_finished_after_the_next(
     store = tmp_path / "s.duckdb"
     scan(tenant, folder, store, monkeypatch, since=timedelta(days=3))
     with Store.open(store, read_only=True) as opened:
-        before = opened.frame(
+        before = opened._frame(
             "SELECT asyncoperationid, statecode, statuscode FROM asyncoperations"
             " WHERE environment_id = ?",
             [env.env_id],
@@ -91,7 +91,7 @@ def test_jobs_unfinished_at_one_scan_are_finished_after_the_next(
     tenant.advance(end.to_pydatetime() - first.to_pydatetime())
     settings = scan(tenant, folder, store, monkeypatch)
     with Store.open(store, read_only=True) as opened:
-        after = opened.frame(
+        after = opened._frame(
             "SELECT asyncoperationid, statecode, statuscode, startedon, completedon"
             " FROM asyncoperations WHERE environment_id = ?",
             [env.env_id],
