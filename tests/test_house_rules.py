@@ -34,7 +34,6 @@ BEING_CLEANED = (
     "auditor/store/",
     "auditor/store.py",
     "auditor/analyze.py",
-    "auditor/scan_view.py",
     "auditor/explore/",
     "auditor/report/model.py",
     "tests/analysis/test_definitions.py",
