@@ -1,9 +1,9 @@
 """`auditor analyze`: every check over the store, offline, with the findings stored per scan.
 
-Reads only the store (design.md section 3): the view of the latest scan (`scan_view`), whose
+Reads only the store (docs/architecture.md): the view of the latest scan (`scan_view`), whose
 frames cover the analysis window (by default the 7 days up to the scan's window end, so
 analysing later gives the same answer) and the chosen environments, then runs the check
-catalog and replaces the findings stored for that scan. Reports (issue 6) and history read
+catalog and replaces the findings stored for that scan. Reports (`auditor report`) and history read
 them back from the store.
 """
 

@@ -1,6 +1,6 @@
 """Action results of sampled runs: unnecessary runs, retries, throttling and durations.
 
-An unnecessary run (design.md section 6, specified in `auditor.sim.truth`) is a finished run
+An unnecessary run (docs/how-a-scan-runs.md, specified in `auditor.sim.truth`) is a finished run
 in which every effect action of the flow's definition was Skipped or never appears in the
 run's action results: the flow ran and changed nothing, so a trigger condition could have
 kept it from starting. Only a sample of runs is read with action detail, so the rate comes

@@ -2,12 +2,12 @@
 
 A definition is a Logic Apps Workflow Definition Language document, found in
 `workflow.clientdata`, in a solution file, in a legacy export package or in the flow API
-(reference/power-automate-apis.md section 4):
+(https://learn.microsoft.com/azure/logic-apps/logic-apps-workflow-definition-language):
 https://learn.microsoft.com/azure/logic-apps/logic-apps-workflow-definition-language
 https://learn.microsoft.com/power-automate/manage-flows-with-code
 
 The checks need facts, not documents: which trigger starts the flow and how it is filtered,
-which actions can change something (the unnecessary-run analysis, design.md section 6), how
+which actions can change something (the unnecessary-run analysis, docs/how-a-scan-runs.md), how
 failures are handled, and which action sequences repeat across flows. Tenant data is
 untrusted, so nothing here raises on a definition: what cannot be parsed becomes
 `ParsedFlow.error`, which the checks report as an `error` finding for that one flow.
@@ -903,7 +903,7 @@ def _is_read_operation(operation: str) -> bool:
 
 
 def is_effect(action: Mapping[str, Any]) -> bool:
-    """Whether an action row can change something outside the run (design.md section 6).
+    """Whether an action row can change something outside the run (docs/how-a-scan-runs.md).
 
     An unnecessary run is one whose effects all were skipped, so an action we cannot
     classify counts as an effect: never under-count effects.

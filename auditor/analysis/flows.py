@@ -1,6 +1,6 @@
 """Per-flow facts from the parsed definitions: size, responses and failure branches.
 
-The definition checks (design.md section 7) ask questions about a whole flow: is it enabled,
+The definition checks (docs/adding-a-check.md) ask questions about a whole flow: is it enabled,
 how big and deep is it, is it invoked by an app, an HTTP caller or a parent flow, does it
 answer its caller, and what happens when an action fails. What happens on a failure is the
 model of `failure_paths`: failure branches found from the `runAfter` statuses of each edge,

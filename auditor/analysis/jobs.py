@@ -2,9 +2,10 @@
 
 Async plug-in steps run as system jobs of operationtype 1 (`owningextensionid` is the step),
 classic workflows as 10 and Dataverse flow triggers as 79 (`workflowactivationid` is the
-workflow); reference/dataverse-plugins.md section 6. Queue latency is `startedon - createdon`,
-run time `completedon - startedon`; both are reported in milliseconds with numpy's "linear"
-percentiles.
+workflow);
+https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/asyncoperation.
+Queue latency is `startedon - createdon`, run time `completedon - startedon`; both are
+reported in milliseconds with numpy's "linear" percentiles.
 
 A start before the creation (or an end before the start) can only be clock skew between the
 queue and the host: such a duration is clipped to 0, so it still counts as "no wait" in the

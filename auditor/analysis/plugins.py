@@ -2,11 +2,12 @@
 
 The trace log has no stage, rank or step name; those come from joining `pluginstepid` to the
 step registration (`sdkmessageprocessingstepid`), as Plugin Trace Viewer does
-(reference/dataverse-plugins.md sections 3 and 4). The join is a full one: a registered step
-with no trace row is reported with zero executions (it may be idle, or logging may be off),
-and trace rows of a step we did not read (not custom, deleted, or no step at all, like
-workflow activities) are kept under their `pluginstepid` with the step columns null, so no
-execution goes uncounted.
+(https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/plugintracelog,
+https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/sdkmessageprocessingstep).
+The join is a full one: a registered step with no trace row is reported with zero executions
+(it may be idle, or logging may be off), and trace rows of a step we did not read (not
+custom, deleted, or no step at all, like workflow activities) are kept under their
+`pluginstepid` with the step columns null, so no execution goes uncounted.
 
 Durations are `performanceexecutionduration` in milliseconds; a null or negative one (no
 measurement, or a clock error rather than a fast run) counts as an execution but is left out
@@ -91,7 +92,7 @@ COVERAGE_DTYPES: dict[str, str] = {
     "evidence": "str",  # what the trace log can and cannot show, for the reader
 }
 
-# plugintracelogsetting values, reference/dataverse-plugins.md section 3.2.
+# plugintracelogsetting values, https://learn.microsoft.com/power-apps/developer/data-platform/logging-tracing
 TRACE_SETTINGS: Mapping[int, tuple[str, bool, bool, str]] = {
     0: (
         "Off",

@@ -1,4 +1,4 @@
-"""Investigation: the day-to-day questions an admin asks of the store (design.md section 10).
+"""Investigation: the day-to-day questions an admin asks of the store (README.md, "Commands").
 
 Every function here reads the store only (offline) and returns plain data; the CLI turns it
 into rich tables or JSON.

@@ -1,5 +1,5 @@
-"""`auditor export`: the store's tables as files, for Power BI, Fabric or Spark (design.md
-section 5).
+"""`auditor export`: the store's tables as files, for Power BI, Fabric or Spark
+(docs/data-model.md).
 
 One file per table, written by DuckDB itself (`COPY ... TO`), so a million rows never pass
 through Python and Parquet needs no extra library. The tables are the tenant data

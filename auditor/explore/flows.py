@@ -1,6 +1,6 @@
 """`flows top` and `flow show`: which flows run for nothing, fail, retry or take longest.
 
-An admin chasing noisy flows (design.md section 1) needs the measured values next to each
+An admin chasing noisy flows needs the measured values next to each
 other, with the uncertainty of the sampled ones (the unnecessary-run rate is measured on the
 runs read with action detail, so it carries its Wilson interval), and the checks that fail
 for each flow, so the table says what to fix and not only what is loud. Both functions read

@@ -5,7 +5,7 @@ The trace log gives executions, failures, durations and depth per step; the step
 gives what the trace log lacks (stage, mode, filtering attributes, assembly); system jobs give
 an asynchronous step's queue, retries and failure streaks. The three are shown side by side
 with the trace-logging setting, because with logging Off or on Exception only an idle-looking
-step proves nothing (design.md section 2, "not being able to see is a result").
+step proves nothing ("not being able to see is a result", docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ PLUGIN_RANKINGS: dict[str, tuple[str, ...]] = {
     "unfiltered": ("executions",),
 }
 
-# sdkmessageprocessingstep stage and mode, reference/dataverse-plugins.md section 2.
+# sdkmessageprocessingstep stage and mode, https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/sdkmessageprocessingstep
 STAGES: Mapping[int, str] = {10: "Pre-validation", 20: "Pre-operation", 40: "Post-operation"}
 MODES: Mapping[int, str] = {0: "Synchronous", 1: "Asynchronous"}
 ASYNC_PLUGIN_JOB = 1  # asyncoperation operationtype of an asynchronous step's job

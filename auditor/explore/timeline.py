@@ -1,4 +1,4 @@
-"""`auditor trace`: one business transaction end to end, from the store (design.md section 6).
+"""`auditor trace`: one business transaction end to end, from the store (docs/how-a-scan-runs.md).
 
 Dataverse gives every SDK request a correlation id that the whole chain shares: each plug-in
 execution's trace row (`plugintracelogs.correlationid`, with its `depth`), the system jobs it

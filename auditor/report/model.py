@@ -1,4 +1,4 @@
-"""One report model, from which every format is rendered (design.md section 8).
+"""One report model, from which every format is rendered (docs/how-a-scan-runs.md, "Report").
 
 The model is plain JSON-ready data: `report.json` is the model itself, validated by
 `reports/report.schema.json`, and the Markdown, HTML, SARIF and CSV renderers only format

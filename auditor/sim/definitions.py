@@ -1,7 +1,7 @@
 """Cloud-flow definitions for the simulated tenant, and the engine that "runs" them.
 
 Definitions are Logic Apps Workflow Definition Language documents, in the shapes real solution
-flows carry in `workflow.clientdata` (reference/power-automate-apis.md section 4):
+flows carry in `workflow.clientdata` (https://learn.microsoft.com/power-automate/manage-flows-with-code):
 https://learn.microsoft.com/azure/logic-apps/logic-apps-workflow-definition-language
 https://learn.microsoft.com/power-automate/manage-flows-with-code
 
@@ -86,7 +86,7 @@ SP_CREATE = EFFECTS[3]
 DV_UPDATE = EFFECTS[1]
 TEAMS = EFFECTS[6]
 
-# (type, designer name) of data operations; none of them has an effect (design.md section 6).
+# (type, designer name) of data operations; none of them has an effect (docs/how-a-scan-runs.md).
 DATA_OPS: tuple[tuple[str, str], ...] = (
     ("Compose", "Compose"),
     ("ParseJson", "Parse_JSON"),

@@ -67,7 +67,7 @@ class Navigation:
 
 
 # Single-valued navigation properties, per source entity set, as documented for
-# sdkmessageprocessingstep, plugintype (reference/dataverse-plugins.md section 4).
+# sdkmessageprocessingstep, plugintype (https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/sdkmessageprocessingstep).
 NAVIGATIONS: Mapping[str, Mapping[str, Navigation]] = {
     "sdkmessageprocessingsteps": {
         "sdkmessageid": Navigation("_sdkmessageid_value", "sdkmessages"),

@@ -141,8 +141,8 @@ def run_names(rng: np.random.Generator, start_ticks: npt.NDArray[np.int64]) -> l
     """Logic Apps style run names: 29 digits then `CU` and a scale-unit number.
 
     Real names start with `08585` and count down with time (reverse ticks); the shape is
-    documented in reference/power-automate-apis.md section 1.6. Random low digits keep them
-    unique.
+    documented in https://learn.microsoft.com/rest/api/logic/workflowruns/get. Random low
+    digits keep them unique.
     """
     n = len(start_ticks)
     # 16 digits from reverse time (later runs get smaller numbers), 9 random digits.

@@ -85,8 +85,7 @@ def _no_property(entity_set: str, name: str) -> ODataError:
 # --------------------------------------------------------------------------------------
 # Choice labels for `OData.Community.Display.V1.FormattedValue`, from the generated table
 # reference pages (https://learn.microsoft.com/power-apps/developer/data-platform/reference/
-# entities/<table>), as collected in reference/dataverse-plugins.md and
-# reference/power-automate-apis.md.
+# entities/<table>), as listed with their pages in queries/contract.toml.
 
 _ASYNC_OPERATION_TYPES = {
     1: "System Event", 2: "Bulk Email", 3: "Import File Parse", 4: "Transform Parse Data",

@@ -29,7 +29,7 @@ Definitions
   error-handling path exists when a flow has a catch action. (The simulated flows' catches
   are Try/Catch scopes; the analysis's full model, which also tells failures used as data
   from catches, is `auditor.analysis.failure_paths`.)
-- Effect action (design.md section 6): a connector call whose operationId does not start with
+- Effect action (docs/how-a-scan-runs.md): a connector call whose operationId does not start with
   Get, List, Search, Retrieve or Read (nor is a trigger-style "On..." operation), an HTTP call
   whose method is not GET, a `Workflow` (child flow) call, a `Response`. Control actions, data
   operations and reads are not effects.
@@ -303,7 +303,7 @@ def _deep_signature(action: Mapping[str, Any]) -> str:
 
 
 def is_effect(action: Mapping[str, Any]) -> bool:
-    """Whether an action changes something (design.md section 6)."""
+    """Whether an action changes something (docs/how-a-scan-runs.md)."""
     kind = str(action.get("type", "")).lower()
     inputs = action.get("inputs") if isinstance(action.get("inputs"), Mapping) else {}
     assert isinstance(inputs, Mapping)

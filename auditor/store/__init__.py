@@ -1,14 +1,15 @@
 """The local store: one DuckDB file holding everything the collectors fetched, and every SQL
 statement the auditor runs on it.
 
-Design.md section 5. The store is a package of small parts: `schema` (the tables as data and
-the migrations), `coerce` (untrusted values to the declared column types), `file_checks` and
-`connection` (opening the file safely, transactions, DuckDB's failures as the store's
-errors), and the reads and writes callers use by name: `scans` (scans, query outcomes,
-analyses, findings), `pages` (pages with their checkpoints, watermarks), `reads` (the
-environments, the rows of an analysis window, counts), `correlations` (`auditor trace`),
-`export` (`auditor export`) and `sink` (what the collectors write through). No caller runs
-SQL of its own: each read is a named method returning typed values or frames.
+The tables are described in docs/data-model.md. The store is a package of small parts:
+`schema` (the tables as data and the migrations), `coerce` (untrusted values to the declared
+column types), `file_checks` and `connection` (opening the file safely, transactions,
+DuckDB's failures as the store's errors), and the reads and writes callers use by name:
+`scans` (scans, query outcomes, analyses, findings), `pages` (pages with their checkpoints,
+watermarks), `reads` (the environments, the rows of an analysis window, counts),
+`correlations` (`auditor trace`), `export` (`auditor export`) and `sink` (what the
+collectors write through). No caller runs SQL of its own: each read is a named method
+returning typed values or frames.
 """
 
 from __future__ import annotations

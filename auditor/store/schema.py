@@ -206,7 +206,7 @@ BOOKKEEPING: dict[str, TableSpec] = {
         (_ENV, "query_id"),
         env=False,
     ),
-    # `auditor analyze`: what was analysed for a scan, and the findings (design.md section 7).
+    # `auditor analyze`: what was analysed for a scan, and the findings (docs/data-model.md).
     "analyses": _spec(
         "scan_id INTEGER, analyzed TIMESTAMP, window_start TIMESTAMP, window_end TIMESTAMP,"
         " environments VARCHAR, thresholds VARCHAR, auditor_version VARCHAR",

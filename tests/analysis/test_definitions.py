@@ -45,7 +45,7 @@ def _actions(parsed: ParsedFlow) -> dict[str, dict[str, Any]]:
     return {row["action_name"]: row for row in parsed.actions}
 
 
-# Real-shaped exports (reference/power-automate-apis.md section 7) ---------------------------
+# Real-shaped exports (the repositories in tests/corpus/README.md) ----------------------------
 
 
 def test_dataverse_update_trigger_with_filters_and_runas() -> None:
@@ -371,7 +371,7 @@ def test_order_replays_the_engine_passes_when_the_document_is_out_of_order() -> 
     ]
 
 
-# Effect classification (design.md section 6) ------------------------------------------------
+# Effect classification (docs/how-a-scan-runs.md) --------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """A hostile corpus through the analysis and every check: nothing raises, and a broken record
 is reported as such while the rest of the tenant is still judged.
 
-Tenant data is untrusted (design.md sections 5-7). A definition that does not parse must
+Tenant data is untrusted (docs/architecture.md, rule 7). A definition that does not parse must
 become that flow's `error` finding saying why, never a crash and never a silent pass; a value
 that is merely odd (an unknown enum, a null or negative duration, markup in a name) must not
 stop the other flows, steps and jobs in the same frames from being judged. Every finding must

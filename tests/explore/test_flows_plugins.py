@@ -1,4 +1,4 @@
-"""`flows top`, `flow show`, `plugins top`, `plugin show` as a user runs them (issue 7).
+"""`flows top`, `flow show`, `plugins top`, `plugin show` as a user runs them.
 
 The small simulated tenant (seed 7) is collected with every run's actions and analysed once
 for the module; the rankings are compared with the ground truth computed from the generated

@@ -1,7 +1,7 @@
 """The Power Platform admin (BAP) environments list.
 
 Served at `/bap/providers/Microsoft.BusinessAppPlatform/scopes/admin/environments`; the
-objects have the shape of reference/power-automate-apis.md, Addendum (BAP environment objects).
+objects have the shape Get-AdminPowerAppEnvironment returns (BAP environment objects).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def environments_reply(context: Context, request: Request) -> Reply:
 
 
 def _environment(context: Context, env: SimEnvironment) -> dict[str, Any]:
-    # Shape: reference/power-automate-apis.md, Addendum (BAP environment objects).
+    # Shape: BAP environment objects, as Get-AdminPowerAppEnvironment returns them.
     props: dict[str, Any] = {
         "tenantId": context.tenant.tenant_id,
         "azureRegion": "westus",

@@ -115,7 +115,7 @@ class FlowRuns:
     def _run_objects(
         self, env: SimEnvironment, positions: np.ndarray[Any, Any], now: datetime
     ) -> list[dict[str, Any]]:
-        # Shape: reference/power-automate-apis.md section 1.6 (Logic Apps WorkflowRun).
+        # Shape: Logic Apps WorkflowRun, https://learn.microsoft.com/rest/api/logic/workflowruns/get
         if len(positions) == 0:
             return []
         columns = self._run_columns(env)

@@ -153,7 +153,7 @@ class FlowApi:
     def _flow_object(
         self, env: SimEnvironment, position: int, with_definition: bool
     ) -> dict[str, Any]:
-        # Shape: reference/power-automate-apis.md section 1.5 (PnP CLI fixtures of real responses).
+        # Shape: PnP CLI for Microsoft 365's fixtures of real responses (flow get).
         row = env.flows.iloc[position]
         name = str(row["name"])
         definition = _json_field(row.get("definition"))

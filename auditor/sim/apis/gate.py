@@ -131,7 +131,7 @@ def not_management_app(request: Request, caller: TokenRecord, tenant_id: str) ->
     administrator has registered it (`New-PowerAppManagementApp`, or PUT
     .../adminApplications/{appId}): https://learn.microsoft.com/power-platform/admin/
     powerplatform-api-create-service-principal. The code and message are those users
-    report from the platform (microsoft/powerplatform-build-tools issue 892); that the
+    report from the platform (github.com/microsoft/powerplatform-build-tools/issues/892); that the
     flow API's admin routes answer the same way is inferred.
     """
     return error_reply(

@@ -13,7 +13,8 @@ registrations, flow runs and events), `system_jobs` (the other jobs and the asyn
 table); `actions` renders a run's action results on demand. `state` holds what the parts
 share, `columns` the clock and column builders, `profiles` the scales and environment kinds.
 
-The parts agree with each other the way a real tenant's do (design.md section 9):
+The parts agree with each other the way a real tenant's do (docs/architecture.md, "Where the
+simulator sits"):
 - every solution flow has a `workflows` row whose `clientdata` holds the definition the flow
   API serves; Dataverse-triggered flows that are on have a `callbackregistrations` row
   (`name` = the flow's workflowid: our inference, the documented columns do not say which
@@ -33,7 +34,7 @@ The parts agree with each other the way a real tenant's do (design.md section 9)
   transactions chain three synchronous steps at depth 1, 2, 3, an async job and a
   Dataverse-triggered flow run under one correlation id.
 
-Sources for the shapes: reference/power-automate-apis.md and reference/dataverse-plugins.md;
+Sources for the shapes: the Learn pages cited in each part and queries/contract.toml;
 https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/plugintracelog
 https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/asyncoperation
 https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/sdkmessageprocessingstep

@@ -33,8 +33,8 @@ def render_actions(
 ) -> dict[str, dict[str, Any]]:
     """The run's action results, keyed by action name, as `$expand=properties/actions` shows.
 
-    Shape: Logic Apps `WorkflowRunAction` properties (reference/power-automate-apis.md 1.7,
-    https://learn.microsoft.com/rest/api/logic/workflow-run-actions/get). Deterministic: the
+    Shape: Logic Apps `WorkflowRunAction` properties (https://learn.microsoft.com/rest/api/logic/workflowrunactions/get,
+    https://learn.microsoft.com/rest/api/logic/workflowrunactions/get). Deterministic: the
     statuses come from playing the flow's definition for the run's intended outcome, the times
     from the run's start and end, the ids from the run's `_sim_seed`.
     """

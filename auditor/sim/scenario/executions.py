@@ -265,7 +265,7 @@ def exception_details(message: str, activity: str, start_ns: int, typename: str)
     """The OrganizationServiceFault text Dataverse writes to `exceptiondetails`.
 
     Shape from the PluginTraceLog example in Microsoft's ILogger article
-    (reference/dataverse-plugins.md section 3.4):
+    (https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/plugintracelog):
     https://learn.microsoft.com/power-apps/developer/data-platform/application-insights-ilogger
     """
     stamp = iso7(start_ns)

@@ -1,7 +1,7 @@
 """The plug-in steps of an environment and the tables that register them.
 
 Messages, filters, types, assemblies and steps, with the columns and lookups documented for
-sdkmessageprocessingstep (reference/dataverse-plugins.md section 4):
+sdkmessageprocessingstep (https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/sdkmessageprocessingstep):
 https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/sdkmessageprocessingstep
 """
 
@@ -214,7 +214,7 @@ def build_plugin_tables(b: EnvBuild) -> None:
     ]
     msg_ids = {name: guid(platform) for name in msg_names}
     # Well-known ids seen identically in independent solution exports
-    # (reference/dataverse-plugins.md section 4.3).
+    # (the same ids in exports from unrelated environments, e.g. mikefactorial/PluginSample).
     msg_ids["Create"] = "9ebdbb1b-ea3e-db11-86a7-000a3a5473e8"
     msg_ids["Update"] = "20bebb1b-ea3e-db11-86a7-000a3a5473e8"
     b.tables["sdkmessages"] = frame_of(

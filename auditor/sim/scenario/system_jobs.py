@@ -218,7 +218,7 @@ def build_job_table(b: EnvBuild) -> None:
             "completedon": ts(completed),
             "modifiedon": ts(completed),
             "postponeuntil": ts(c["postponeuntil"]),
-            # Unit undocumented; we store minutes (reference/dataverse-plugins.md section 10).
+            # Unit undocumented; we store minutes (https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/asyncoperation).
             "executiontimespan": pd.Series(pd.array(np.round(span, 2), dtype="Float64")),
             "_owningextensionid_value": objs(c["owning"]),
             "_workflowactivationid_value": objs(c["activation"]),
