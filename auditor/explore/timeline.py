@@ -6,7 +6,7 @@ queues (`asyncoperations.correlationid`), and the CallbackRegistration Expander 
 (operationtype 79) through which a Dataverse trigger starts a flow. That job's
 `workflowactivationid` is taken to be the flow's workflowid, and the run it starts to carry
 the correlation id as its client tracking id (`flow_api_runs.client_tracking_id`,
-`flowruns.clienttrackingid`). Both links are inferred, see auditor/sim/scenario.py: no
+`flowruns.clienttrackingid`). Both links are inferred, see auditor/sim/scenario/system_jobs.py: no
 Microsoft page names the column of a type-79 job that says which flow it runs (the
 asyncoperation reference describes WorkflowActivationId only as "Unique identifier of the
 workflow activation related to the system job";
