@@ -55,8 +55,8 @@ BIDI = "\u202eevil\u202c"
 INJECTED_TAGS = ("script", "img", "svg", "a")
 FORMULAS = (HYPERLINK, CMD, AT_SUM, MINUS)
 
-# Ids the simulated organisation shares: the Update message (well known, scenario.py), and a
-# plug-in type and assembly added once for the hostile steps.
+# Ids the simulated organisation shares: the Update message (well known,
+# sim/scenario/plugins.py), and a plug-in type and assembly added once for the hostile steps.
 UPDATE_MESSAGE = "20bebb1b-ea3e-db11-86a7-000a3a5473e8"
 _NAMESPACE = uuid.UUID("6f1d7a52-3c1b-4b7e-9a55-0d6c1f0e2a11")
 
