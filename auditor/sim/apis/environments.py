@@ -1,7 +1,9 @@
 """The Power Platform admin (BAP) environments list.
 
 Served at `/bap/providers/Microsoft.BusinessAppPlatform/scopes/admin/environments`; the
-objects have the shape Get-AdminPowerAppEnvironment returns (BAP environment objects).
+objects have the shape Get-AdminPowerAppEnvironment returns (BAP environment objects), the
+same page the collector cites:
+https://learn.microsoft.com/powershell/module/microsoft.powerapps.administration.powershell/get-adminpowerappenvironment
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def environments_reply(context: Context, request: Request) -> Reply:
 
 
 def _environment(context: Context, env: SimEnvironment) -> dict[str, Any]:
-    # Shape: BAP environment objects, as Get-AdminPowerAppEnvironment returns them.
+    # Shape: BAP environment objects, as Get-AdminPowerAppEnvironment returns them (see the
+    # module docstring for the page).
     props: dict[str, Any] = {
         "tenantId": context.tenant.tenant_id,
         "azureRegion": "westus",

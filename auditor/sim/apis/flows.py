@@ -153,7 +153,10 @@ class FlowApi:
     def _flow_object(
         self, env: SimEnvironment, position: int, with_definition: bool
     ) -> dict[str, Any]:
-        # Shape: PnP CLI for Microsoft 365's fixtures of real responses (flow get).
+        # Shape: the unsupported management API the collector reads
+        # (https://learn.microsoft.com/power-automate/manage-flows-with-code); Microsoft documents
+        # no schema, so the fields are inferred from PnP CLI for Microsoft 365's fixtures of real
+        # responses (flow-get.mock.ts).
         row = env.flows.iloc[position]
         name = str(row["name"])
         definition = _json_field(row.get("definition"))
