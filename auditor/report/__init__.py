@@ -1,5 +1,5 @@
-"""The report writers: one model (`model.build_report`), five formats (docs/how-a-scan-runs.md,
-"Report").
+"""The report writers: one typed model (`model.build_report`, `document.Report`), five
+formats, each a `renderer.Renderer` (docs/how-a-scan-runs.md, "Report").
 
 `write_reports` renders the chosen formats into an output folder: `report.md`,
 `report.html`, `report.json`, `report.sarif` and `evidence/*.csv`. Each renderer escapes
@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from auditor.errors import UsageError
 from auditor.files import atomic_open, private_dir, write_error
+from auditor.report.document import Report
+from auditor.report.renderer import Document, Renderer
 
 FORMATS = ("md", "html", "json", "sarif", "csv")
 
@@ -42,58 +44,47 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return tuple(f for f in FORMATS if f in wanted)
 
 
-def render_json(model: dict[str, Any]) -> str:
-    """`report.json`: the model itself (schema: reports/report.schema.json)."""
-    return json.dumps(model, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+def render_json(report: Report) -> str:
+    """`report.json`: the model's one serialisation (schema: reports/report.schema.json)."""
+    return json.dumps(report.to_json(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-FILE_NAMES = {
-    "md": "report.md",
-    "html": "report.html",
-    "json": "report.json",
-    "sarif": "report.sarif",
-}
+def renderer(fmt: str) -> Renderer:
+    """The renderer of one `--format` (md, html, json, sarif or csv)."""
+    from auditor.report import csv_evidence, html, markdown, sarif
 
-
-def render_format(model: dict[str, Any], fmt: str) -> str:
-    """One report (md, html, json or sarif) as text."""
-    from auditor.report import html, markdown, sarif
-
-    renderers: dict[str, Callable[[dict[str, Any]], str]] = {
-        "md": markdown.render,
-        "html": html.render,
-        "json": render_json,
-        "sarif": sarif.render,
+    renderers: dict[str, Renderer] = {
+        "md": Document("md", "report.md", markdown.render),
+        "html": Document("html", "report.html", html.render),
+        "json": Document("json", "report.json", render_json),
+        "sarif": Document("sarif", "report.sarif", sarif.render),
+        "csv": csv_evidence.CsvEvidence(),
     }
-    return renderers[fmt](model)
+    return renderers[fmt]
 
 
-def write_reports(model: dict[str, Any], out: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+def render_format(report: Report, fmt: str) -> str:
+    """One single-file report (md, html, json or sarif) as text."""
+    (only,) = renderer(fmt).render(report)
+    return only.text
+
+
+def write_reports(report: Report, out: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
     """Writes each format into `out` (created owner-only), all or nothing; returns the files
     written. Everything is rendered before the first file is opened."""
-    from auditor.report import csv_evidence
-
-    texts = {fmt: render_format(model, fmt) for fmt in formats if fmt != "csv"}
-    evidence = csv_evidence.plan(model) if "csv" in formats else []
+    outputs = [made for fmt in formats for made in renderer(fmt).render(report)]
     out = Path(out)
     private_dir(out)
-    folder = private_dir(out / "evidence") if evidence else out
     written: list[Path] = []
     # Each temporary is renamed into place when the stack closes, once every file is
     # complete; an error on the way discards them all and leaves the files as they were.
     with contextlib.ExitStack() as stack:
-        for fmt in formats:
-            if fmt != "csv":
-                path = out / FILE_NAMES[fmt]
-                with _complete(stack, path) as handle:
-                    handle.write(texts[fmt])
-                written.append(path)
-                continue
-            for name, header, rows in evidence:
-                path = folder / name
-                with _complete(stack, path, newline="") as handle:
-                    csv_evidence.write_rows(handle, header, rows)
-                written.append(path)
+        for made in outputs:
+            path = out / made.name
+            private_dir(path.parent)
+            with _complete(stack, path, newline=made.newline) as handle:
+                handle.write(made.text)
+            written.append(path)
     return written
 
 
@@ -112,4 +103,11 @@ def _complete(
         raise write_error(path, exc) from exc
 
 
-__all__ = ["FORMATS", "parse_formats", "render_format", "render_json", "write_reports"]
+__all__ = [
+    "FORMATS",
+    "parse_formats",
+    "render_format",
+    "render_json",
+    "renderer",
+    "write_reports",
+]

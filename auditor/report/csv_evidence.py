@@ -24,14 +24,16 @@ The files are written for Excel first, as that is where auditors open them:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import IO, Any
 
-from auditor.files import atomic_open, private_dir
+from auditor.report.document import Report, ReportFinding
+from auditor.report.renderer import Rendered
 
 ENCODING = "utf-8-sig"  # how the files read back: UTF-8 after a byte-order mark
 FINDING_COLUMNS = (
@@ -89,9 +91,9 @@ def file_name(check_id: object) -> str:
     return f"{name}.csv"
 
 
-def _finding_cells(finding: Mapping[str, Any]) -> dict[str, Any]:
-    out = {column: finding.get(column) for column in FINDING_COLUMNS[1:]}
-    return {"finding": finding.get("index"), **out}
+def _finding_cells(finding: ReportFinding) -> dict[str, Any]:
+    out = {column: getattr(finding, column) for column in FINDING_COLUMNS[1:]}
+    return {"finding": finding.index, **out}
 
 
 def _extra(key: object, prefix: str) -> str:
@@ -100,34 +102,33 @@ def _extra(key: object, prefix: str) -> str:
     return f"{prefix}_{name}" if name in FINDING_COLUMNS else name
 
 
-def evidence_rows(findings: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+def evidence_rows(findings: Sequence[ReportFinding]) -> tuple[list[str], list[dict[str, Any]]]:
     """The header and rows of one check's evidence file."""
     rows: list[dict[str, Any]] = []
     extra: dict[str, None] = {}  # an ordered set: columns in the order they first appear
     for finding in findings:
         base = _finding_cells(finding)
-        evidence = finding.get("evidence") or []
-        if evidence:
-            for row in evidence:
+        if finding.evidence:
+            for row in finding.evidence:
                 named = {_extra(k, "evidence"): v for k, v in row.items()}
                 extra.update(dict.fromkeys(named))
                 rows.append({**base, **named})
         else:
-            named = {_extra(k, "value"): v for k, v in (finding.get("values") or {}).items()}
+            named = {_extra(k, "value"): v for k, v in finding.values.items()}
             extra.update(dict.fromkeys(named))
             rows.append({**base, **named})
     return [*FINDING_COLUMNS, *extra], rows
 
 
-def summary_row(finding: Mapping[str, Any]) -> dict[str, Any]:
+def summary_row(finding: ReportFinding) -> dict[str, Any]:
     """A finding's row in `findings.csv`."""
     return {
         **_finding_cells(finding),
-        "title": finding.get("title"),
-        "answers": ";".join(str(a) for a in finding.get("answers") or []),
-        "learn_url": finding.get("learn_url"),
-        "evidence_rows": len(finding.get("evidence") or []),
-        "values": json.dumps(finding.get("values") or {}, ensure_ascii=False, default=str),
+        "title": finding.title,
+        "answers": ";".join(finding.answers),
+        "learn_url": finding.learn_url,
+        "evidence_rows": len(finding.evidence),
+        "values": json.dumps(dict(finding.values), ensure_ascii=False, default=str),
     }
 
 
@@ -142,11 +143,11 @@ def write_rows(handle: IO[str], header: Sequence[str], rows: Iterable[Mapping[st
     writer.writerows([cell(row.get(name)) for name in header] for row in rows)
 
 
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
-    """One CSV file, written atomically and owner-only (`auditor.files`)."""
-    with atomic_open(path, newline="") as handle:
-        write_rows(handle, header, rows)
-    return path
+def csv_text(header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    """One CSV as text, lines ended CRLF (write it with `newline=""`)."""
+    buffer = io.StringIO(newline="")
+    write_rows(buffer, header, rows)
+    return buffer.getvalue()
 
 
 Planned = tuple[str, list[str], list[dict[str, Any]]]
@@ -155,14 +156,14 @@ Planned = tuple[str, list[str], list[dict[str, Any]]]
 LEFT_OUT_COLUMNS = ("check_id", "status", "findings", "left_out")
 
 
-def plan(model: Mapping[str, Any]) -> list[Planned]:
+def plan(report: Report) -> list[Planned]:
     """The evidence files of `model` as (file name, header, rows): one per check with
     findings, in the order they first appear, then `findings.csv`, then `left_out.csv` when
     the report left findings out (per check and status: how many there were, how many
     left out)."""
-    by_check: dict[str, list[Mapping[str, Any]]] = {}
-    for finding in model["findings"]:
-        by_check.setdefault(str(finding["check_id"]), []).append(finding)
+    by_check: dict[str, list[ReportFinding]] = {}
+    for finding in report.findings:
+        by_check.setdefault(finding.check_id, []).append(finding)
     planned: list[Planned] = []
     used = {"findings.csv"}
     for check_id, findings in by_check.items():
@@ -172,31 +173,37 @@ def plan(model: Mapping[str, Any]) -> list[Planned]:
         used.add(name)
         header, rows = evidence_rows(findings)
         planned.append((name, header, rows))
-    summary = [summary_row(f) for f in model["findings"]]
+    summary = [summary_row(f) for f in report.findings]
     planned.append(("findings.csv", list(SUMMARY_COLUMNS), summary))
     # The report keeps at most 1,000 findings per check and status: say what it left out.
-    left_out = [c for c in model.get("finding_counts") or [] if c.get("left_out")]
+    left_out = [asdict(c) for c in report.finding_counts if c.left_out]
     if left_out:
         used.add("left_out.csv")
         planned.append(("left_out.csv", list(LEFT_OUT_COLUMNS), left_out))
     return planned
 
 
-def write(model: Mapping[str, Any], folder: Path) -> list[Path]:
-    """Writes `folder/evidence/<check id>.csv` per check with findings, then
-    `folder/evidence/findings.csv`, each on its own (`auditor.report.write_reports` writes
-    them together with the reports); returns the paths written, in that order."""
-    out_dir = private_dir(folder / "evidence")
-    return [write_csv(out_dir / name, header, rows) for name, header, rows in plan(model)]
+@dataclass(frozen=True, slots=True)
+class CsvEvidence:
+    """The `csv` format: `evidence/<check id>.csv` per check with findings, then
+    `evidence/findings.csv` (and `evidence/left_out.csv`), in `plan`'s order."""
+
+    format: str = "csv"
+
+    def render(self, report: Report) -> list[Rendered]:
+        return [
+            Rendered(f"evidence/{name}", csv_text(header, rows), newline="")
+            for name, header, rows in plan(report)
+        ]
 
 
 __all__ = [
     "ENCODING",
     "FINDING_COLUMNS",
+    "CsvEvidence",
     "cell",
+    "csv_text",
     "neutralise",
     "plan",
-    "write",
-    "write_csv",
     "write_rows",
 ]
