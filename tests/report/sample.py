@@ -1,7 +1,9 @@
 """Report models for renderer tests: the tiny tenant's model, and a hostile copy of it.
 
 `fixtures/tiny-model.json` is `build_report` of the simulator's tiny tenant (seed 7) after
-`auditor analyze`; the renderers only format a model, so their tests need no store.
+`auditor analyze`; the renderers only format a model, so their tests need no store. The
+`*_model` functions give the JSON document (to edit in a test), `*_report` the typed
+`Report` the renderers take; `report(document)` turns an edited document into one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import copy
 import json
 from pathlib import Path
 from typing import Any
+
+from auditor.report.document import Report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny-model.json"
 
@@ -58,3 +62,18 @@ def hostile_model() -> dict[str, Any]:
                 if key in row:
                     row[key] = HOSTILE[i % n]
     return model
+
+
+def report(document: dict[str, Any]) -> Report:
+    """The typed report of a (possibly edited) JSON document."""
+    return Report.from_json(document)
+
+
+def tiny_report() -> Report:
+    """The tiny tenant's typed report."""
+    return report(tiny_model())
+
+
+def hostile_report() -> Report:
+    """The hostile copy's typed report."""
+    return report(hostile_model())
