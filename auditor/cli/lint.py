@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,9 @@ from auditor.cli.output import err
 from auditor.cli.render_runs import print_lint_summary
 from auditor.errors import UsageError
 from auditor.terminal import markup
+
+if TYPE_CHECKING:
+    from auditor.report.document import Report
 
 PathsArg = Annotated[
     list[Path],
@@ -80,7 +83,7 @@ def lint_command(
         print_lint_summary(result)
     if result.inputs.unread:  # one line, even with --quiet: the report is not complete
         err.print(f"[yellow]warning:[/] {markup(result.inputs.unread)}", soft_wrap=True)
-    if fail_on and fails_at(result.model["verdict"], fail_on):
+    if fail_on and fails_at(result.model.verdict, fail_on):
         raise typer.Exit(1)
 
 
@@ -114,7 +117,7 @@ def muted(mutelist: Path | None) -> list[Any]:
 
 
 def write_lint_reports(
-    model: dict[str, Any], out_dir: Path | None, chosen: tuple[str, ...], *, quiet: bool
+    model: Report, out_dir: Path | None, chosen: tuple[str, ...], *, quiet: bool
 ) -> None:
     """One format to stdout, or each format to a file in `out_dir` (listed on stderr)."""
     from auditor.report import render_format, write_reports

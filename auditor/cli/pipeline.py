@@ -11,15 +11,16 @@ from typing import TYPE_CHECKING
 import typer
 
 from auditor.cli.options import check_fail_on, duration, scan_number
+from auditor.cli.output import out
 from auditor.cli.render_runs import (
     CollectProgress,
     collect_progress,
     print_analysed,
     print_analysis,
     print_collect_summary,
-    print_verdicts,
     print_written,
 )
+from auditor.cli.render_verdicts import print_verdicts
 from auditor.errors import UsageError
 
 if TYPE_CHECKING:
@@ -113,8 +114,8 @@ def run_report(settings: Settings, scan: str, wanted: ReportOptions, *, quiet: b
     with open_existing(settings, read_only=True) as store:
         model = build_report(store, scan_id, mutelist=entries)
     written = write_reports(model, wanted.out_dir, wanted.formats)
-    print_verdicts(model)
+    print_verdicts(model, out)
     if not quiet:
         print_written(written, wanted.out_dir)
-    if wanted.fail_on and fails_at(model["verdict"], wanted.fail_on):
+    if wanted.fail_on and fails_at(model.verdict, wanted.fail_on):
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from auditor.cli.output import STATUS_STYLE, VERDICT_STYLE, err, out
+from auditor.cli.output import STATUS_STYLE, err, out
 from auditor.terminal import clean, markup
 
 if TYPE_CHECKING:
@@ -189,26 +189,6 @@ def print_analysed(result: Any, settings: Settings) -> None:
     )
 
 
-def print_verdicts(model: dict[str, Any]) -> None:
-    """The verdict table: the scope's verdict per answer, then per environment."""
-    answers = model["answers"]
-    table = Table("answer", "verdict", "why", title=markup(model["question"]["title"]))
-    table.columns[0].no_wrap = True
-    for answer in answers:
-        reason = answer["reasons"][0] if answer["reasons"] else ""
-        verdict = answer["verdict"]
-        table.add_row(answer["id"], f"[{VERDICT_STYLE[verdict]}]{verdict}[/]", markup(reason, 110))
-    out.print(table)
-    envs = Table("environment", *[a["id"] for a in answers], title="Per environment")
-    for k, env in enumerate(model["scan"]["environments"]):
-        cells = []
-        for answer in answers:
-            verdict = answer["environments"][k]["verdict"]
-            cells.append(f"[{VERDICT_STYLE[verdict]}]{verdict}[/]")
-        envs.add_row(markup(env["name"], 40), *cells)
-    out.print(envs)
-
-
 def print_written(written: list[Path], out_dir: Path) -> None:
     """The report files, and the evidence folder once instead of each CSV in it."""
     files = sorted({str(p if p.parent == out_dir else p.parent) for p in written})
@@ -222,13 +202,13 @@ def print_lint_summary(result: Any) -> None:
     """What was read, how long it took, and every finding counted (also those the report
     left out: at most 1,000 per check and status)."""
     model, inputs = result.model, result.inputs
-    totals = model["finding_counts"]
-    counts = {s: sum(c["findings"] for c in totals if c["status"] == s) for s in LINT_STATUSES}
+    totals = model.finding_counts
+    counts = {s: sum(c.findings for c in totals if c.status == s) for s in LINT_STATUSES}
     err.print(
         f"Linted {inputs.files:,} file(s): {len(inputs.flows):,} flow(s), "
         f"{len(inputs.steps):,} plug-in step(s), {len(inputs.workflows):,} classic "
         f"workflow(s) in {result.seconds:.2f}s; "
         + ", ".join(f"{n:,} {s}" for s, n in counts.items())
-        + f". Verdict: {model['verdict']}.",
+        + f". Verdict: {model.verdict}.",
         soft_wrap=True,
     )

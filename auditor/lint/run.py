@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ from auditor.lint.inputs import (
     read_inputs,
 )
 from auditor.queries import default_catalog
+from auditor.report.document import Location as FileLocation
+from auditor.report.document import Report, ReportFinding
 from auditor.report.model import report_model
 from auditor.settings import Settings
 
@@ -70,7 +72,7 @@ class LintResult:
     """A lint's report model (the `auditor report` model, with file locations), its inputs
     and how long it took."""
 
-    model: dict[str, Any]
+    model: Report
     inputs: LintInputs
     seconds: float
 
@@ -106,8 +108,8 @@ def _lint(
         "inputs": [path.as_posix() for path in paths],
     }
     model = report_model(evidence, findings, about, mutelist=mutelist, generated=now)
-    place_findings(model, inputs, evidence, default=Location(paths[0].as_posix()))
-    return LintResult(model, inputs, time.perf_counter() - started)
+    placed = place_findings(model, inputs, evidence, default=Location(paths[0].as_posix()))
+    return LintResult(placed, inputs, time.perf_counter() - started)
 
 
 def lint_frames(inputs: LintInputs, paths: Sequence[Path], now: datetime) -> Frames:
@@ -207,9 +209,9 @@ def problem_findings(problems: Sequence[Problem]) -> list[Finding]:
 
 
 def place_findings(
-    model: dict[str, Any], inputs: LintInputs, evidence: Evidence, *, default: Location
-) -> None:
-    """Give every finding of the model a `location`: the file of the flow, step or workflow
+    report: Report, inputs: LintInputs, evidence: Evidence, *, default: Location
+) -> Report:
+    """The report with a `location` on every finding: the file of the flow, step or workflow
     it is about, on the line of the action or trigger it names; else the first PATH. The
     lines of a flow's names are found in one pass over its text, for all its findings."""
     flows = {flow.flow_id: flow for flow in inputs.flows}
@@ -219,47 +221,52 @@ def place_findings(
         **{("workflow", w.workflowid): w.location for w in inputs.workflows},
     }
     problems = {_shown(p.location): p.location for p in inputs.problems}
-    waiting: dict[str, list[tuple[dict[str, Any], list[str]]]] = {}
-    for finding in model["findings"]:
-        kind, resource = str(finding["resource_kind"]), str(finding["resource_id"])
-        place = by_resource.get((kind, resource)) or problems.get(resource)
+    places: dict[int, Location] = {}
+    waiting: dict[str, list[tuple[int, list[str]]]] = {}
+    for finding in report.findings:
+        place = by_resource.get((finding.resource_kind, str(finding.resource_id)))
+        place = place or problems.get(str(finding.resource_id))
         if place is None:
             flow, names, place = _flow_place(finding, flows, triggers)
             if flow is not None and place is None:
-                waiting.setdefault(flow.flow_id, []).append((finding, names))
+                waiting.setdefault(flow.flow_id, []).append((finding.index, names))
                 continue
-        _locate(finding, place or default)
+        places[finding.index] = place or default
     for flow_id, found in waiting.items():
         flow = flows[flow_id]
         lines = lines_of_keys(flow.text, {name for _, names in found for name in names})
-        for finding, names in found:
+        for index, names in found:
             line = next((lines[name] for name in names if name in lines), None)
-            _locate(finding, Location(flow.location.file, flow.location.member, line))
+            places[index] = Location(flow.location.file, flow.location.member, line)
+    located = tuple(_located(f, places[f.index]) for f in report.findings)
+    return replace(report, findings=located)
 
 
-def _locate(finding: dict[str, Any], place: Location) -> None:
-    finding["location"] = _as_data(place)
+def _located(finding: ReportFinding, place: Location) -> ReportFinding:
     shown = _shown(place)
-    if finding["status"] == "error" and shown not in finding["message"]:
-        finding["message"] = f"{shown}: {finding['message']}"  # an error names its file
+    message = finding.message
+    if finding.status == "error" and shown not in message:
+        message = f"{shown}: {message}"  # an error names its file
+    where = FileLocation(file=place.file, member=place.member, line=place.line)
+    return replace(finding, location=where, message=message)
 
 
 def _flow_place(
-    finding: Mapping[str, Any], flows: Mapping[str, LintFlow], triggers: Mapping[str, str]
+    finding: ReportFinding, flows: Mapping[str, LintFlow], triggers: Mapping[str, str]
 ) -> tuple[LintFlow | None, list[str], Location | None]:
     """(the flow a finding is about, the names to look up in its text, its place when that
     needs no lookup: a zip member, or the line a parser's message gives)."""
-    evidence = finding.get("evidence") or []
-    flow_id = str(finding["resource_id"])
-    if finding["resource_kind"] == "action-block" and evidence:
+    evidence = finding.evidence
+    flow_id = str(finding.resource_id)
+    if finding.resource_kind == "action-block" and evidence:
         flow_id = str(evidence[0].get("flow_id"))
     flow = flows.get(flow_id)
     if flow is None:
         return None, [], None
     if flow.location.member is not None:
         return flow, [], flow.location  # lines of a zip member are no use to a code-scanning view
-    if finding["check_id"] == "flow-definition-unreadable":
-        found = _JSON_LINE.search(str(finding["message"]))
+    if finding.check_id == "flow-definition-unreadable":
+        found = _JSON_LINE.search(finding.message)
         if found:
             return flow, [], Location(flow.location.file, None, int(found.group(1)))
     names = [str(row[key]) for row in evidence[:1] for key in ACTION_KEYS if row.get(key)]
@@ -277,14 +284,6 @@ def _trigger_names(evidence: Evidence) -> dict[str, str]:
 def _shown(place: Location) -> str:
     """The file as shown in messages: `file`, or `file!member` inside a zip."""
     return place.file + (f"!{place.member}" if place.member else "")
-
-
-def _as_data(place: Location) -> dict[str, Any]:
-    return {
-        "file": place.file,
-        "member": place.member,
-        "line": place.line,
-    }
 
 
 __all__ = ["LINT_ENV", "NEEDS_SCAN", "LintResult", "lint", "lint_frames", "problem_findings"]

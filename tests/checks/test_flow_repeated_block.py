@@ -608,7 +608,7 @@ def test_a_block_pasted_nine_times_in_one_real_flow_fails() -> None:
         Path(__file__).parents[1]
         / "corpus/Grant-Archibald-MS__coe-starter-kit/CenterofExcellenceInnovationBacklog"
     )
-    model = lint([folder], Settings()).model
+    model = lint([folder], Settings()).model.to_json()
     fails = [f for f in model["findings"] if f["check_id"] == CHECK and f["status"] == "fail"]
     assert {f["evidence"][0]["display_name"] for f in fails} == {"Add pain points"}
     assert any("appear 6 times in the flow 'Add pain points'" in f["message"] for f in fails)

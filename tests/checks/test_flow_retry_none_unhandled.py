@@ -203,7 +203,7 @@ def test_a_real_child_flow_call_with_retry_none_fails() -> None:
         / "SolutionPackage/src/Workflows"
         / "BACoreRuntime-StartWorkflow-65045BB1-F682-EC11-8D20-0022486DA35F.json"
     )
-    model = lint([path], Settings()).model
+    model = lint([path], Settings()).model.to_json()
     [finding] = [f for f in model["findings"] if f["check_id"] == CHECK]
     assert finding["status"] == "fail"
     assert "'Log History'" in finding["message"]

@@ -343,7 +343,7 @@ def test_corpus_loops_over_get_items_fail() -> None:
     For_each_1 > For_each_2 iterate Get_items_3_days and For_each_3 iterates Get_items_7_days
     (SharePoint GetItems, body/value), no concurrency, Send_an_email_(V2) in the body and no
     variable: all four fail; linted, the finding sits on the first loop's line."""
-    model = lint([SUBSCRIPTION_REMINDER], Settings()).model
+    model = lint([SUBSCRIPTION_REMINDER], Settings()).model.to_json()
     (finding,) = [f for f in model["findings"] if f["check_id"] == CHECK]
     assert finding["status"] == "fail"
     assert finding["values"]["sequential_loops"] == 4

@@ -52,7 +52,7 @@ def labels() -> dict[tuple[str, str], tuple[str, str]]:
 @cache
 def predictions() -> dict[tuple[str, str], str]:
     """(flow path below tests/corpus, check) -> the status of its finding ("" when none)."""
-    model = lint([CORPUS], Settings()).model
+    model = lint([CORPUS], Settings()).model.to_json()
     file_of: dict[str, str] = {}
     for finding in model["findings"]:
         if finding["check_id"] == "flow-definition-unreadable" and finding["location"]:
@@ -163,7 +163,7 @@ def test_checks_are_tested_on_both_sides() -> None:
 def test_messages_name_actions_as_the_designer_shows_them() -> None:
     """The designer shows an action's key with underscores as spaces; no message of a
     definition check spells a key with underscores (the key stays in values and evidence)."""
-    model = lint([CORPUS], Settings()).model
+    model = lint([CORPUS], Settings()).model.to_json()
     keys: set[str] = set()
     for finding in model["findings"]:
         for row in finding["evidence"] or ():

@@ -60,7 +60,7 @@ def _line_text(place: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def unpacked() -> dict[str, Any]:
-    return lint([_rel(FIXTURES / "unpacked")], Settings()).model
+    return lint([_rel(FIXTURES / "unpacked")], Settings()).model.to_json()
 
 
 def test_an_unpacked_solution_gets_every_static_check(unpacked: dict[str, Any]) -> None:
@@ -118,7 +118,7 @@ def test_verdicts_come_from_static_evidence_and_telemetry_needs_a_scan(
 
 def test_a_solution_zip_with_the_step_in_customizations_xml(tmp_path: Path) -> None:
     archive = _zip(FIXTURES / "solution_zip", tmp_path / "ContosoInvoices_1_0_0_1.zip")
-    model = lint([archive], Settings()).model
+    model = lint([archive], Settings()).model.to_json()
     steps = _findings(model, check_id="plugin-update-unfiltered", status="fail")
     assert steps, "the Update step without FilteringAttributes in customizations.xml"
     assert steps[0]["location"]["file"] == archive.as_posix()
@@ -130,7 +130,7 @@ def test_a_solution_zip_with_the_step_in_customizations_xml(tmp_path: Path) -> N
 
 
 def test_a_legacy_package_and_single_definition_files() -> None:
-    legacy = lint([_rel(FIXTURES / "legacy_package")], Settings()).model
+    legacy = lint([_rel(FIXTURES / "legacy_package")], Settings()).model.to_json()
     assert _findings(
         legacy,
         check_id="flow-definition-unreadable",
@@ -143,7 +143,7 @@ def test_a_legacy_package_and_single_definition_files() -> None:
             _rel(FIXTURES / "single" / "bare_definition.json"),
         ],
         Settings(),
-    ).model
+    ).model.to_json()
     parsed = _findings(singles, check_id="flow-definition-unreadable", status="pass")
     assert len(parsed) == 2
     assert {Path(f["location"]["file"]).name for f in parsed} == {
@@ -178,14 +178,15 @@ def test_a_broken_file_is_an_error_finding_naming_it(
 ) -> None:
     path = make(tmp_path)
     result = lint([path], Settings())
-    errors = _findings(result.model, check_id=check, status="error")
+    document = result.model.to_json()
+    errors = _findings(document, check_id=check, status="error")
     assert len(errors) == 1, [
-        f["message"] for f in result.model["findings"] if f["status"] == "error"
+        f["message"] for f in document["findings"] if f["status"] == "error"
     ]
     error = errors[0]
     assert names in error["message"]
     assert error["location"]["file"].startswith(path.as_posix())
-    assert result.model["verdict"] != "check"
+    assert result.model.verdict != "check"
 
 
 def test_sarif_validates_and_every_result_points_at_its_line(tmp_path: Path) -> None:
@@ -257,7 +258,7 @@ def test_a_copy_of_the_solution_elsewhere_gives_the_same_findings(
 ) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(FIXTURES / "unpacked", copy)
-    again = lint([copy], Settings()).model
+    again = lint([copy], Settings()).model.to_json()
 
     def summary(model: dict[str, Any]) -> list[tuple[str, str, str, int | None]]:
         return sorted(
@@ -297,7 +298,7 @@ def test_a_sequential_loop_is_reported_on_the_loop_line(tmp_path: Path) -> None:
     }
     path = tmp_path / "nightly.json"
     path.write_text(json.dumps(definition, indent=2), encoding="utf-8")
-    model = lint([path], Settings()).model
+    model = lint([path], Settings()).model.to_json()
     (loop,) = _findings(model, check_id="flow-sequential-loop")
     assert (loop["status"], loop["severity"]) == ("fail", "low")
     assert '"Each_row": {' in _line_text(loop["location"])
