@@ -182,6 +182,10 @@ class ApiClients:
         for made in self._clients:
             await made.aclose()
         await self._pool.aclose()
+        # One turn of the loop lets asyncio run the sockets' close callbacks before
+        # `asyncio.run` closes the loop; without it a TLS transport can be finalised on a
+        # closed loop ("unclosed transport", https://github.com/encode/httpx/issues/825).
+        await asyncio.sleep(0)
         self.credential.close()
 
     async def __aenter__(self) -> ApiClients:
