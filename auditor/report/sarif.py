@@ -24,10 +24,12 @@ import json
 import re
 import urllib.parse
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 from auditor.checks import REGISTRY
 from auditor.checks.base import CheckMeta
+from auditor.report.document import Location, Report, ReportFinding, Scan
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = (
@@ -66,20 +68,18 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def fingerprint(finding: Mapping[str, Any]) -> str:
+def fingerprint(finding: ReportFinding) -> str:
     """A stable hash of what a finding is about: check, environment and resource ids."""
-    resource = finding.get("resource_id") or finding.get("resource_name") or ""
-    key = "\x1f".join(
-        (str(finding["check_id"]), str(finding.get("environment_id") or ""), str(resource))
-    )
+    resource = finding.resource_id or finding.resource_name or ""
+    key = "\x1f".join((finding.check_id, finding.environment_id or "", resource))
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def level(finding: Mapping[str, Any]) -> str:
+def level(finding: ReportFinding) -> str:
     """`error` for a check that could not run, else the level of the finding's severity."""
-    if finding["status"] == "error":
+    if finding.status == "error":
         return "error"
-    return LEVELS.get(str(finding["severity"]), "warning")
+    return LEVELS.get(finding.severity, "warning")
 
 
 def rule(meta: CheckMeta) -> dict[str, Any]:
@@ -104,13 +104,13 @@ def rule(meta: CheckMeta) -> dict[str, Any]:
     }
 
 
-def physical(place: Mapping[str, Any]) -> dict[str, Any]:
+def physical(place: Location) -> dict[str, Any]:
     """A file location (lint): the file as given and the line, so that code-scanning views
     show the result on the trigger, action or step (SARIF 3.28, 3.4, 3.30). A record inside a
     zip points at the zip; the member is named in the location's message."""
-    found: dict[str, Any] = {"artifactLocation": {"uri": _uri(str(place["file"]))}}
-    if place.get("line"):
-        found["region"] = {"startLine": int(place["line"])}
+    found: dict[str, Any] = {"artifactLocation": {"uri": _uri(place.file)}}
+    if place.line:
+        found["region"] = {"startLine": place.line}
     return found
 
 
@@ -119,29 +119,29 @@ def _uri(path: str) -> str:
     return urllib.parse.quote(path.replace("\\", "/"), safe="/:@!$&'()*+,;=-._~")
 
 
-def location(finding: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+def location(finding: ReportFinding, names: Mapping[str, str]) -> dict[str, Any]:
     """Where a finding is: its file and line when it came from a file (lint), and always its
     resource inside its environment, as a logical location."""
-    env_id = finding.get("environment_id")
-    env = plain(finding.get("environment") or names.get(str(env_id)) or env_id or "tenant")
-    name = plain(finding.get("resource_name") or finding.get("resource_id") or "(unnamed)")
-    place = finding.get("location")
+    env_id = finding.environment_id
+    env = plain(finding.environment or names.get(str(env_id)) or env_id or "tenant")
+    name = plain(finding.resource_name or finding.resource_id or "(unnamed)")
+    place = finding.location
     extra: dict[str, Any] = {}
-    if isinstance(place, Mapping) and place.get("file"):
+    if place is not None and place.file:
         extra["physicalLocation"] = physical(place)
-        if place.get("member"):
-            extra["message"] = {"text": message_text(f"in {place['member']}")}
+        if place.member:
+            extra["message"] = {"text": message_text(f"in {place.member}")}
     return {
         **extra,
         "logicalLocations": [
             {
                 "name": name,
                 "fullyQualifiedName": f"{env}/{name}",
-                "kind": plain(finding.get("resource_kind") or "resource"),
+                "kind": plain(finding.resource_kind or "resource"),
                 "properties": {
                     "environmentId": env_id,
                     "environment": env,
-                    "resourceId": finding.get("resource_id"),
+                    "resourceId": finding.resource_id,
                 },
             }
         ],
@@ -154,17 +154,17 @@ def message_text(value: object) -> str:
     return _LINK_SYNTAX.sub(r"\\\1", plain(value))
 
 
-def _message(finding: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, str]:
+def _message(finding: ReportFinding, names: Mapping[str, str]) -> dict[str, str]:
     where = location(finding, names)["logicalLocations"][0]["fullyQualifiedName"]
-    parts = (finding.get("title") or finding["check_id"], where, finding["message"])
+    parts = (finding.title or finding.check_id, where, finding.message)
     return {"text": ": ".join(message_text(part) for part in parts)}
 
 
 def result(
-    finding: Mapping[str, Any], index: Mapping[str, int], names: Mapping[str, str]
+    finding: ReportFinding, index: Mapping[str, int], names: Mapping[str, str]
 ) -> dict[str, Any]:
     """A failing or erroring finding as a SARIF result (SARIF 3.27)."""
-    check_id = str(finding["check_id"])
+    check_id = finding.check_id
     out: dict[str, Any] = {"ruleId": check_id}
     if check_id in index:
         out["ruleIndex"] = index[check_id]
@@ -174,29 +174,29 @@ def result(
         "locations": [location(finding, names)],
         "partialFingerprints": {FINGERPRINT: fingerprint(finding)},
         "properties": {
-            "status": finding["status"],
-            "severity": finding["severity"],
-            "answers": list(finding.get("answers") or []),
-            "values": scrub(finding.get("values") or {}),
-            "learnUrl": finding.get("learn_url"),
+            "status": finding.status,
+            "severity": finding.severity,
+            "answers": list(finding.answers),
+            "values": scrub(finding.values),
+            "learnUrl": finding.learn_url,
         },
     }
-    if finding.get("suppressed"):
+    if finding.suppressed:
         out["suppressions"] = [
             {
                 "kind": "external",  # the mutelist, not the tenant, holds it
                 "status": "accepted",
-                "justification": plain(finding.get("suppression_reason") or "muted"),
+                "justification": plain(finding.suppression_reason or "muted"),
             }
         ]
     return out
 
 
 def notification(
-    finding: Mapping[str, Any], index: Mapping[str, int], names: Mapping[str, str]
+    finding: ReportFinding, index: Mapping[str, int], names: Mapping[str, str]
 ) -> dict[str, Any]:
     """A not-assessed finding as a warning of the run: what could not be seen, and where."""
-    check_id = str(finding["check_id"])
+    check_id = finding.check_id
     associated: dict[str, Any] = {"id": check_id}
     if check_id in index:
         associated["index"] = index[check_id]
@@ -209,21 +209,21 @@ def notification(
 
 
 def results(
-    model: Mapping[str, Any], index: Mapping[str, int], names: Mapping[str, str]
+    report: Report, index: Mapping[str, int], names: Mapping[str, str]
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The results, at most `MAX_RESULTS_PER_RULE` per rule, and per rule how many were left
     out: here, or already by the report model (its `finding_counts`)."""
     out: list[dict[str, Any]] = []
     listed: dict[str, int] = {}
     cut: dict[str, int] = {}
-    for count in model.get("finding_counts") or []:
-        if count["status"] in RESULT_STATUSES and int(count["left_out"]) > 0:
-            rule = str(count["check_id"])
-            cut[rule] = cut.get(rule, 0) + int(count["left_out"])
-    for finding in model["findings"]:
-        if finding["status"] not in RESULT_STATUSES:
+    for count in report.finding_counts:
+        if count.status in RESULT_STATUSES and count.left_out > 0:
+            rule = count.check_id
+            cut[rule] = cut.get(rule, 0) + count.left_out
+    for finding in report.findings:
+        if finding.status not in RESULT_STATUSES:
             continue
-        rule = str(finding["check_id"])
+        rule = finding.check_id
         listed[rule] = listed.get(rule, 0) + 1
         if listed[rule] > MAX_RESULTS_PER_RULE:
             cut[rule] = cut.get(rule, 0) + 1
@@ -247,14 +247,14 @@ def left_out_note(rule: str, count: int, index: Mapping[str, int]) -> dict[str, 
     }
 
 
-def sarif_log(model: Mapping[str, Any], *, information_uri: str | None = None) -> dict[str, Any]:
-    """The SARIF log of a report model, as JSON-ready data."""
+def sarif_log(report: Report, *, information_uri: str | None = None) -> dict[str, Any]:
+    """The SARIF log of a report, as JSON-ready data."""
     index = {check.id: i for i, check in enumerate(REGISTRY)}
-    names = {str(e["id"]): str(e["name"]) for e in model["scan"]["environments"]}
-    findings = model["findings"]
-    scan = model["scan"]
-    question = model["question"]
-    listed, cut = results(model, index, names)
+    names = {e.id: e.name for e in report.scan.environments}
+    findings = report.findings
+    scan = report.scan
+    question = report.question
+    listed, cut = results(report, index, names)
     notes = [left_out_note(rule, n, index) for rule, n in cut.items()]
     left_out = {"resultsLeftOut": dict(cut)} if cut else {}
     return {
@@ -265,42 +265,42 @@ def sarif_log(model: Mapping[str, Any], *, information_uri: str | None = None) -
                 "tool": {
                     "driver": {
                         "name": "auditor",
-                        "version": str(model["generator"]["version"]),
-                        "informationUri": information_uri or question["url"],
+                        "version": report.generator.version,
+                        "informationUri": information_uri or question.url,
                         "rules": [rule(check.meta) for check in REGISTRY],
                     }
                 },
                 # "category/instance": code scanning keeps one analysis per category
                 # (SARIF 3.17.4), so every scan of this question replaces the previous one.
                 "automationDetails": {
-                    "id": f"auditor/{question['id']}/{_run_name(scan)}",
-                    "description": {"text": plain(question["title"])},
+                    "id": f"auditor/{question.id}/{_run_name(scan)}",
+                    "description": {"text": plain(question.title)},
                 },
                 "invocations": [
                     {
-                        "executionSuccessful": scan["status"] != "failed",
+                        "executionSuccessful": scan.status != "failed",
                         "toolExecutionNotifications": [
                             *(
                                 notification(f, index, names)
                                 for f in findings
-                                if f["status"] == "not-assessed" and not f.get("suppressed")
+                                if f.status == "not-assessed" and not f.suppressed
                             ),
                             *notes,
                         ],
                         "properties": {
-                            "scanId": scan["id"],
-                            "scanStatus": scan["status"],
-                            "window": dict(scan["window"]),
-                            "generated": model["generated"],
+                            "scanId": scan.id,
+                            "scanStatus": scan.status,
+                            "window": asdict(scan.window),
+                            "generated": report.generated,
                         },
                     }
                 ],
                 "results": listed,
                 "properties": {
-                    "question": question["id"],
-                    "questionUrl": question["url"],
-                    "verdict": model["verdict"],
-                    "answers": {a["id"]: a["verdict"] for a in model["answers"]},
+                    "question": question.id,
+                    "questionUrl": question.url,
+                    "verdict": report.verdict,
+                    "answers": {a.id: a.judgement.verdict for a in report.answers},
                     **left_out,
                 },
             }
@@ -308,14 +308,14 @@ def sarif_log(model: Mapping[str, Any], *, information_uri: str | None = None) -
     }
 
 
-def _run_name(scan: Mapping[str, Any]) -> str:
+def _run_name(scan: Scan) -> str:
     # A lint run of a pipeline replaces the previous lint, a scan the previous scan.
-    return "lint" if scan.get("kind") == "lint" else f"scan-{scan['id']}"
+    return "lint" if scan.kind == "lint" else f"scan-{scan.id}"
 
 
-def render(model: Mapping[str, Any], *, information_uri: str | None = None) -> str:
-    """`report.sarif`: the SARIF log of a report model as JSON text (UTF-8 when written)."""
-    log = sarif_log(model, information_uri=information_uri)
+def render(report: Report, *, information_uri: str | None = None) -> str:
+    """`report.sarif`: the SARIF log of a report as JSON text (UTF-8 when written)."""
+    log = sarif_log(report, information_uri=information_uri)
     return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -20,7 +20,8 @@ from auditor.report import html, markdown, model, sarif
 from auditor.report.model import bounded
 from auditor.resources import data_dir
 from auditor.settings import Settings
-from tests.report.sample import tiny_model
+from tests.report.sample import report as typed
+from tests.report.sample import tiny_model, tiny_report
 
 UPDATE = "20bebb1b-ea3e-db11-86a7-000a3a5473e8"
 CHECK = "plugin-update-unfiltered"
@@ -123,15 +124,16 @@ def test_html_says_how_many_findings_were_left_out() -> None:
 def test_sarif_keeps_so_many_results_per_rule_and_notes_the_rest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    report = tiny_model()
-    failing = [f for f in report["findings"] if f["status"] in sarif.RESULT_STATUSES]
+    document = tiny_model()
+    failing = [f for f in typed(document).findings if f.status in sarif.RESULT_STATUSES]
     per_rule: dict[str, int] = {}
     for f in failing:
-        per_rule[f["check_id"]] = per_rule.get(f["check_id"], 0) + 1
+        per_rule[f.check_id] = per_rule.get(f.check_id, 0) + 1
     busiest = max(per_rule, key=lambda rule: per_rule[rule])
     assert per_rule[busiest] > 1
     monkeypatch.setattr(sarif, "MAX_RESULTS_PER_RULE", 1)
-    run = json.loads(sarif.render(with_left_out(report, busiest, "fail", 500)))["runs"][0]
+    left_out = typed(with_left_out(document, busiest, "fail", 500))
+    run = json.loads(sarif.render(left_out))["runs"][0]
     rules = [r["ruleId"] for r in run["results"]]
     assert sorted(rules) == sorted(per_rule)  # one result per rule
     left = run["properties"]["resultsLeftOut"]
@@ -146,19 +148,19 @@ def test_sarif_keeps_so_many_results_per_rule_and_notes_the_rest(
 
 
 def test_sarif_without_left_out_results_has_no_note() -> None:
-    run = json.loads(sarif.render(tiny_model()))["runs"][0]
+    run = json.loads(sarif.render(tiny_report()))["runs"][0]
     assert "resultsLeftOut" not in run["properties"]
     notes = run["invocations"][0]["toolExecutionNotifications"]
     assert all(n["level"] != "note" for n in notes)
 
 
 def test_the_evidence_csvs_list_what_the_report_left_out(tmp_path: Path) -> None:
-    from auditor.report import csv_evidence
+    from auditor.report import csv_evidence, write_reports
 
-    report = with_left_out(tiny_model(), "flow-monolithic", "fail", 1234)
+    report = typed(with_left_out(tiny_model(), "flow-monolithic", "fail", 1234))
     names = [name for name, _, _ in csv_evidence.plan(report)]
     assert names[-2:] == ["findings.csv", "left_out.csv"]
-    written = csv_evidence.write(report, tmp_path)[-1].read_text(encoding="utf-8-sig")
+    written = write_reports(report, tmp_path, ("csv",))[-1].read_text(encoding="utf-8-sig")
     assert written.splitlines()[1].split(",")[:2] == ["flow-monolithic", "fail"]
     assert written.splitlines()[1].endswith(",1234")
-    assert "left_out.csv" not in [name for name, _, _ in csv_evidence.plan(tiny_model())]
+    assert "left_out.csv" not in [name for name, _, _ in csv_evidence.plan(tiny_report())]

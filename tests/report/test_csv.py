@@ -6,8 +6,17 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from auditor.report.csv_evidence import neutralise, write
-from tests.report.sample import HOSTILE, hostile_model, tiny_model
+from auditor.report import write_reports
+from auditor.report.csv_evidence import neutralise
+from auditor.report.document import Report
+from tests.report.sample import (
+    HOSTILE,
+    hostile_model,
+    hostile_report,
+    report,
+    tiny_model,
+    tiny_report,
+)
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -45,6 +54,11 @@ def cells(paths: list[Path]) -> list[str]:
     return out
 
 
+def write(typed: Report, out: Path) -> list[Path]:
+    """The evidence CSVs of a report, written into `out` as `auditor report` writes them."""
+    return write_reports(typed, out, ("csv",))
+
+
 def is_number(text: str) -> bool:
     try:
         float(text)
@@ -53,7 +67,7 @@ def is_number(text: str) -> bool:
     return True
 
 
-def with_numeric_finding(model: dict[str, Any]) -> dict[str, Any]:
+def with_numeric_finding(model: dict[str, Any]) -> Report:
     """The model plus a finding whose values hold a negative number and the same as text."""
     finding = dict(model["findings"][0])
     finding |= {
@@ -63,18 +77,18 @@ def with_numeric_finding(model: dict[str, Any]) -> dict[str, Any]:
         "evidence": [],
     }
     model["findings"].append(finding)
-    return model
+    return report(model)
 
 
 def test_one_file_per_check_with_findings_and_a_summary(tmp_path: Path) -> None:
-    model = tiny_model()
-    paths = write(model, tmp_path)
-    checks = {f["check_id"] for f in model["findings"]}
+    typed = tiny_report()
+    paths = write(typed, tmp_path)
+    checks = {f.check_id for f in typed.findings}
     assert {p.name for p in paths} == {f"{c}.csv" for c in checks} | {"findings.csv"}
     assert all(p.parent == tmp_path / "evidence" for p in paths)
     summary = read(tmp_path / "evidence" / "findings.csv")
-    assert len(summary) == len(model["findings"])
-    assert [r["finding"] for r in summary] == [str(f["index"]) for f in model["findings"]]
+    assert len(summary) == len(typed.findings)
+    assert [r["finding"] for r in summary] == [str(f.index) for f in typed.findings]
     assert summary[0]["values"].startswith("{")
     assert '"executions": 87' in summary[0]["values"]
 
@@ -82,15 +96,15 @@ def test_one_file_per_check_with_findings_and_a_summary(tmp_path: Path) -> None:
 def test_evidence_rows_lead_with_the_finding_and_values_stand_in_without_them(
     tmp_path: Path,
 ) -> None:
-    model = tiny_model()
-    write(model, tmp_path)
+    typed = tiny_report()
+    write(typed, tmp_path)
     blocks = read(tmp_path / "evidence" / "flow-repeated-block.csv")
-    with_rows = [f for f in model["findings"] if f["check_id"] == "flow-repeated-block"]
-    assert len(blocks) == sum(max(1, len(f["evidence"])) for f in with_rows)
-    first = next(f for f in with_rows if f["evidence"])
-    rows = [r for r in blocks if r["finding"] == str(first["index"])]
-    assert [r["start_action"] for r in rows] == [e["start_action"] for e in first["evidence"]]
-    assert all(r["status"] == first["status"] and r["check_id"] == first["check_id"] for r in rows)
+    with_rows = [f for f in typed.findings if f.check_id == "flow-repeated-block"]
+    assert len(blocks) == sum(max(1, len(f.evidence)) for f in with_rows)
+    first = next(f for f in with_rows if f.evidence)
+    rows = [r for r in blocks if r["finding"] == str(first.index)]
+    assert [r["start_action"] for r in rows] == [e["start_action"] for e in first.evidence]
+    assert all(r["status"] == first.status and r["check_id"] == first.check_id for r in rows)
     # Finding 0 has no evidence rows: its measured values are its one row.
     plugin = read(tmp_path / "evidence" / "plugin-update-unfiltered.csv")
     row = next(r for r in plugin if r["finding"] == "0")
@@ -99,7 +113,7 @@ def test_evidence_rows_lead_with_the_finding_and_values_stand_in_without_them(
 
 
 def test_files_are_utf8_with_a_bom_for_excel(tmp_path: Path) -> None:
-    paths = write(tiny_model(), tmp_path)
+    paths = write(tiny_report(), tmp_path)
     assert all(p.read_bytes().startswith(b"\xef\xbb\xbf") for p in paths)
     names = {r["resource_name"] for r in read(tmp_path / "evidence" / "findings.csv")}
     assert "Rechnungsprüfung – Eingang" in names
@@ -116,7 +130,7 @@ def test_no_text_cell_starts_a_formula(tmp_path: Path) -> None:
 
 
 def test_each_hostile_string_reads_neutralised(tmp_path: Path) -> None:
-    paths = write(hostile_model(), tmp_path)
+    paths = write(hostile_report(), tmp_path)
     every = set(cells(paths))
     assert set(NEUTRALISED) == set(HOSTILE)
     missing = {raw: safe for raw, safe in NEUTRALISED.items() if safe not in every}

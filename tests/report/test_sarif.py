@@ -11,8 +11,9 @@ import jsonschema
 import pytest
 
 from auditor.checks import REGISTRY
+from auditor.report.document import Report, ReportFinding
 from auditor.report.sarif import FINGERPRINT, render
-from tests.report.sample import hostile_model, tiny_model
+from tests.report.sample import hostile_report, report, tiny_model, tiny_report
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "tests" / "schemas" / "sarif-schema-2.1.0.json"  # vendored: see its README
@@ -29,16 +30,16 @@ def validator() -> Any:
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
-def run_of(model: dict[str, Any]) -> dict[str, Any]:
-    log = json.loads(render(model))
+def run_of(typed: Report) -> dict[str, Any]:
+    log = json.loads(render(typed))
     assert log["version"] == "2.1.0"
     assert len(log["runs"]) == 1
     run: dict[str, Any] = log["runs"][0]
     return run
 
 
-def failing(model: dict[str, Any]) -> list[dict[str, Any]]:
-    return [f for f in model["findings"] if f["status"] in ("fail", "error")]
+def failing(typed: Report) -> list[ReportFinding]:
+    return [f for f in typed.findings if f.status in ("fail", "error")]
 
 
 def strings(value: Any) -> list[str]:
@@ -52,11 +53,11 @@ def strings(value: Any) -> list[str]:
 
 
 def test_tiny_model_validates(validator: Any) -> None:
-    validator.validate(json.loads(render(tiny_model())))
+    validator.validate(json.loads(render(tiny_report())))
 
 
 def test_hostile_model_is_json_and_validates(validator: Any) -> None:
-    log = json.loads(render(hostile_model()))
+    log = json.loads(render(hostile_report()))
     validator.validate(log)
     run = log["runs"][0]
     tenant = strings(run["results"]) + strings(run["invocations"])
@@ -66,7 +67,7 @@ def test_hostile_model_is_json_and_validates(validator: Any) -> None:
 
 def test_hostile_text_never_forms_an_embedded_link() -> None:
     # In a plain-text SARIF message "[text](target)" is a link (SARIF 3.11.6).
-    run = run_of(hostile_model())
+    run = run_of(hostile_report())
     texts = [r["message"]["text"] for r in run["results"]]
     texts += [n["message"]["text"] for n in run["invocations"][0]["toolExecutionNotifications"]]
     assert any("javascript:alert(1)" in t for t in texts)
@@ -74,9 +75,9 @@ def test_hostile_text_never_forms_an_embedded_link() -> None:
 
 
 def test_one_rule_per_check_of_the_catalog() -> None:
-    driver = run_of(tiny_model())["tool"]["driver"]
+    driver = run_of(tiny_report())["tool"]["driver"]
     assert driver["name"] == "auditor"
-    assert driver["version"] == tiny_model()["generator"]["version"]
+    assert driver["version"] == tiny_report().generator.version
     assert driver["informationUri"].startswith("https://")
     assert [r["id"] for r in driver["rules"]] == [c.id for c in REGISTRY]
     for rule, check in zip(driver["rules"], REGISTRY, strict=True):
@@ -91,28 +92,28 @@ def test_one_rule_per_check_of_the_catalog() -> None:
 
 
 def test_one_result_per_failing_finding_with_rule_level_and_location() -> None:
-    model = tiny_model()
-    run = run_of(model)
+    typed = tiny_report()
+    run = run_of(typed)
     rules = run["tool"]["driver"]["rules"]
-    expected = failing(model)
+    expected = failing(typed)
     assert len(run["results"]) == len(expected) > 0
     for result, finding in zip(run["results"], expected, strict=True):
-        assert result["ruleId"] == finding["check_id"]
-        assert rules[result["ruleIndex"]]["id"] == finding["check_id"]
-        assert result["level"] == LEVELS[finding["severity"]]
+        assert result["ruleId"] == finding.check_id
+        assert rules[result["ruleIndex"]]["id"] == finding.check_id
+        assert result["level"] == LEVELS[finding.severity]
         (where,) = result["locations"][0]["logicalLocations"]
-        resource = finding["resource_name"] or finding["resource_id"]
+        resource = finding.resource_name or finding.resource_id
         assert where["name"] == resource
-        assert where["fullyQualifiedName"] == f"{finding['environment']}/{resource}"
-        assert where["kind"] == finding["resource_kind"]
-        assert finding["message"] in result["message"]["text"]
+        assert where["fullyQualifiedName"] == f"{finding.environment}/{resource}"
+        assert where["kind"] == finding.resource_kind
+        assert finding.message in result["message"]["text"]
         assert "suppressions" not in result
 
 
 def test_error_findings_are_errors_whatever_their_severity() -> None:
     model = tiny_model()
     model["findings"][1] |= {"status": "error", "severity": "low"}
-    run = run_of(model)
+    run = run_of(report(model))
     (result,) = [r for r in run["results"] if r["properties"]["status"] == "error"]
     assert result["level"] == "error"
 
@@ -120,8 +121,9 @@ def test_error_findings_are_errors_whatever_their_severity() -> None:
 def test_muted_findings_stay_as_suppressed_results() -> None:
     model = tiny_model()
     model["findings"][0] |= {"suppressed": True, "suppression_reason": "accepted until Q3"}
-    run = run_of(model)
-    assert len(run["results"]) == len(failing(model))
+    typed = report(model)
+    run = run_of(typed)
+    assert len(run["results"]) == len(failing(typed))
     first = run["results"][0]
     assert first["suppressions"] == [
         {"kind": "external", "status": "accepted", "justification": "accepted until Q3"}
@@ -129,37 +131,37 @@ def test_muted_findings_stay_as_suppressed_results() -> None:
 
 
 def test_not_assessed_findings_are_warnings_of_the_invocation() -> None:
-    model = tiny_model()
-    run = run_of(model)
+    typed = tiny_report()
+    run = run_of(typed)
     invocation = run["invocations"][0]
-    not_assessed = [f for f in model["findings"] if f["status"] == "not-assessed"]
+    not_assessed = [f for f in typed.findings if f.status == "not-assessed"]
     notes = invocation["toolExecutionNotifications"]
     assert len(notes) == len(not_assessed) > 0
-    assert {n["associatedRule"]["id"] for n in notes} == {f["check_id"] for f in not_assessed}
+    assert {n["associatedRule"]["id"] for n in notes} == {f.check_id for f in not_assessed}
     assert all(n["level"] == "warning" for n in notes)
     assert invocation["executionSuccessful"] is True
-    assert invocation["properties"]["scanId"] == model["scan"]["id"]
+    assert invocation["properties"]["scanId"] == typed.scan.id
 
 
 def test_automation_details_name_the_question_and_the_scan() -> None:
-    model = tiny_model()
-    details = run_of(model)["automationDetails"]
-    assert details["id"] == f"auditor/background-jobs/scan-{model['scan']['id']}"
+    typed = tiny_report()
+    details = run_of(typed)["automationDetails"]
+    assert details["id"] == f"auditor/background-jobs/scan-{typed.scan.id}"
 
 
 def test_fingerprints_follow_ids_not_names() -> None:
     model = tiny_model()
-    before = run_of(model)["results"][0]["partialFingerprints"][FINGERPRINT]
+    before = run_of(report(model))["results"][0]["partialFingerprints"][FINGERPRINT]
     model["findings"][0]["resource_name"] = "renamed"
     model["findings"][0]["environment"] = "renamed too"
-    assert run_of(model)["results"][0]["partialFingerprints"][FINGERPRINT] == before
+    assert run_of(report(model))["results"][0]["partialFingerprints"][FINGERPRINT] == before
     model["findings"][0]["environment_id"] = "another-environment"
-    assert run_of(model)["results"][0]["partialFingerprints"][FINGERPRINT] != before
-    prints = [r["partialFingerprints"][FINGERPRINT] for r in run_of(tiny_model())["results"]]
+    assert run_of(report(model))["results"][0]["partialFingerprints"][FINGERPRINT] != before
+    prints = [r["partialFingerprints"][FINGERPRINT] for r in run_of(tiny_report())["results"]]
     assert len(set(prints)) == len(prints)
 
 
 def test_the_tiny_model_renders_as_the_golden_sarif() -> None:
     """The fixture is the golden model (tests/golden/report.json), so rendering it must give
     the golden SARIF byte for byte: a change of the renderer shows here first."""
-    assert render(tiny_model()) == GOLDEN_SARIF.read_text(encoding="utf-8")
+    assert render(tiny_report()) == GOLDEN_SARIF.read_text(encoding="utf-8")
