@@ -17,6 +17,7 @@ from auditor.checks.base import make
 from auditor.checks.plugin_update_unfiltered import META
 from auditor.lint.run import lint
 from auditor.report import html, markdown, model, sarif
+from auditor.report.document import FindingCount
 from auditor.report.model import bounded
 from auditor.resources import data_dir
 from auditor.settings import Settings
@@ -64,10 +65,10 @@ def test_bounded_keeps_the_first_findings_of_each_check_and_status() -> None:
     ]
     kept, counts = bounded(found, limit=3)
     assert kept == {0: 0, 1: 1, 2: 2, 5: 3, 6: 4}
-    assert counts == [
-        {"check_id": CHECK, "status": "fail", "findings": 6, "left_out": 3},
-        {"check_id": CHECK, "status": "pass", "findings": 2, "left_out": 0},
-    ]
+    assert counts == (
+        FindingCount(check_id=CHECK, status="fail", findings=6, left_out=3),
+        FindingCount(check_id=CHECK, status="pass", findings=2, left_out=0),
+    )
 
 
 def test_a_lint_model_keeps_so_many_findings_per_check_and_counts_every_one(
@@ -77,7 +78,7 @@ def test_a_lint_model_keeps_so_many_findings_per_check_and_counts_every_one(
     verdict, the coverage and the counts are judged on all 34."""
     monkeypatch.setattr(model, "MAX_FINDINGS_PER_CHECK", 10)
     source = steps_zip(tmp_path / "steps.zip", unfiltered=30, filtered=4)
-    report = lint([source], Settings()).model
+    report = lint([source], Settings()).model.to_json()
     mine = [f for f in report["findings"] if f["check_id"] == CHECK]
     assert [f["status"] for f in mine].count("fail") == 10
     assert [f["status"] for f in mine].count("pass") == 4
