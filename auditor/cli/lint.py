@@ -4,7 +4,7 @@ build pipelines (no tenant, no network).
 Without `--out`, the report in the one format asked for (SARIF by default) goes to stdout,
 for a pipeline to upload; the summary goes to stderr, so stdout stays a clean document.
 With `--out`, the formats are written to that folder as `auditor report` writes them.
-When the files spend the reading budget of a run (see `auditor.lint.inputs`), one `warning:`
+When the files spend the reading budget of a run (see `auditor.lint.limits`), one `warning:`
 line on stderr says where reading stopped; the report is partial and says so too.
 """
 

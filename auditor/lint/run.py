@@ -7,7 +7,7 @@ columns. Every check of the catalog then runs on them, exactly as after a scan; 
 telemetry shows (run history, trace logs, system jobs) is a query "not collected" with the
 reason "needs a tenant scan", so those parts are `not-assessed` and the five verdicts come
 from the static evidence alone. A file that cannot be read is an `error` finding naming it,
-and so is a reading budget the files spent (`auditor.lint.inputs`): the lint is then
+and so is a reading budget the files spent (`auditor.lint.limits`): the lint is then
 `partial` and says where reading stopped.
 Each finding is then placed in a file and, where it can be found, on the line of the trigger,
 action or step it names (SARIF `physicalLocation`), for code-scanning views.

@@ -22,8 +22,8 @@ import pytest
 from defusedxml import ElementTree as DefusedElementTree
 
 from auditor.errors import UsageError
-from auditor.lint import inputs
-from auditor.lint.inputs import LintInputs, Location, line_of_key, read_inputs
+from auditor.lint import files, limits, solution, xml_records, zips
+from auditor.lint.inputs import LintInputs, Location, line_of_key, lines_of_keys, read_inputs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UNPACKED = FIXTURES / "unpacked"
@@ -432,7 +432,7 @@ def test_a_damaged_zip_is_a_problem(tmp_path: Path) -> None:
 def test_a_member_over_the_limit_is_a_problem_and_the_rest_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inputs, "MAX_FLOW_BYTES", 64 * 1024)
+    monkeypatch.setattr(limits, "MAX_FLOW_BYTES", 64 * 1024)
     bomb = b'{"definition": {"actions": {}}, "padding": "' + b" " * (4 * 1024 * 1024) + b'"}'
     name = "Workflows/Bomb-0A0B0C0D-4444-EE11-8179-000D3A1B2C3D.json"
     archive = zip_folder(FIXTURES / "solution_zip", tmp_path / "bomb.zip", {name: bomb})
@@ -469,7 +469,7 @@ def test_members_past_the_run_budget_are_not_read_and_the_rest_is_counted(
 ) -> None:
     definition = FIXTURES / "legacy_package/Microsoft.Flow/flows" / LEGACY / "definition.json"
     size = definition.stat().st_size
-    monkeypatch.setattr(inputs, "MAX_RUN_BYTES", 2 * size + size // 2)
+    monkeypatch.setattr(limits, "MAX_RUN_BYTES", 2 * size + size // 2)
     extra = {
         f"Microsoft.Flow/flows/{n}0000000-0000-4000-8000-000000000000/definition.json": (
             definition.read_bytes()
@@ -483,7 +483,7 @@ def test_members_past_the_run_budget_are_not_read_and_the_rest_is_counted(
     stopped = f"Microsoft.Flow/flows/{LEGACY}/definition.json"
     assert problem.location == Location(archive.as_posix(), stopped)
     assert problem.message == (
-        f"lint budget reached (over {inputs._size(2 * size + size // 2)} read in all): "
+        f"lint budget reached (over {limits.format_size(2 * size + size // 2)} read in all): "
         f"reading stopped at {archive.as_posix()}!{stopped}; 1 file(s) left out"
     )
     assert found.unread == problem.message + "; the report covers what was read"
@@ -492,8 +492,8 @@ def test_members_past_the_run_budget_are_not_read_and_the_rest_is_counted(
 def test_a_file_over_the_limit_in_a_folder_is_a_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inputs, "MAX_MEMBER_BYTES", 1024)
-    monkeypatch.setattr(inputs, "MAX_FLOW_BYTES", 1024)
+    monkeypatch.setattr(limits, "MAX_MEMBER_BYTES", 1024)
+    monkeypatch.setattr(limits, "MAX_FLOW_BYTES", 1024)
     shutil.copytree(FIXTURES / "solution_zip", tmp_path / "export")
     found = read_inputs([Path("export")])
     assert {p.location.file for p in found.problems} == {
@@ -688,13 +688,13 @@ def test_a_file_or_folder_swapped_for_a_link_after_the_listing_is_not_followed(
     """Each file is opened folder by folder without following a link, so a swap between the
     listing and the read is refused too."""
     folder = _solution_folder(tmp_path)
-    found = inputs._Found()
-    listed = inputs._Folder.of(folder, "export", found)
+    found = limits.Found()
+    listed = files.Folder.of(folder, "export", found)
     (folder / "customizations.xml").rename(tmp_path / "customizations.xml")
     os.symlink(tmp_path / "customizations.xml", folder / "customizations.xml")
     (folder / "Workflows").rename(tmp_path / "Workflows")
     os.symlink(tmp_path / "Workflows", folder / "Workflows")
-    inputs._read_source(listed, found)
+    solution.read_source(listed, found)
     result = found.finish()
     assert (result.flows, result.steps, result.workflows) == ((), (), ())
     assert {p.location.file for p in result.problems} == {
@@ -790,7 +790,7 @@ def test_a_zip_whose_directory_is_over_the_limit_is_not_listed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     archive = zip_folder(FIXTURES / "solution_zip", tmp_path / "billing.zip")
-    monkeypatch.setattr(inputs, "MAX_ZIP_DIRECTORY", 100)
+    monkeypatch.setattr(zips, "MAX_ZIP_DIRECTORY", 100)
     (problem,) = read_inputs([archive]).problems
     assert problem.message.startswith("not read: its directory is ")
     assert problem.message.endswith("over the 100 bytes limit (more files than any solution holds)")
@@ -841,7 +841,7 @@ def _steps(count: int) -> str:
 def test_xml_past_a_limit_is_a_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str, value: int, body: str, says: str
 ) -> None:
-    monkeypatch.setattr(inputs, limit, value)
+    monkeypatch.setattr(xml_records, limit, value)
     (problem,) = read_inputs([_customizations(tmp_path, body)]).problems
     assert problem.message == f"XML not read: it {says}, past what any solution holds"
 
@@ -849,8 +849,8 @@ def test_xml_past_a_limit_is_a_problem(
 def test_a_start_tag_longer_than_the_markup_free_limit_is_a_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inputs, "MAX_XML_RUN", 1000)
-    monkeypatch.setattr(inputs, "_XML_CHUNK", 64)
+    monkeypatch.setattr(xml_records, "MAX_XML_RUN", 1000)
+    monkeypatch.setattr(xml_records, "_XML_CHUNK", 64)
     attributes = " ".join(f'a{i}=""' for i in range(1000))
     (problem,) = read_inputs([_customizations(tmp_path, f"<x {attributes}/>")]).problems
     assert problem.message.startswith("XML not read: it holds over 1000 bytes without markup")
@@ -879,7 +879,7 @@ def _records(data: bytes, is_record: Any) -> list[tuple[bytes, int]]:
         out.append((ElementTree.tostring(element), line))
         return True
 
-    inputs._stream_xml(data, Location("x.xml"), "solution", inputs._Found(), is_record, keep)
+    xml_records.stream_xml(data, Location("x.xml"), "solution", limits.Found(), is_record, keep)
     return out
 
 
@@ -911,7 +911,7 @@ def test_streamed_records_are_the_elements_elementtree_builds() -> None:
         b"</Workflow>\n<Workflow/>\n"
         b"</Workflows>\n</ImportExportXml>\n"
     )
-    found = _records(data, inputs._is_customization_record)
+    found = _records(data, solution.is_customization_record)
     assert [element for element, _ in found] == _tree_records(data, "Workflows", "Workflow")
     assert [line for _, line in found] == [4, 7]
     assert b'ns1:y="z"' in found[0][0]  # the attribute kept its namespace
@@ -920,7 +920,7 @@ def test_streamed_records_are_the_elements_elementtree_builds() -> None:
 def test_a_record_past_the_depth_limit_inside_it_is_a_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inputs, "MAX_XML_DEPTH", 6)
+    monkeypatch.setattr(xml_records, "MAX_XML_DEPTH", 6)
     body = _steps(2) + "<SdkMessageProcessingSteps><SdkMessageProcessingStep>"
     body += "<a>" * 4 + "</a>" * 4 + "</SdkMessageProcessingStep></SdkMessageProcessingSteps>"
     found = read_inputs([_customizations(tmp_path, body)])
@@ -970,7 +970,7 @@ def test_a_zip_gives_the_steps_of_a_member_one_location(tmp_path: Path) -> None:
 def test_the_steps_budget_stops_reading_and_says_where(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inputs, "MAX_RUN_STEPS", 3)
+    monkeypatch.setattr(limits, "MAX_RUN_STEPS", 3)
     found = read_inputs([_customizations(tmp_path, _steps(10))])
     assert len(found.steps) == 3
     (problem,) = found.problems
@@ -983,7 +983,7 @@ def test_the_steps_budget_stops_reading_and_says_where(
 
 
 def test_the_flows_budget_counts_the_files_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inputs, "MAX_RUN_FLOWS", 2)
+    monkeypatch.setattr(limits, "MAX_RUN_FLOWS", 2)
     found = read_inputs([UNPACKED])
     assert len(found.flows) == 2
     assert found.unread is not None
@@ -995,7 +995,7 @@ def test_the_flows_budget_counts_the_files_left_out(monkeypatch: pytest.MonkeyPa
 def test_a_listing_cut_short_by_the_files_budget_is_no_usage_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(inputs, "MAX_RUN_FILES", 2)
+    monkeypatch.setattr(limits, "MAX_RUN_FILES", 2)
     found = read_inputs([UNPACKED])
     assert found.unread is not None
     assert "(over 2 files listed)" in found.unread
@@ -1003,7 +1003,7 @@ def test_a_listing_cut_short_by_the_files_budget_is_no_usage_error(
 
 
 def test_the_problems_budget_stops_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inputs, "MAX_RUN_PROBLEMS", 3)
+    monkeypatch.setattr(limits, "MAX_RUN_PROBLEMS", 3)
     workflows = tmp_path / "Workflows"
     workflows.mkdir()
     for n in range(10):
@@ -1019,7 +1019,7 @@ def test_a_wide_text_spends_its_size_in_memory(
 ) -> None:
     """One character past Latin-1 makes every character take 4 bytes: the budget of flow
     definitions counts that, not the bytes of the file."""
-    monkeypatch.setattr(inputs, "MAX_RUN_FLOW_TEXT", 300_000)
+    monkeypatch.setattr(limits, "MAX_RUN_FLOW_TEXT", 300_000)
     workflows = tmp_path / "Workflows"
     workflows.mkdir()
     text = '{"definition": {}, "pad": "' + "x" * 100_000 + '\U0001f600"}'
@@ -1033,6 +1033,6 @@ def test_a_wide_text_spends_its_size_in_memory(
 def test_lines_of_keys_matches_line_of_key(unpacked: LintInputs) -> None:
     text = by_id(unpacked.flows, "flow_id")[ORDERS].text
     names = ["Try", "Catch", "Run_a_Child_Flow", "Terminate", "When_an_order_is_added", "nope"]
-    lines = inputs.lines_of_keys(text, names)
+    lines = lines_of_keys(text, names)
     assert lines == {n: line_of_key(text, n) for n in names if line_of_key(text, n) is not None}
     assert "nope" not in lines
