@@ -2,19 +2,21 @@
 
 The report is one offline file, so charts are drawn here as plain SVG markup instead of by a
 charting script. Every label is tenant text (flow, step and environment names) and goes
-through `text`, which removes control characters and escapes it; each function returns
-`Markup` so that the template inserts the drawing as it is. An empty list gives a short
-"no data" paragraph rather than an empty frame.
+through `text` (`auditor.report.html_text`), which removes control characters and escapes it;
+each function returns `Markup` so that the template inserts the drawing as it is. An empty
+list gives a short "no data" paragraph rather than an empty frame.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
+
+from auditor.report.document import DayRuns, NoisyFlow, QueueLatency, SlowFlow, SlowStep
+from auditor.report.html_text import clean, format_count, format_ms, format_rate, number, text
 
 WIDTH = 760  # viewBox width; the SVG scales to the page with width="100%"
 LABEL_WIDTH = 290  # left column for the row labels of the horizontal charts
@@ -22,31 +24,8 @@ ROW_HEIGHT = 26
 TALL_ROW = 36  # rows labelled with a name and, below it, its environment
 LABEL_CHARS = 44  # labels longer than this are shortened; the full text is in a <title>
 
-# C0 controls other than tab and newline, DEL and C1 controls: invisible or terminal escapes
-# in tenant text; and the bidirectional embeddings, overrides and isolates, which reorder the
-# text shown after them ("Trojan Source", CVE-2021-42574). They are shown as Unicode control
-# pictures (U+2400 block) or U+FFFD so a reader sees that something was there, and the page
-# stays valid HTML.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def _picture(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if code < 0x20:
-        return chr(0x2400 + code)
-    return "\u2421" if code == 0x7F else "\ufffd"
-
-
-def clean(value: object) -> str:
-    """`value` as text a page can show: control characters made visible, nothing else."""
-    return _CONTROLS.sub(_picture, str(value))
-
-
-def text(value: object) -> Markup:
-    """Tenant text, cleaned and escaped for HTML or SVG content and attribute values."""
-    if isinstance(value, Markup):
-        return value
-    return escape(clean(value))
+Percentiles = SlowStep | SlowFlow  # a row of a duration chart
+Named = SlowStep | SlowFlow | NoisyFlow  # a row labelled with a name and its environment
 
 
 def shorten(value: object, limit: int = LABEL_CHARS) -> str:
@@ -54,44 +33,6 @@ def shorten(value: object, limit: int = LABEL_CHARS) -> str:
     entity is never split."""
     s = clean(value)
     return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
-
-
-def number(value: object) -> float | None:
-    """A finite float, or None for a missing, NaN or non-numeric value."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    f = float(value)
-    return f if math.isfinite(f) else None
-
-
-def format_ms(value: object) -> str:
-    """A duration in milliseconds as a reader says it: 218 ms, 4.6 s, 27.8 min, 2.0 h."""
-    ms = number(value)
-    if ms is None:
-        return "–"
-    amount, unit = ms, "ms"
-    for size, larger in ((1000.0, "s"), (60.0, "min"), (60.0, "h"), (24.0, "d")):
-        # compare as shown (rounded), so 999.6 ms reads 1.0 s rather than 1000 ms
-        if abs(amount) < size - (0.5 if unit == "ms" else 0.05):
-            break
-        amount, unit = amount / size, larger
-    if unit == "ms":
-        return f"{amount:.0f} ms"
-    return f"{amount:.1f} {unit}" if abs(amount) < 100 else f"{amount:.0f} {unit}"
-
-
-def format_count(value: object) -> str:
-    """A count with thousands separators; a fraction keeps one decimal."""
-    n = number(value)
-    if n is None:
-        return "–"
-    return f"{n:,.0f}" if n == round(n) else f"{n:,.1f}"
-
-
-def format_rate(value: object) -> str:
-    """A fraction as a percentage with one decimal."""
-    n = number(value)
-    return "–" if n is None else f"{n * 100:.1f} %"
 
 
 def _f(x: float) -> str:
@@ -144,28 +85,26 @@ def _label(x: float, y: float, value: object, *, anchor: str = "end", cls: str =
     )
 
 
-def _row_name(row: Mapping[str, Any]) -> str:
-    return f"{clean(row.get('name', ''))} · {clean(row.get('environment', ''))}"
+def _row_name(row: Named) -> str:
+    return f"{clean(row.name)} · {clean(row.environment)}"
 
 
-def _two_line_label(x: float, mid: float, row: Mapping[str, Any]) -> Markup:
+def _two_line_label(x: float, mid: float, row: Named) -> Markup:
     """A row's name and, smaller below it, its environment: the same flow name can exist in
     several environments."""
-    return _label(x, mid - 2, row.get("name", "")) + _label(
-        x, mid + 11, row.get("environment", ""), cls="env"
-    )
+    return _label(x, mid - 2, row.name) + _label(x, mid + 11, row.environment, cls="env")
 
 
-def runs_per_day(rows: Sequence[Mapping[str, Any]]) -> Markup:
+def runs_per_day(rows: Sequence[DayRuns]) -> Markup:
     """Flow runs per day as bars, the failed part of each bar in the failure colour."""
-    days = [r for r in rows if number(r.get("runs")) is not None]
+    days = [r for r in rows if number(r.runs) is not None]
     if not days:
         return no_data("no flow runs in the window")
     top, left, bottom, right = 24.0, 56.0, 40.0, 12.0
     height = 240.0
     plot_h = height - top - bottom
     plot_w = WIDTH - left - right
-    peak = _nice_ceiling(max(number(r["runs"]) or 0.0 for r in days))
+    peak = _nice_ceiling(max(number(r.runs) or 0.0 for r in days))
     slot = plot_w / len(days)
     bar = max(1.0, slot * 0.7)
     body: list[Markup] = []
@@ -187,12 +126,12 @@ def runs_per_day(rows: Sequence[Mapping[str, Any]]) -> Markup:
         )
     every = max(1, math.ceil(len(days) / 12))  # at most about twelve day labels
     for i, row in enumerate(days):
-        runs = number(row["runs"]) or 0.0
-        failed = min(runs, number(row.get("failed")) or 0.0)
+        runs = number(row.runs) or 0.0
+        failed = min(runs, number(row.failed) or 0.0)
         x = left + i * slot + (slot - bar) / 2
         h_runs = plot_h * runs / peak
         h_failed = plot_h * failed / peak
-        day = clean(row.get("day", ""))
+        day = clean(row.day)
         tip = Markup("<title>{d}: {r} runs, {f} failed</title>").format(
             d=day, r=format_count(runs), f=format_count(failed)
         )
@@ -249,18 +188,18 @@ def _log_ticks(low: float, high: float) -> list[tuple[float, str]]:
     return [(v, label) for v, label in ticks if low <= v <= high]
 
 
-def duration_percentiles(rows: Sequence[Mapping[str, Any]], *, what: str) -> Markup:
+def duration_percentiles(rows: Sequence[Percentiles], *, what: str) -> Markup:
     """p50, p95 and p99 (and max) per row on a logarithmic duration axis: a line from p50 to
     p99, dots at p50 and p95, a ring at p99, a tick at max. Durations span from milliseconds
     to hours, so a linear axis would hide all but the slowest row."""
-    drawn = [r for r in rows if number(r.get("p95_ms")) is not None]
+    drawn = [r for r in rows if number(r.p95_ms) is not None]
     if not drawn:
         return no_data(f"no {what} durations in the window")
     values = [
         v
         for r in drawn
-        for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
-        if (v := number(r.get(key))) is not None and v > 0
+        for ms in (r.p50_ms, r.p95_ms, r.p99_ms, r.max_ms)
+        if (v := number(ms)) is not None and v > 0
     ]
     low = 10.0 ** math.floor(math.log10(min(values))) if values else 1.0
     high = 10.0 ** math.ceil(math.log10(max(values))) if values else 10.0
@@ -288,8 +227,8 @@ def duration_percentiles(rows: Sequence[Mapping[str, Any]], *, what: str) -> Mar
         )
     for i, row in enumerate(drawn):
         y = top + TALL_ROW * i + TALL_ROW / 2
-        p50, p95 = number(row.get("p50_ms")), number(row.get("p95_ms"))
-        p99, mx = number(row.get("p99_ms")), number(row.get("max_ms"))
+        p50, p95 = number(row.p50_ms), number(row.p95_ms)
+        p99, mx = number(row.p99_ms), number(row.max_ms)
         body.append(_two_line_label(plot_l - 8, y, row))
         parts: list[Markup] = []
         ends = [v for v in (p50, p99) if v is not None and v > 0]
@@ -354,11 +293,11 @@ def duration_percentiles(rows: Sequence[Mapping[str, Any]], *, what: str) -> Mar
     return _svg(height, f"Duration percentiles of the slowest {what}", body)
 
 
-def noisy_flows(rows: Sequence[Mapping[str, Any]]) -> Markup:
+def noisy_flows(rows: Sequence[NoisyFlow]) -> Markup:
     """The share of each flow's runs that changed nothing, as a bar with its 95 % Wilson
     interval as an error bar: a small sample gives a wide interval, so a reader sees how
     sure the estimate is."""
-    drawn = [r for r in rows if number(r.get("rate")) is not None]
+    drawn = [r for r in rows if number(r.rate) is not None]
     if not drawn:
         return no_data("no flow was measured with unnecessary runs")
     top, bottom, right = 16.0, 44.0, 110.0
@@ -382,8 +321,8 @@ def noisy_flows(rows: Sequence[Mapping[str, Any]]) -> Markup:
     for i, row in enumerate(drawn):
         y = top + TALL_ROW * i
         mid = y + TALL_ROW / 2
-        rate = number(row["rate"]) or 0.0
-        low, high = number(row.get("rate_low")), number(row.get("rate_high"))
+        rate = number(row.rate) or 0.0
+        low, high = number(row.rate_low), number(row.rate_high)
         body.append(_two_line_label(plot_l - 8, mid, row))
         parts = [
             Markup('<rect class="bar" x="{x}" y="{y}" width="{w}" height="{h}"/>').format(
@@ -404,9 +343,9 @@ def noisy_flows(rows: Sequence[Mapping[str, Any]]) -> Markup:
             r=format_rate(rate),
             lo=format_rate(low),
             hi=format_rate(high),
-            e=format_count(row.get("estimated_unnecessary")),
-            f=format_count(row.get("finished_runs")),
-            s=format_count(row.get("sampled")),
+            e=format_count(row.estimated_unnecessary),
+            f=format_count(row.finished_runs),
+            s=format_count(row.sampled),
         )
         body.append(Markup("<g>{}{}</g>").format(Markup("").join(parts), tip))
         body.append(
@@ -414,8 +353,8 @@ def noisy_flows(rows: Sequence[Mapping[str, Any]]) -> Markup:
                 x=_f(plot_l + plot_w + 6),
                 y=_f(mid + 4),
                 r=format_rate(rate),
-                e=format_count(row.get("estimated_unnecessary")),
-                f=format_count(row.get("finished_runs")),
+                e=format_count(row.estimated_unnecessary),
+                f=format_count(row.finished_runs),
             )
         )
     ly = height - 10
@@ -444,10 +383,10 @@ def noisy_flows(rows: Sequence[Mapping[str, Any]]) -> Markup:
     return _svg(height, "Flows with the most runs that changed nothing", body)
 
 
-def queue_latency(rows: Sequence[Mapping[str, Any]]) -> Markup:
+def queue_latency(rows: Sequence[QueueLatency]) -> Markup:
     """The p95 wait of system jobs between creation and start, per environment, as bars on a
     linear axis (a wait is compared with the others, so lengths must be proportional)."""
-    drawn = [r for r in rows if number(r.get("p95_ms")) is not None]
+    drawn = [r for r in rows if number(r.p95_ms) is not None]
     if not drawn:
         return no_data("no system jobs were measured")
     top, bottom, right = 16.0, 30.0, 80.0
@@ -455,7 +394,7 @@ def queue_latency(rows: Sequence[Mapping[str, Any]]) -> Markup:
     plot_w = WIDTH - plot_l - right
     plot_bottom = top + ROW_HEIGHT * len(drawn)
     height = plot_bottom + bottom
-    peak, unit_ms, unit = _duration_axis(max(number(r["p95_ms"]) or 0.0 for r in drawn))
+    peak, unit_ms, unit = _duration_axis(max(number(r.p95_ms) or 0.0 for r in drawn))
     body: list[Markup] = []
     for k in range(5):
         x = plot_l + plot_w * k / 4
@@ -474,8 +413,8 @@ def queue_latency(rows: Sequence[Mapping[str, Any]]) -> Markup:
     for i, row in enumerate(drawn):
         y = top + ROW_HEIGHT * i
         mid = y + ROW_HEIGHT / 2
-        value = max(0.0, number(row["p95_ms"]) or 0.0)
-        env = clean(row.get("environment", ""))
+        value = max(0.0, number(row.p95_ms) or 0.0)
+        env = clean(row.environment)
         body.append(_label(plot_l - 8, mid + 4, env))
         body.append(
             Markup(
@@ -502,16 +441,10 @@ def queue_latency(rows: Sequence[Mapping[str, Any]]) -> Markup:
 
 
 __all__ = [
-    "clean",
     "duration_percentiles",
-    "format_count",
-    "format_ms",
-    "format_rate",
     "no_data",
     "noisy_flows",
-    "number",
     "queue_latency",
     "runs_per_day",
     "shorten",
-    "text",
 ]

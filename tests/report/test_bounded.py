@@ -103,8 +103,7 @@ def test_a_lint_model_keeps_so_many_findings_per_check_and_counts_every_one(
 
 
 def test_markdown_says_how_many_findings_were_left_out() -> None:
-    report = with_left_out(tiny_model(), "flow-monolithic", "fail", 1234)
-    text = markdown.render(report)
+    text = markdown.render(typed(with_left_out(tiny_model(), "flow-monolithic", "fail", 1234)))
     section = text.split("## Findings left out")[1].split("\n## ")[0]
     assert "*1,234 more findings left out of this report.*" in section
     assert "| `flow-monolithic` | fail |" in section
@@ -112,14 +111,14 @@ def test_markdown_says_how_many_findings_were_left_out() -> None:
 
 
 def test_markdown_without_left_out_findings_has_no_such_section() -> None:
-    assert "left out of this report" not in markdown.render(tiny_model())
+    assert "left out of this report" not in markdown.render(tiny_report())
 
 
 def test_html_says_how_many_findings_were_left_out() -> None:
-    page = html.render(with_left_out(tiny_model(), "flow-monolithic", "fail", 1234))
+    page = html.render(typed(with_left_out(tiny_model(), "flow-monolithic", "fail", 1234)))
     assert "1,234 more findings left out of this report" in page
     assert "1,234 more findings of this check left out of this report" in page
-    assert "left out of this report" not in html.render(tiny_model())
+    assert "left out of this report" not in html.render(tiny_report())
 
 
 def test_sarif_keeps_so_many_results_per_rule_and_notes_the_rest(

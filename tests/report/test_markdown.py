@@ -7,8 +7,9 @@ import re
 
 from markdown_it import MarkdownIt
 
-from auditor.report.markdown import MAX_ROWS, clean, md, render
-from tests.report.sample import HOSTILE, hostile_model, tiny_model
+from auditor.report.markdown import MAX_ROWS, render
+from auditor.report.markdown_text import clean, md
+from tests.report.sample import HOSTILE, hostile_report, report, tiny_model, tiny_report
 
 ANSWERS = (
     "trigger-conditions",
@@ -53,43 +54,43 @@ def to_html(text: str) -> str:
 
 
 def test_verdict_table_comes_first_with_every_answer() -> None:
-    model = tiny_model()
-    first = tables(render(model))[0]
+    tiny = tiny_report()
+    first = tables(render(tiny))[0]
     assert first[0].startswith("| Answer | Verdict |")
     rows = first[2:]
     assert len(rows) == len(ANSWERS)
-    for row, answer in zip(rows, model["answers"], strict=True):
-        assert answer["id"] in row
-        assert f"**{answer['verdict']}**" in row
-    assert [a["id"] for a in model["answers"]] == list(ANSWERS)
+    for row, answer in zip(rows, tiny.answers, strict=True):
+        assert answer.id in row
+        assert f"**{answer.judgement.verdict}**" in row
+    assert [a.id for a in tiny.answers] == list(ANSWERS)
 
 
 def test_verdict_table_shows_a_reason_and_coverage() -> None:
-    model = tiny_model()
-    row = tables(render(model))[0][2]
-    answer = model["answers"][0]
-    assert f"(+{len(answer['reasons']) - 1} more)" in row
+    tiny = tiny_report()
+    row = tables(render(tiny))[0][2]
+    answer = tiny.answers[0]
+    assert f"(+{len(answer.judgement.reasons) - 1} more)" in row
     assert "flow 21/21" in row
 
 
 def test_environment_matrix_has_a_row_per_environment() -> None:
-    model = tiny_model()
-    matrix = tables(render(model))[1]
+    tiny = tiny_report()
+    matrix = tables(render(tiny))[1]
     assert all(a in matrix[0] for a in ANSWERS)
-    for env, row in zip(model["scan"]["environments"], matrix[2:], strict=True):
-        assert row.startswith(f"| {env['name']} |")
+    for env, row in zip(tiny.scan.environments, matrix[2:], strict=True):
+        assert row.startswith(f"| {env.name} |")
         verdicts = [
-            next(e["verdict"] for e in a["environments"] if e["environment_id"] == env["id"])
-            for a in model["answers"]
+            next(e.judgement.verdict for e in a.environments if e.environment_id == env.id)
+            for a in tiny.answers
         ]
         assert [c.strip() for c in row.strip("|").split("|")[1:]] == verdicts
 
 
 def test_each_answer_lists_its_failures_first() -> None:
-    model = tiny_model()
-    text = render(model)
+    tiny = tiny_report()
+    text = render(tiny)
     section = text.split("## 1. ")[1].split("## 2. ")[0]
-    assert model["answers"][0]["paraphrase"] in section
+    assert tiny.answers[0].paraphrase in section
     offenders = tables(section)[0][2:]
     statuses = [m.group(1) for r in offenders if (m := STATUS.search(r))]
     assert len(statuses) == len(offenders)
@@ -98,11 +99,11 @@ def test_each_answer_lists_its_failures_first() -> None:
 
 
 def test_uncollected_queries_are_listed_with_reason_and_hint() -> None:
-    model = tiny_model()
-    text = render(model)
+    tiny = tiny_report()
+    text = render(tiny)
     section = text.split("## Coverage: queries not collected")[1]
     rows = tables(section)[0][2:]
-    missing = [q for q in model["coverage"]["queries"] if q["status"] != "collected"]
+    missing = [q for q in tiny.coverage.queries if q.status != "collected"]
     assert len(rows) == len(missing) > 0
     assert "the environment has no Dataverse database" in rows[0]
     assert "Nothing to do unless Dataverse is added" in rows[0]
@@ -116,14 +117,14 @@ def test_long_lists_are_capped_and_say_how_many_were_left_out() -> None:
         model["findings"].append(
             template | {"index": len(model["findings"]), "resource_id": str(k)}
         )
-    text = render(model)
+    text = render(report(model))
     section = text.split("## 1. ")[1].split("## 2. ")[0]
     assert len(tables(section)[0]) == 2 + MAX_ROWS
     assert re.search(r"\*\d+ more findings not shown", section)
 
 
 def test_hostile_text_has_no_raw_html_or_links() -> None:
-    text = render(hostile_model())
+    text = render(hostile_report())
     assert "<script" not in text
     assert "<img" not in text
     assert "](javascript:" not in text
@@ -139,7 +140,7 @@ def test_hostile_text_has_no_raw_html_or_links() -> None:
 
 
 def test_hostile_text_cannot_break_a_table() -> None:
-    text = render(hostile_model())
+    text = render(hostile_report())
     for table in tables(text):
         header = unescaped_pipes(table[0])
         assert [unescaped_pipes(row) for row in table] == [header] * len(table), table[0]
@@ -153,8 +154,7 @@ def test_hostile_text_cannot_break_a_table() -> None:
 
 
 def test_hostile_text_reads_as_itself() -> None:
-    model = hostile_model()
-    rendered = to_html(render(model))
+    rendered = to_html(render(hostile_report()))
     items = [html.unescape(i) for i in re.findall(r"<li>(.*?)</li>", rendered)]
     for hostile in HOSTILE:
         assert f"{clean(hostile)} reason" in items
@@ -171,7 +171,7 @@ def test_md_makes_one_inert_line() -> None:
 def test_muted_findings_are_marked_and_listed_with_their_reason() -> None:
     model = tiny_model()
     model["findings"][0] |= {"suppressed": True, "suppression_reason": "ADO 1234 | until Q3"}
-    text = render(model)
+    text = render(report(model))
     section = text.split("## 1. ")[1].split("## 2. ")[0]
     offenders = tables(section)[0][2:]
     assert "muted: ADO 1234 \\| until Q3" in offenders[-1]  # muted sorts last
