@@ -180,9 +180,7 @@ def test_a_broken_file_is_an_error_finding_naming_it(
     result = lint([path], Settings())
     document = result.model.to_json()
     errors = _findings(document, check_id=check, status="error")
-    assert len(errors) == 1, [
-        f["message"] for f in document["findings"] if f["status"] == "error"
-    ]
+    assert len(errors) == 1, [f["message"] for f in document["findings"] if f["status"] == "error"]
     error = errors[0]
     assert names in error["message"]
     assert error["location"]["file"].startswith(path.as_posix())
