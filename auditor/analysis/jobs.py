@@ -491,9 +491,9 @@ def _trace_outcomes(traces: pd.DataFrame) -> pd.DataFrame:
 def queue_latency_p95(jobs: pd.DataFrame) -> pd.Series:
     """p95 queue latency (ms) of completed async plug-in jobs per environment.
 
-    The ground truth's definition (auditor/sim/truth.py): operationtype 1, statecode 3, both
-    timestamps present; canceled jobs never started, so they drop out. Environments without
-    such a job are absent, not 0: no evidence is not a fast queue.
+    The ground truth's definition (auditor/sim/truth/steps_and_jobs.py): operationtype 1,
+    statecode 3, both timestamps present; canceled jobs never started, so they drop out.
+    Environments without such a job are absent, not 0: no evidence is not a fast queue.
     """
     rows = _prepared(jobs)
     done = rows[
