@@ -18,16 +18,16 @@ import pytest
 
 from auditor import assessment
 from auditor.assessment import (
-    _RANK,
     Answer,
     AssessmentResult,
     Judged,
     MuteEntry,
     Verdict,
-    _coverage,
     assess,
     relevant,
 )
+from auditor.assessment import verdicts as roll_up
+from auditor.assessment.verdicts import _RANK, _coverage
 from auditor.checks import CHECKS
 from auditor.checks.base import Finding
 
@@ -208,13 +208,13 @@ def test_relevance_is_asked_once_per_check_not_per_finding(
     are found once for its check (and once per query for a query gap), and each finding is
     gone through once, not once per environment."""
     asked = []
-    real = assessment.relevant
+    real = roll_up.relevant
 
     def counting(finding: Finding, answer: Any) -> bool:
         asked.append(finding.check_id)
         return real(finding, answer)
 
-    monkeypatch.setattr(assessment, "relevant", counting)
+    monkeypatch.setattr(roll_up, "relevant", counting)
     fail = Finding("plugin-update-unfiltered", "fail", "high", "e1", "step", "s", "S", "m")
     gaps = [
         Finding(QUERY_GAP, "not-assessed", "low", None, "query", q, q, "m", {"query": q})

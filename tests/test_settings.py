@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from auditor.config_file import MAX_FILE_BYTES, read_limited
 from auditor.errors import ConfigError
-from auditor.settings import MAX_FILE_BYTES, Secret, load_settings, read_limited
+from auditor.settings import Secret, load_settings
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 
