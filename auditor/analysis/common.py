@@ -6,7 +6,7 @@ analysis returns has its declared columns, in order, with their declared dtypes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,12 @@ def typed(frame: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
     """The declared columns in the declared order and dtypes, whatever the input gave."""
     out = frame.reindex(columns=list(dtypes)).reset_index(drop=True)
     return out.astype(dict(dtypes))
+
+
+def typed_rows(rows: Iterable[Mapping[str, Any]], dtypes: Mapping[str, str]) -> pd.DataFrame:
+    """A frame of row dicts with the declared columns, in order, and their declared dtypes."""
+    frame = pd.DataFrame(list(rows), columns=list(dtypes))
+    return frame.astype(dict(dtypes))
 
 
 def number(series: pd.Series) -> pd.Series:

@@ -58,7 +58,7 @@ from typing import Any
 
 import pandas as pd
 
-from auditor.analysis.definitions import DATA_TYPE_PREFIXES, DATA_TYPES
+from auditor.analysis.definition_effects import DATA_TYPE_PREFIXES, DATA_TYPES
 
 SUCCEEDED, FAILED, TIMEDOUT, SKIPPED = "succeeded", "failed", "timedout", "skipped"
 FAILURE_STATUSES = frozenset({FAILED, TIMEDOUT})

@@ -39,7 +39,7 @@ from urllib.parse import unquote
 
 import pandas as pd
 
-from auditor.analysis.definitions import DATAVERSE_API
+from auditor.analysis.definition_triggers import DATAVERSE_API
 
 _KEY = ["environment_id", "flow_id"]
 SHAREPOINT_API = "shared_sharepointonline"

@@ -13,7 +13,8 @@ from functools import cached_property
 import pandas as pd
 
 from auditor.analysis.actions import action_frames
-from auditor.analysis.definitions import block_signatures, definition_frames
+from auditor.analysis.block_signatures import block_signatures
+from auditor.analysis.definitions import definition_frames
 from auditor.analysis.flows import catch_paths, flow_facts
 from auditor.analysis.jobs import (
     job_stats,

@@ -9,7 +9,7 @@ https://learn.microsoft.com/power-automate/create-child-flows (a child flow live
 solution, next to the flows that call it, so copies are compared within a solution).
 
 A block is `repeated_sequence_length` consecutive actions of one container holding at least
-one external call, compared by content (`analysis.definitions.block_signatures`): operation,
+one external call, compared by content (`analysis.block_signatures`): operation,
 the parameters it sets, the table or list it targets; not by name, since copies get renamed.
 It counts as repeated when it recurs in `repeated_sequence_flows` or more enabled flows of
 the same solution (of the environment when the solution is unknown, as after a tenant scan),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditor.analysis.definitions import display_name
+from auditor.analysis.definition_values import display_name
 from auditor.checks.base import (
     CheckMeta,
     Finding,

@@ -12,15 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from auditor.analysis.block_signatures import BLOCK_COLUMNS, block_signatures
+from auditor.analysis.definition_actions import ACTION_COLUMNS
+from auditor.analysis.definition_effects import is_effect
+from auditor.analysis.definition_triggers import TRIGGER_COLUMNS
 from auditor.analysis.definitions import (
-    ACTION_COLUMNS,
-    BLOCK_COLUMNS,
     ERROR_COLUMNS,
-    TRIGGER_COLUMNS,
     ParsedFlow,
-    block_signatures,
     definition_frames,
-    is_effect,
     parse_definition,
 )
 
@@ -974,7 +973,7 @@ def test_a_bug_on_one_definition_costs_that_flow_only(monkeypatch: pytest.Monkey
     def broken(*args: Any) -> list[dict[str, Any]]:
         raise KeyError("boom")
 
-    monkeypatch.setattr(definitions, "_action_rows", broken)
+    monkeypatch.setattr(definitions, "action_rows", broken)
     parsed = _parse(_text("Try-Catch-Finally.definition.json"))
     assert parsed.error == "definition not analysed: KeyError: 'boom'"
     assert (parsed.trigger, parsed.actions) == (None, [])

@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from auditor.analysis.definitions import block_signatures, definition_frames
+from auditor.analysis.block_signatures import block_signatures
+from auditor.analysis.definitions import definition_frames
 from auditor.frames import Frames, flow_definitions
 from auditor.lint.inputs import LintFlow, LintInputs, read_inputs
 from auditor.lint.run import lint_frames

@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from auditor.analysis.definitions import ACTION_DTYPES, parse_definition
+from auditor.analysis.definition_actions import ACTION_DTYPES
+from auditor.analysis.definitions import parse_definition
 from auditor.analysis.loops import is_list_operation, is_list_path, loop_sources
 from auditor.lint.run import lint
 from auditor.settings import Settings

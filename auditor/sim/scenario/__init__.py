@@ -20,7 +20,7 @@ simulator sits"):
   (`name` = the flow's workflowid: our inference, the documented columns do not say which
   flow a registration belongs to);
 - a run's status comes from playing its definition for the run's intended outcome
-  (`definitions.execute`), and `render_actions` plays the same definition to build the action
+  (`flow_runs.execute`), and `render_actions` plays the same definition to build the action
   results, so a Failed run always has a Failed action and an unnecessary run has its effect
   actions Skipped;
 - each Dataverse-triggered run has a CallbackRegistration Expander system job (operationtype 79)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditor.sim import definitions as d
+from auditor.sim.flow_runs import THROTTLE_MESSAGE, ActionResult, execute, run_span
 from auditor.sim.model import SimEnvironment, SimTenant
 from auditor.sim.names import guids
 from auditor.sim.scenario.columns import iso7
@@ -40,7 +40,7 @@ def render_actions(
     """
     del tenant, env  # the flow and run rows carry everything needed
     definition, plan = _parsed(str(flow["definition"]), str(flow["_sim_plan"]))
-    result = d.execute(
+    result = execute(
         definition,
         plan,
         int(run["_sim_outcome"]),
@@ -51,7 +51,7 @@ def render_actions(
     end = _to_ns(run["end_time"])
     rng = np.random.Generator(np.random.PCG64(int(run["_sim_seed"])))
     client = str(run["client_tracking_id"])
-    total = d.run_span(result) or 1.0
+    total = run_span(result) or 1.0
     length = max(end - start, 1000)
     scale = length * 0.97 / total
     out: dict[str, dict[str, Any]] = {}
@@ -62,7 +62,7 @@ def render_actions(
 
 
 def _layout(
-    r: d.ActionResult,
+    r: ActionResult,
     cursor: float,
     scale: float,
     rng: np.random.Generator,
@@ -102,7 +102,7 @@ def _layout(
                     "code": r.retry_code or "TooManyRequests",
                     "clientRequestId": str(ids[1 + 2 * i]),
                     "serviceRequestId": str(ids[2 + 2 * i]),
-                    "error": {"error": {"code": "429", "message": d.THROTTLE_MESSAGE}},
+                    "error": {"error": {"code": "429", "message": THROTTLE_MESSAGE}},
                 }
             )
         entry["retryHistory"] = history

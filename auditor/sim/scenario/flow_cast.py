@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor.sim import definitions as d
+from auditor.sim.flow_spec import FlowSpec
 from auditor.sim.names import COLUMNS, ENTITIES
 from auditor.sim.scenario.state import EnvBuild
 
@@ -17,10 +17,10 @@ COND_DV = "@not(equals(triggerOutputs()?['body/statecode'], 1))"
 COND_SP = "@not(equals(triggerOutputs()?['body/{IsFolder}'], true))"
 COND_MAIL = "@contains(triggerOutputs()?['body/subject'], 'Invoice')"
 
-Plan = tuple[d.FlowSpec, dict[str, float], str | None]
+Plan = tuple[FlowSpec, dict[str, float], str | None]
 
 
-def filler_spec(b: EnvBuild, children: list[str]) -> tuple[d.FlowSpec, dict[str, float]]:
+def filler_spec(b: EnvBuild, children: list[str]) -> tuple[FlowSpec, dict[str, float]]:
     """A random flow of no particular purpose, and the rates its runs are drawn with."""
     rng = b.r_flows
     messy = b.messy
@@ -81,13 +81,13 @@ def filler_spec(b: EnvBuild, children: list[str]) -> tuple[d.FlowSpec, dict[str,
     rates["fail"] = float(rng.uniform(0, 0.15 if messy else 0.04))
     if kw["throttle"]:
         rates["recovered"] = float(rng.uniform(0.05, 0.25))
-    return d.FlowSpec(**kw), rates
+    return FlowSpec(**kw), rates
 
 
 def cast(b: EnvBuild) -> list[Plan]:
     """Flows with a purpose in this profile: (spec, rates, display name or None)."""
     key = b.profile.key
-    child = d.FlowSpec(
+    child = FlowSpec(
         role="child-flow",
         trigger="button",
         response="full",
@@ -99,7 +99,7 @@ def cast(b: EnvBuild) -> list[Plan]:
         return [
             (child, {}, "Log run to audit table <img src=x onerror=alert(1)>"),
             (
-                d.FlowSpec(
+                FlowSpec(
                     role="noisy-update",
                     trigger="dataverse",
                     dv_entity="account",
@@ -114,7 +114,7 @@ def cast(b: EnvBuild) -> list[Plan]:
                 "Sync accounts to ERP <script>alert(1)</script>",
             ),
             (
-                d.FlowSpec(
+                FlowSpec(
                     role="unconditioned-sharepoint",
                     trigger="sharepoint",
                     noop="terminate",
@@ -126,7 +126,7 @@ def cast(b: EnvBuild) -> list[Plan]:
                 "Rechnungsprüfung – Eingang",
             ),
             (
-                d.FlowSpec(
+                FlowSpec(
                     role="no-failure-response",
                     trigger="powerapp",
                     response="success_only",
@@ -137,7 +137,7 @@ def cast(b: EnvBuild) -> list[Plan]:
                 "請求書の承認",
             ),
             (
-                d.FlowSpec(
+                FlowSpec(
                     role="swallowing-catch",
                     trigger="outlook",
                     conditions=(COND_MAIL,),
@@ -149,12 +149,12 @@ def cast(b: EnvBuild) -> list[Plan]:
                 '=HYPERLINK("http://x","y") Invoice intake',
             ),
             (
-                d.FlowSpec(role="monolith", trigger="recurrence", monolith=True),
+                FlowSpec(role="monolith", trigger="recurrence", monolith=True),
                 {"fail": 0.05, "runs_min": 24, "seconds": 180.0},
                 "Nightly everything job",
             ),
             (
-                d.FlowSpec(
+                FlowSpec(
                     role="flaky-http",
                     trigger="recurrence",
                     error_handling="none",
@@ -166,7 +166,7 @@ def cast(b: EnvBuild) -> list[Plan]:
                 "Push orders to ERP +cmd|' /C calc'!A0",
             ),
             (
-                d.FlowSpec(
+                FlowSpec(
                     role="throttled-connector",
                     trigger="dataverse",
                     dv_entity="cr4f1_shipment",
@@ -181,7 +181,7 @@ def cast(b: EnvBuild) -> list[Plan]:
                 "出荷ステータス更新",
             ),
             (
-                d.FlowSpec(
+                FlowSpec(
                     role="slow-approval",
                     trigger="dataverse",
                     dv_entity="quote",
@@ -202,7 +202,7 @@ def cast(b: EnvBuild) -> list[Plan]:
                 "Quote approval – Genehmigung",
             ),
             (
-                d.FlowSpec(
+                FlowSpec(
                     role="disabled-unfiltered",
                     trigger="dataverse",
                     dv_entity="lead",
@@ -217,7 +217,7 @@ def cast(b: EnvBuild) -> list[Plan]:
         return [
             (child, {}, None),
             (
-                d.FlowSpec(
+                FlowSpec(
                     role="unfiltered-update",
                     trigger="dataverse",
                     dv_entity="opportunity",
@@ -234,7 +234,7 @@ def cast(b: EnvBuild) -> list[Plan]:
         return [
             (child, {}, None),
             (
-                d.FlowSpec(
+                FlowSpec(
                     role="invoked-http",
                     trigger="http",
                     response="full",
@@ -245,7 +245,7 @@ def cast(b: EnvBuild) -> list[Plan]:
                 None,
             ),
             (
-                d.FlowSpec(
+                FlowSpec(
                     role="conditioned-sharepoint",
                     trigger="sharepoint",
                     conditions=(COND_SP,),
@@ -256,7 +256,7 @@ def cast(b: EnvBuild) -> list[Plan]:
                 None,
             ),
             (
-                d.FlowSpec(
+                FlowSpec(
                     role="throttled-recovering",
                     trigger="dataverse",
                     dv_entity="incident",
@@ -274,7 +274,7 @@ def cast(b: EnvBuild) -> list[Plan]:
         return [
             (child, {}, None),
             (
-                d.FlowSpec(role="monolith", trigger="recurrence", monolith=True),
+                FlowSpec(role="monolith", trigger="recurrence", monolith=True),
                 {"fail": 0.02, "runs_min": 24, "seconds": 150.0},
                 "Everything in one flow (prototype)",
             ),

@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from auditor.sim import definitions as d
+from auditor.sim.flow_spec import TRIGGER_TYPE
 from auditor.sim.names import guids
 from auditor.sim.scenario.columns import (
     NOW_NS,
@@ -152,7 +152,7 @@ def build_flowruns(b: EnvBuild) -> None:
             "starttime": ts(secs(start)),
             "endtime": ts(secs(end)),
             "duration": ints((end - start) // 1_000_000),
-            "triggertype": objs([d.TRIGGER_TYPE[f.spec.trigger] for f in fl]),
+            "triggertype": objs([TRIGGER_TYPE[f.spec.trigger] for f in fl]),
             "errorcode": objs(r["error_code"].to_numpy()),
             "errormessage": objs(
                 [

@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditor.sim import definitions as d
+from auditor.sim.flow_builder import build_flow
+from auditor.sim.flow_runs import children_of
+from auditor.sim.flow_spec import FlowSpec
 from auditor.sim.names import FLOW_NAMES, HOSTILE, guid
 from auditor.sim.scenario.columns import END_NS, NS, START_NS, frame_of, objs, ts
 from auditor.sim.scenario.flow_cast import COND_MAIL, COND_SP, Plan, cast, filler_spec
@@ -42,7 +44,7 @@ def build_flows(b: EnvBuild) -> None:
         for i in range(b.sc.nodv_flows):
             trig = ("sharepoint", "recurrence", "button", "outlook")[i % 4]
             conds = {"sharepoint": (COND_SP,), "outlook": (COND_MAIL,)}.get(trig, ())
-            spec = d.FlowSpec(role="teams-flow", trigger=trig, conditions=conds, max_container=4)
+            spec = FlowSpec(role="teams-flow", trigger=trig, conditions=conds, max_container=4)
             plans.append((spec, {"fail": 0.03, "solution": 0.0}, None))
         pre_ids = [guid(rng) for _ in plans]
     else:
@@ -97,7 +99,7 @@ def build_flows(b: EnvBuild) -> None:
         flow.modified_ns = flow.created_ns + int(rng.integers(0, 9)) * 86_400 * NS
         b.flows.append(flow)
     for flow in b.flows:
-        flow.built = d.build_flow(b.r_defs, flow.spec, flow.workflowid is not None)
+        flow.built = build_flow(b.r_defs, flow.spec, flow.workflowid is not None)
         for name, action in walk(flow.built.definition.get("actions") or {}):
             if action.get("type") == "Workflow":
                 flow.child_calls[name] = str(action["inputs"]["host"]["workflowReferenceName"])
@@ -136,6 +138,6 @@ def walk(actions: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     out: list[tuple[str, Mapping[str, Any]]] = []
     for name, action in actions.items():
         out.append((name, action))
-        for kids in d._children_of(action):
+        for kids in children_of(action):
             out.extend(walk(kids))
     return out

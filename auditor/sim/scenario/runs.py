@@ -1,7 +1,7 @@
 """The runs of an environment's flows, as the flow API lists them.
 
 A run's status comes from playing its definition for the run's intended outcome
-(`definitions.execute`), and `actions.render_actions` plays the same definition to build the
+(`flow_runs.execute`), and `actions.render_actions` plays the same definition to build the
 action results, so a Failed run always has a Failed action and an unnecessary run has its
 effect actions Skipped. Some Dataverse-triggered runs join a plug-in chain's correlation id.
 """
@@ -13,7 +13,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditor.sim import definitions as d
+from auditor.sim.flow_runs import (
+    CANCEL,
+    FAIL,
+    NO_RETRY,
+    NOOP,
+    OK,
+    RETRY_EXHAUSTED,
+    RETRY_RECOVERED,
+    ActionResult,
+    RunResult,
+    execute,
+    run_span,
+)
 from auditor.sim.names import guids, run_names
 from auditor.sim.scenario.columns import END_NS, I64, NOW_NS, NS, OBJ, START_NS, frame_of, objs, ts
 from auditor.sim.scenario.state import EnvBuild, Flow
@@ -71,38 +83,38 @@ def _outcomes(b: EnvBuild, flow: Flow, t: I64) -> tuple[I64, I64, I64]:
     k_fail = round(flow.fail * n)
     k_noop = round(flow.noop * n)
     k_cancel = round(flow.cancel * n)
-    outcome[perm[:k_fail]] = d.FAIL
-    outcome[perm[k_fail : k_fail + k_noop]] = d.NOOP
-    outcome[perm[k_fail + k_noop : k_fail + k_noop + k_cancel]] = d.CANCEL
+    outcome[perm[:k_fail]] = FAIL
+    outcome[perm[k_fail : k_fail + k_noop]] = NOOP
+    outcome[perm[k_fail + k_noop : k_fail + k_noop + k_cancel]] = CANCEL
     visible = int(np.sum(t < NOW_NS - 3600 * NS))
     if flow.streak and visible > flow.streak * 2:
         s = int(rng.integers(0, max(1, int(visible * 0.8) - flow.streak)))
-        outcome[s : s + flow.streak] = d.FAIL
+        outcome[s : s + flow.streak] = FAIL
     retry = np.zeros(n, dtype=np.int64)
     plan = flow.built.plan if flow.built else {}
     if plan.get("throttle"):
-        ok = np.flatnonzero(outcome == d.OK)
+        ok = np.flatnonzero(outcome == OK)
         k = round(flow.recovered * n)
-        retry[rng.permutation(ok)[:k]] = d.RETRY_RECOVERED
+        retry[rng.permutation(ok)[:k]] = RETRY_RECOVERED
         if flow.exhausted:
-            early = np.flatnonzero((t < NOW_NS - 3600 * NS) & (retry == 0) & (outcome != d.CANCEL))
+            early = np.flatnonzero((t < NOW_NS - 3600 * NS) & (retry == 0) & (outcome != CANCEL))
             pick = rng.permutation(early)[: flow.exhausted]
-            outcome[pick] = d.FAIL
-            retry[pick] = d.RETRY_EXHAUSTED
+            outcome[pick] = FAIL
+            retry[pick] = RETRY_EXHAUSTED
     variant = rng.integers(0, 6, size=n).astype(np.int64)
     # The variant only matters for failures, recovered retries and Switch cases; fold it
     # away elsewhere so a flow has few distinct (outcome, retry, variant) keys.
     if not plan.get("switch"):
-        variant = np.where((outcome == d.FAIL) | (retry > 0), variant, 0)
+        variant = np.where((outcome == FAIL) | (retry > 0), variant, 0)
     return outcome, retry, variant
 
 
-def _lut(flow: Flow, keys: I64) -> dict[int, d.RunResult]:
+def _lut(flow: Flow, keys: I64) -> dict[int, RunResult]:
     assert flow.built is not None
-    out: dict[int, d.RunResult] = {}
+    out: dict[int, RunResult] = {}
     for key in np.unique(keys).tolist():
         o, r, v = key // 100, (key // 10) % 10, key % 10
-        out[key] = d.execute(flow.built.definition, flow.built.plan, o, r, v)
+        out[key] = execute(flow.built.definition, flow.built.plan, o, r, v)
     return out
 
 
@@ -134,14 +146,12 @@ def _run_part(
         code[bare], ecode[bare], emsg[bare] = None, None, None
     # A run lasts as long as what it executed: a no-op run is short, retries add time.
     assert flow.built is not None
-    ok_span = (
-        d.run_span(d.execute(flow.built.definition, flow.built.plan, d.OK, d.NO_RETRY, 0)) or 1.0
-    )
-    factor = np.array([min(20.0, max(0.05, d.run_span(lut[k]) / ok_span)) for k in ukeys.tolist()])[
+    ok_span = run_span(execute(flow.built.definition, flow.built.plan, OK, NO_RETRY, 0)) or 1.0
+    factor = np.array([min(20.0, max(0.05, run_span(lut[k]) / ok_span)) for k in ukeys.tolist()])[
         pos
     ]
     dur_s = flow.seconds * factor * np.exp(rng.normal(0, 0.35, n))
-    dur_s = np.where(outcome == d.CANCEL, rng.uniform(7200, 21600, n), dur_s)
+    dur_s = np.where(outcome == CANCEL, rng.uniform(7200, 21600, n), dur_s)
     dur = np.round(dur_s * 1e7).astype(np.int64) * 100
     names = run_names(rng, t // 100)
     is_dv = flow.spec.trigger == "dataverse" and flow.workflowid is not None
@@ -176,7 +186,7 @@ def _collect_calls(
 ) -> None:
     if not flow.child_calls:
         return
-    lut: dict[int, d.RunResult] = part["lut"]
+    lut: dict[int, RunResult] = part["lut"]
     for key, res in lut.items():
         executed = _executed_names(res.actions)
         wids = [w for a, w in flow.child_calls.items() if a in executed]
@@ -234,7 +244,7 @@ def _assemble_runs(b: EnvBuild, parts: list[dict[str, Any]]) -> None:
     b.run_flow_idx = fidx
 
 
-def _executed_names(results: list[d.ActionResult]) -> set[str]:
+def _executed_names(results: list[ActionResult]) -> set[str]:
     out: set[str] = set()
     for r in results:
         if r.status != "Skipped":

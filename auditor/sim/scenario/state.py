@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditor.sim import definitions as d
+from auditor.sim.flow_builder import BuiltFlow
+from auditor.sim.flow_spec import FlowSpec
 from auditor.sim.names import guid
 from auditor.sim.scenario.columns import I64, OBJ, rng_for
 from auditor.sim.scenario.profiles import SCALE_PARAMS, Profile, Scale
@@ -27,7 +28,7 @@ class Flow:
     name: str
     display: str
     workflowid: str | None
-    spec: d.FlowSpec
+    spec: FlowSpec
     state: str = "Started"
     runs: int = 0
     noop: float = 0.0
@@ -39,7 +40,7 @@ class Flow:
     seconds: float = 8.0  # median run duration
     false_trigger_ratio: float = 0.0  # trigger jobs that find the trigger condition false
     chain: bool = False
-    built: d.BuiltFlow | None = None
+    built: BuiltFlow | None = None
     created_ns: int = 0
     modified_ns: int = 0
     child_calls: dict[str, str] = field(default_factory=dict)  # action name -> workflowid
