@@ -33,8 +33,9 @@ import httpx
 import msal
 
 from auditor.errors import AuthError, ConfigError
-from auditor.http import current_stats, ssl_context
+from auditor.http import ssl_context
 from auditor.logs import register_secret
+from auditor.request_stats import current_stats
 from auditor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -445,7 +446,7 @@ class TokenProvider:
 class BearerAuth:
     """Adds `Authorization: Bearer` for one scope; on a 401, refreshes once and resends.
 
-    The transport calls it once it holds a slot for the request (`auditor.http.Authorizer`),
+    The transport calls it once it holds a slot for the request (`auditor.retry.Authorizer`),
     not when the request is built: a request that waited in the queue, or out a Retry-After,
     must not go out with a token that expired while it waited.
     """

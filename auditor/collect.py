@@ -15,21 +15,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
 from auditor.access import current_principal, principal_of
+from auditor.api_clients import ApiClients
 from auditor.auth import BearerAuth, TokenProvider, build_credential
+from auditor.collect_types import (
+    CollectOptions,
+    CollectSummary,
+    EnvironmentResult,
+    Progress,
+    ServerClock,
+    Silent,
+)
 from auditor.errors import CollectionError, Terminated
-from auditor.http import HostLimiter, RequestStats, make_client, make_transport, shared
+from auditor.host_limiter import HostLimiter
+from auditor.http import make_client
 from auditor.queries import Catalog, default_catalog
 from auditor.settings import Settings
 from auditor.sources import dataverse, environments, flow_api
@@ -48,153 +56,6 @@ from auditor.store.sink import StoreSink
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class CollectOptions:
-    """What to collect (the `auditor collect` flags)."""
-
-    environments: tuple[str, ...] = ()
-    since: timedelta | None = None
-    action_sample: int = 50
-    fresh: bool = False  # abandon an interrupted scan instead of resuming it
-
-    def arguments(self) -> dict[str, Any]:
-        """The options as stored with the scan (and read back to resume it)."""
-        return {
-            "environments": list(self.environments),
-            "since_seconds": self.since.total_seconds() if self.since else None,
-            "action_sample": self.action_sample,
-        }
-
-    @classmethod
-    def from_arguments(cls, arguments: Mapping[str, Any]) -> CollectOptions:
-        """The options of a stored scan."""
-        since = arguments.get("since_seconds")
-        return cls(
-            environments=tuple(arguments.get("environments") or ()),
-            since=timedelta(seconds=float(since)) if since else None,
-            action_sample=int(arguments.get("action_sample", 50)),
-        )
-
-
-@dataclass
-class EnvironmentResult:
-    """The outcomes of one environment."""
-
-    environment: Environment
-    outcomes: list[QueryOutcome] = field(default_factory=list)
-
-
-@dataclass
-class CollectSummary:
-    """What a scan did: per environment and query, rows, requests, retries, status."""
-
-    scan_id: int
-    resumed: bool
-    status: str  # completed | partial | failed
-    window_start: datetime
-    window_end: datetime
-    results: list[EnvironmentResult]
-    seconds: float
-
-    @property
-    def outcomes(self) -> list[QueryOutcome]:
-        """Every query outcome of the scan."""
-        return [o for result in self.results for o in result.outcomes]
-
-    @property
-    def stats(self) -> RequestStats:
-        """Requests, retries and throttling of the whole scan."""
-        total = RequestStats()
-        for outcome in self.outcomes:
-            total.add(outcome.stats)
-        return total
-
-
-class Progress(Protocol):
-    """Where the collector reports what it does (a rich display, or nothing)."""
-
-    def rows(self, environment: str, query_id: str, count: int) -> None:
-        """Rows read by a query."""
-
-    def done(self, outcome: QueryOutcome) -> None:
-        """A query finished."""
-
-
-class _Silent:
-    def rows(self, environment: str, query_id: str, count: int) -> None:
-        pass
-
-    def done(self, outcome: QueryOutcome) -> None:
-        pass
-
-
-class ServerClock:
-    """The tenant's time, from the `Date` header of its answers."""
-
-    def __init__(self) -> None:
-        self.first: datetime | None = None
-
-    async def observe(self, response: httpx.Response) -> None:
-        """Response hook: keep the first parseable `Date`."""
-        if self.first is None and "date" in response.headers:
-            try:
-                moment = email.utils.parsedate_to_datetime(response.headers["date"])
-            except (TypeError, ValueError):
-                return
-            if moment.tzinfo is not None:
-                self.first = moment.astimezone(UTC)
-
-
-class ApiClients:
-    """The authenticated clients of one run: one credential and token provider, one cap per
-    host and one pool of connections, shared by every client and closed together."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        on_response: Callable[[httpx.Response], Awaitable[None]] | None = None,
-    ) -> None:
-        self.settings = settings
-        self.credential = build_credential(settings)
-        self.limiter = HostLimiter(settings.max_concurrency)
-        self.tokens = TokenProvider(self.credential)
-        self._on_response = on_response
-        self._clients: list[httpx.AsyncClient] = []
-        self._pool = make_transport(settings)  # one set of connections for the whole run
-
-    def client(self, base_url: str, scope: str) -> httpx.AsyncClient:
-        """A client of one API root, signing each attempt with a token for `scope`."""
-        made = make_client(
-            self.settings,
-            limiter=self.limiter,
-            auth=BearerAuth(self.tokens, scope),
-            base_url=base_url,
-            inner=shared(self._pool),
-        )
-        if self._on_response is not None:
-            made.event_hooks["response"].append(self._on_response)
-        self._clients.append(made)
-        return made
-
-    async def aclose(self) -> None:
-        """Close every client, the connections and the credential."""
-        for made in self._clients:
-            await made.aclose()
-        await self._pool.aclose()
-        # One turn of the loop lets asyncio run the sockets' close callbacks before
-        # `asyncio.run` closes the loop; without it a TLS transport can be finalised on a
-        # closed loop ("unclosed transport", https://github.com/encode/httpx/issues/825).
-        await asyncio.sleep(0)
-        self.credential.close()
-
-    async def __aenter__(self) -> ApiClients:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-
 async def collect(
     settings: Settings,
     options: CollectOptions,
@@ -206,7 +67,7 @@ async def collect(
     A store that cannot be written or is damaged stops the scan: `StoreUnwritable` or
     `StoreDamaged` is raised, and the scan is left to resume."""
     catalog = catalog or default_catalog()
-    progress = progress or _Silent()
+    progress = progress or Silent()
     started = time.monotonic()
     current_principal.set(principal_of(settings.auth_method))  # 401/403 hints fit the credential
     with Store.open(settings.store_path) as store:

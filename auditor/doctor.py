@@ -30,7 +30,7 @@ from auditor.access import (
     current_principal,
     principal_of,
 )
-from auditor.collect import ApiClients
+from auditor.api_clients import ApiClients
 from auditor.errors import (
     AuditorError,
     AuthError,

@@ -19,9 +19,9 @@ AuditorError                      exit code
     └── BadResponse               3  the body is not the JSON the API documents
 ```
 
-httpx exceptions are converted at the boundary (`auditor.http`) with `raise ... from`, so a
-traceback (shown only with `--debug`) keeps the cause. Library code never prints or exits;
-the CLI turns these into one line, the hint, and the exit code.
+httpx exceptions are converted at the boundary (`auditor.http`, `auditor.http_errors`) with
+`raise ... from`, so a traceback (shown only with `--debug`) keeps the cause. Library code never
+prints or exits; the CLI turns these into one line, the hint, and the exit code.
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ from auditor.auth import (
     instance_discovery,
 )
 from auditor.errors import AuthError, Unauthorized
-from auditor.http import HostLimiter, RequestStats, current_stats, get_json, make_client
+from auditor.host_limiter import HostLimiter
+from auditor.http import get_json, make_client
+from auditor.request_stats import RequestStats, current_stats
 from auditor.settings import Credentials, Secret, Settings
 
 AUTHORITY = "https://login.sim.test"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from auditor.collect import CollectOptions, collect
+from auditor.collect import collect
+from auditor.collect_types import CollectOptions
 from auditor.contract import (
     LEARN,
     comparisons,

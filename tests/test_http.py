@@ -20,15 +20,10 @@ from auditor.errors import (
     Throttled,
     TransportFailure,
 )
-from auditor.http import (
-    HostLimiter,
-    RequestStats,
-    RetryPolicy,
-    current_stats,
-    get_json,
-    make_client,
-    retry_after_seconds,
-)
+from auditor.host_limiter import HostLimiter
+from auditor.http import get_json, make_client
+from auditor.request_stats import RequestStats, current_stats
+from auditor.retry import RetryPolicy, retry_after_seconds
 from auditor.settings import Settings
 
 pytestmark = pytest.mark.anyio

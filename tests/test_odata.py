@@ -11,7 +11,8 @@ import pytest
 import respx
 
 from auditor.errors import BadResponse
-from auditor.http import HostLimiter, make_client
+from auditor.host_limiter import HostLimiter
+from auditor.http import make_client
 from auditor.odata import Page, iter_pages, prefer_header, split_windows
 from auditor.settings import Settings
 

@@ -24,18 +24,18 @@ from auditor.cli.render_verdicts import print_verdicts
 from auditor.errors import UsageError
 
 if TYPE_CHECKING:
-    from auditor.collect import CollectOptions, CollectSummary
+    from auditor.collect_types import CollectOptions, CollectSummary
     from auditor.settings import Settings
 
 
 def collect_options(
     environment: list[str] | None, since: str | None, action_sample: int, fresh: bool
 ) -> CollectOptions:
-    from auditor import collect as collecting
+    from auditor import collect_types
 
     if action_sample < 0:
         raise UsageError("--action-sample must be 0 or more")
-    return collecting.CollectOptions(
+    return collect_types.CollectOptions(
         environments=tuple(environment or ()),
         since=duration(since) if since else None,
         action_sample=action_sample,

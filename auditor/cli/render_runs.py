@@ -13,7 +13,7 @@ from auditor.cli.output import STATUS_STYLE, err, out
 from auditor.terminal import clean, markup
 
 if TYPE_CHECKING:
-    from auditor.collect import CollectSummary
+    from auditor.collect_types import CollectSummary
     from auditor.settings import Settings
     from auditor.sources.base import QueryOutcome
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from auditor.errors import AuditorError
-from auditor.http import RequestStats, current_stats
+from auditor.request_stats import RequestStats, current_stats
 
 log = logging.getLogger(__name__)
 

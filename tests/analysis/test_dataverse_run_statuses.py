@@ -18,7 +18,8 @@ import pytest
 
 from auditor.analyze import Analysis, analyze
 from auditor.checks.evidence import Evidence
-from auditor.collect import CollectOptions, collect
+from auditor.collect import collect
+from auditor.collect_types import CollectOptions
 from auditor.frames import load_frames
 from auditor.queries import default_catalog
 from auditor.settings import Settings, load_settings

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from auditor.http import HostLimiter
+from auditor.host_limiter import HostLimiter
 from auditor.store import Store
 from tests.reliability.conftest import Tenant, assert_same_store
 

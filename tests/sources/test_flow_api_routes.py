@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 from auditor.analyze import analyze
-from auditor.collect import CollectOptions, CollectSummary, collect
+from auditor.collect import collect
+from auditor.collect_types import CollectOptions, CollectSummary
 from auditor.queries import Catalog, default_catalog, load_catalog
 from auditor.resources import data_dir
 from auditor.settings import Settings, load_settings

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from auditor.analyze import analyze
-from auditor.collect import CollectOptions, collect
+from auditor.collect import collect
+from auditor.collect_types import CollectOptions
 from auditor.settings import Settings, load_settings
 from auditor.sim.model import SimOptions, SimTenant
 from auditor.sim.scenario import generate

@@ -1,0 +1,121 @@
+"""The per-host cap on requests in flight, shared by every client of a scan.
+
+Apart from the retry transport because it is the scan's one piece of shared state: one limiter
+per run, handed to every client, whatever API it talks to.
+
+Dataverse service protection: https://learn.microsoft.com/power-apps/developer/data-platform/api-limits
+(52 concurrent requests per user and web server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+
+# The transport's logger: every line the transport writes, wherever its code lives, goes out
+# under one name.
+log = logging.getLogger("auditor.http")
+
+MAX_CONCURRENCY = 50  # below Dataverse's 52 concurrent requests per user and web server
+
+
+class _Host:
+    """One host's share of the cap: its limit, its lanes, its waiters and its pause."""
+
+    def __init__(self, cap: int) -> None:
+        self.limit = cap
+        self.in_flight = 0
+        self.peak = 0
+        self.lanes = list(range(cap - 1, -1, -1))  # free lanes; the lowest is reused first
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.paused_until = 0.0  # no request starts before this time (a shared Retry-After)
+
+    def wake(self) -> None:
+        """Hand free slots to waiters, first come first served."""
+        while self.waiters and self.in_flight < self.limit:
+            waiter = self.waiters.popleft()
+            if not waiter.done():  # a cancelled waiter is skipped
+                self.in_flight += 1
+                waiter.set_result(None)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self.wake()
+
+
+class HostLimiter:
+    """A cap on requests in flight per host, shared by every client of a scan.
+
+    Each slot is a lane: a request holds lane n while it runs, and lane n has one keep-alive
+    connection of its own (`LanePool`), so the connection pool never searches or queues.
+    A host's limit starts at the cap and comes down when the service refuses concurrency
+    (`lower`); a request-count refusal pauses the whole host until its Retry-After (`pause`),
+    because every request sent before then would be refused too and lengthen the penalty.
+    """
+
+    def __init__(self, cap: int = 16) -> None:
+        if not 1 <= cap <= MAX_CONCURRENCY:
+            raise ValueError(f"the concurrency cap must be from 1 to {MAX_CONCURRENCY}")
+        self.cap = cap
+        self._hosts: dict[str, _Host] = {}
+
+    def _host(self, host: str) -> _Host:
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _Host(self.cap)
+        return state
+
+    @property
+    def peak(self) -> dict[str, int]:
+        """The most requests that were in flight at once, per host."""
+        return {host: state.peak for host, state in self._hosts.items()}
+
+    def in_flight(self, host: str) -> int:
+        """Requests to `host` in flight now."""
+        return self._host(host).in_flight
+
+    def limit(self, host: str) -> int:
+        """How many requests to `host` may be in flight (the cap, or lower once refused)."""
+        return self._host(host).limit
+
+    def lower(self, host: str, limit: int) -> None:
+        """Keep at most `limit` (at least 1) requests to `host` in flight from now on."""
+        state = self._host(host)
+        if limit < state.limit:
+            state.limit = max(1, limit)
+            log.info("%s refused concurrent requests: at most %d at once", host, state.limit)
+
+    def pause(self, host: str, until: float) -> None:
+        """Start no request to `host` before `until` (a time of the transport's clock)."""
+        state = self._host(host)
+        state.paused_until = max(state.paused_until, until)
+
+    def paused_until(self, host: str) -> float:
+        """The time before which no request to `host` starts (0 when not paused)."""
+        return self._host(host).paused_until
+
+    @contextlib.asynccontextmanager
+    async def slot(self, host: str) -> AsyncIterator[int]:
+        """Hold one of the host's slots for the duration of the block; yields its lane."""
+        state = self._host(host)
+        if state.waiters or state.in_flight >= state.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            state.waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():  # granted, then cancelled
+                    state.release()
+                raise
+        else:
+            state.in_flight += 1
+        state.peak = max(state.peak, state.in_flight)
+        lane = state.lanes.pop()
+        try:
+            yield lane
+        finally:
+            state.lanes.append(lane)
+            state.release()
