@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from auditor.auth import BearerAuth, TokenProvider, build_credential
+from auditor.auth import build_credential
 from auditor.host_limiter import HostLimiter
 from auditor.http import make_client, make_transport, shared
 from auditor.settings import Settings
+from auditor.tokens import BearerAuth, TokenProvider
 
 
 class ApiClients:

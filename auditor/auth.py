@@ -1,4 +1,4 @@
-"""Sign-in with MSAL, and an `httpx.Auth` per resource scope.
+"""Sign-in with MSAL: the credential `auth.method` names, and `auditor login`.
 
 One credential per run, chosen by `auth.method`:
 - `client-secret` / `client-certificate`: an app registration that is an application user in
@@ -13,32 +13,30 @@ other request (SSL_CERT_FILE or `http.ca_bundle`): MSAL's default `requests` cli
 REQUESTS_CA_BUNDLE instead. For authority hosts that are not Microsoft's public or sovereign
 login hosts (a simulator, a proxy), MSAL's instance discovery is turned off so no request goes
 to the public discovery endpoint.
+
+The credential hands out tokens; keeping them per scope and signing requests with them is
+`auditor.tokens`, and reading the app's secret or certificate is `auditor.client_credentials`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
-import anyio.to_thread
 import httpx
 import msal
 
+from auditor.client_credentials import client_credential
 from auditor.errors import AuthError, ConfigError
 from auditor.http import ssl_context
 from auditor.logs import register_secret
-from auditor.request_stats import current_stats
 from auditor.settings import Settings
-
-log = logging.getLogger(__name__)
+from auditor.tokens import AccessToken
 
 # Microsoft Entra login hosts MSAL knows (public and sovereign clouds): instance discovery
 # stays on for them, as MSAL expects.
@@ -75,20 +73,6 @@ _AADSTS_HINTS: Mapping[int, str] = {
     53003: "Conditional Access blocked the sign-in: ask an administrator to exclude the app or "
     "use a managed identity.",
 }
-
-
-@dataclass(frozen=True)
-class AccessToken:
-    """A bearer token and when it expires (epoch seconds); the repr never shows the token."""
-
-    token: str = field(repr=False)
-    expires_on: float
-
-
-class Credential(Protocol):
-    """Something that can get a token for a scope (blocking; MSAL is synchronous)."""
-
-    def get_token(self, scope: str, *, force_refresh: bool = False) -> AccessToken: ...
 
 
 class MsalHttpClient:
@@ -262,7 +246,7 @@ def build_credential(
 
         return MsalCredential(acquire_silent, describe="device code sign-in", http=http)
 
-    credential = _client_credential(settings)
+    credential = client_credential(settings)
     with _translate_msal_errors():
         confidential = msal.ConfidentialClientApplication(
             client_id,
@@ -300,69 +284,6 @@ def _require_client_id(settings: Settings) -> str:
     return settings.client_id
 
 
-def _client_credential(settings: Settings) -> str | dict[str, str]:
-    creds = settings.credentials
-    if settings.auth_method == "client-secret":
-        if creds.client_secret is None:
-            raise AuthError(
-                "auth.method is client-secret but AZURE_CLIENT_SECRET is not set.",
-                hint="Set AZURE_CLIENT_SECRET in the environment (never in auditor.toml).",
-            )
-        register_secret(creds.client_secret.value)
-        return creds.client_secret.value
-    path = creds.certificate_path
-    if path is None or not path.is_file():
-        raise AuthError(
-            "auth.method is client-certificate but AZURE_CLIENT_CERTIFICATE_PATH does not name "
-            "a readable file.",
-            hint="Set AZURE_CLIENT_CERTIFICATE_PATH to a PEM (key and certificate) or PFX file.",
-        )
-    password = creds.certificate_password.value if creds.certificate_password else None
-    register_secret(password)
-    if path.suffix.lower() in (".pfx", ".p12"):
-        pfx: dict[str, str] = {"private_key_pfx_path": str(path)}
-        if password:
-            pfx["passphrase"] = password
-        return pfx
-    return _pem_credential(path, password)
-
-
-def _pem_credential(path: Path, password: str | None) -> dict[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    data = path.read_bytes()
-    try:
-        cert = x509.load_pem_x509_certificate(data)
-        key = serialization.load_pem_private_key(
-            data, password=password.encode() if password else None
-        )
-    except ValueError as exc:
-        raise AuthError(
-            f"{path} does not hold a PEM certificate and its private key: {exc}",
-            hint="Give one PEM file with both, or a PFX file and its password in "
-            "AZURE_CLIENT_CERTIFICATE_PASSWORD.",
-        ) from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise AuthError(
-            f"{path} holds a {type(key).__name__.removeprefix('_')} key; Microsoft Entra ID signs "
-            "client assertions with RSA (RS256) only.",
-            hint="Create the app registration's certificate with an RSA key (2048 bits or more).",
-        )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return {
-        "private_key": key_pem,
-        # Entra identifies the certificate by its SHA-1 thumbprint (x5t).
-        "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),  # noqa: S303
-        "public_certificate": cert.public_bytes(serialization.Encoding.PEM).decode(),
-    }
-
-
 def persisted_cache(path: Path) -> msal.TokenCache:
     """A token cache in a file only its owner can read or write."""
     from msal_extensions import FilePersistence, PersistedTokenCache
@@ -398,77 +319,3 @@ def device_code_login(
     os.chmod(settings.token_cache_path, 0o600)
     claims = result.get("id_token_claims") or {}
     return str(claims.get("preferred_username") or claims.get("name") or "the account")
-
-
-class TokenProvider:
-    """Tokens per scope, kept in memory and refreshed before they expire.
-
-    Concurrent requests that need a new token share one refresh (a lock per scope); a 401
-    forces one refresh unless another task already replaced the refused token.
-    """
-
-    def __init__(self, credential: Credential, *, clock: Callable[[], float] = time.time) -> None:
-        self.credential = credential
-        self.clock = clock
-        self._tokens: dict[str, tuple[AccessToken, float]] = {}  # token, time obtained
-        self._locks: dict[str, asyncio.Lock] = {}
-        self.refreshes: dict[str, int] = {}
-
-    def _fresh(self, scope: str) -> AccessToken | None:
-        entry = self._tokens.get(scope)
-        if entry is None:
-            return None
-        token, obtained = entry
-        lifetime = max(token.expires_on - obtained, 0.0)
-        margin = min(300.0, lifetime * 0.1)  # refresh before expiry, never past it
-        return token if token.expires_on - self.clock() > margin else None
-
-    async def token(self, scope: str, *, refused: str | None = None) -> str:
-        """A valid token for `scope`; with `refused`, one other than the refused token."""
-        lock = self._locks.setdefault(scope, asyncio.Lock())
-        async with lock:
-            current = self._fresh(scope)
-            if current is not None and current.token != refused:
-                return current.token
-            force = refused is not None and current is not None
-            obtained = self.clock()
-            token = await anyio.to_thread.run_sync(
-                lambda: self.credential.get_token(scope, force_refresh=force)
-            )
-            self._tokens[scope] = (token, obtained)
-            self.refreshes[scope] = self.refreshes.get(scope, 0) + 1
-            log.debug(
-                "obtained a token for %s (expires in %.0fs)", scope, token.expires_on - obtained
-            )
-            return token.token
-
-
-class BearerAuth:
-    """Adds `Authorization: Bearer` for one scope; on a 401, refreshes once and resends.
-
-    The transport calls it once it holds a slot for the request (`auditor.retry.Authorizer`),
-    not when the request is built: a request that waited in the queue, or out a Retry-After,
-    must not go out with a token that expired while it waited.
-    """
-
-    def __init__(self, tokens: TokenProvider, scope: str) -> None:
-        self.tokens = tokens
-        self.scope = scope
-
-    async def send(
-        self, request: httpx.Request, send: Callable[[httpx.Request], Awaitable[httpx.Response]]
-    ) -> httpx.Response:
-        """Send `request` with a valid token; a 401 gets one refresh and one resend."""
-        token = await self.tokens.token(self.scope)
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = await send(request)
-        if response.status_code != 401:
-            return response
-        await response.aread()  # frees the connection for the resend
-        stats = current_stats.get()
-        if stats is not None:
-            stats.token_refreshes += 1
-            stats.requests += 1
-        token = await self.tokens.token(self.scope, refused=token)
-        request.headers["Authorization"] = f"Bearer {token}"
-        return await send(request)

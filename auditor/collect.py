@@ -26,7 +26,7 @@ import httpx
 
 from auditor.access import current_principal, principal_of
 from auditor.api_clients import ApiClients
-from auditor.auth import BearerAuth, TokenProvider, build_credential
+from auditor.auth import build_credential
 from auditor.collect_types import (
     CollectOptions,
     CollectSummary,
@@ -52,6 +52,7 @@ from auditor.sources.base import (
 )
 from auditor.store import Store, StoreError, StoreUnwritable
 from auditor.store.sink import StoreSink
+from auditor.tokens import BearerAuth, TokenProvider
 
 log = logging.getLogger(__name__)
 

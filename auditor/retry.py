@@ -53,7 +53,7 @@ Send = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
 
 class Authorizer(Protocol):
-    """Signs a request when it is sent (`auditor.auth.BearerAuth`)."""
+    """Signs a request when it is sent (`auditor.tokens.BearerAuth`)."""
 
     async def send(self, request: httpx.Request, send: Send) -> httpx.Response:
         """Send `request` through `send` with credentials, refreshing them once on a 401."""

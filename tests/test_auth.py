@@ -17,19 +17,13 @@ import pytest
 import respx
 from cryptography.hazmat.primitives import serialization
 
-from auditor.auth import (
-    AccessToken,
-    BearerAuth,
-    TokenProvider,
-    build_credential,
-    device_code_login,
-    instance_discovery,
-)
+from auditor.auth import build_credential, device_code_login, instance_discovery
 from auditor.errors import AuthError, Unauthorized
 from auditor.host_limiter import HostLimiter
 from auditor.http import get_json, make_client
 from auditor.request_stats import RequestStats, current_stats
 from auditor.settings import Credentials, Secret, Settings
+from auditor.tokens import AccessToken, BearerAuth, TokenProvider
 
 AUTHORITY = "https://login.sim.test"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"

@@ -18,10 +18,7 @@ routes once registered as a Power Platform management application
   the rest, `--action-sample N`), the run with every action's status, times, error and
   retry history. The sample and its size are stored so rates carry confidence intervals.
   A later scan draws its sample from the runs new since the last one.
-Shapes: the Logic Apps WorkflowRun and WorkflowRunAction schema
-(https://learn.microsoft.com/rest/api/logic/workflowruns/get,
-https://learn.microsoft.com/rest/api/logic/workflowrunactions/get), as the flow API returns them
-to pnp/cli-microsoft365's flow commands.
+The rows and the sample are built in `flow_api_rows`; batched writes are `batching`.
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 import pandas as pd
@@ -50,6 +46,8 @@ from auditor.sources.base import (
     resumed,
     run_query,
 )
+from auditor.sources.batching import UnitBatch, run_all
+from auditor.sources.flow_api_rows import action_rows, as_object, choose_sample, flow_row, run_row
 
 log = logging.getLogger(__name__)
 
@@ -58,108 +56,6 @@ UNSUPPORTED_NOTE = (
     "The Power Automate management API (api.flow.microsoft.com) is not supported by "
     "Microsoft; its flows, runs and action results are used as evidence but may change."
 )
-TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled", "TimedOut", "Skipped", "Aborted"})
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _error(value: Any) -> tuple[Any, Any]:
-    error = _object(value)
-    inner = _object(error.get("error"))  # retryHistory wraps it: {"error": {"code", ...}}
-    error = inner or error
-    return error.get("code"), error.get("message")
-
-
-def flow_row(item: Row) -> Row:
-    """A flow of the list (or GET) response, flattened and keyed by its workflowid where it
-    has one (`flow_name`), else by its name in the API (`api_name`)."""
-    props = _object(item.get("properties"))
-    triggers = _object(props.get("definitionSummary")).get("triggers")
-    first = triggers[0] if isinstance(triggers, list) and triggers else {}
-    definition = props.get("definition")
-    name = item.get("name")
-    workflow = props.get("workflowEntityId")
-    return {
-        "flow_name": workflow.lower() if isinstance(workflow, str) and workflow else name,
-        "api_name": name,
-        "display_name": props.get("displayName"),
-        "state": props.get("state"),
-        "created_time": props.get("createdTime"),
-        "last_modified_time": props.get("lastModifiedTime"),
-        "workflowid": workflow,
-        "suspension_reason": props.get("flowSuspensionReason"),
-        "trigger_type": _object(first).get("type"),
-        "definition": json.dumps(definition) if isinstance(definition, dict) else None,
-    }
-
-
-def run_row(flow_name: str, item: Row) -> Row:
-    """A run of the runs list, flattened."""
-    props = _object(item.get("properties"))
-    code, message = _error(props.get("error"))
-    return {
-        "flow_name": flow_name,
-        "run_name": item.get("name"),
-        "start_time": props.get("startTime"),
-        "end_time": props.get("endTime") or None,
-        "status": props.get("status"),
-        "code": props.get("code"),
-        "error_code": code,
-        "error_message": message,
-        "trigger_name": _object(props.get("trigger")).get("name"),
-        "client_tracking_id": _object(props.get("correlation")).get("clientTrackingId"),
-    }
-
-
-def action_rows(flow_name: str, run_name: str, body: Row) -> list[Row]:
-    """Every action of a run (`$expand=properties/actions`: a map keyed by action name)."""
-    actions = _object(body.get("properties")).get("actions")
-    if isinstance(actions, list):  # the /actions list form: [{name, properties}]
-        actions = {a.get("name"): a.get("properties") for a in actions if isinstance(a, dict)}
-    rows: list[Row] = []
-    for name, props in _object(actions).items():
-        if not isinstance(name, str) or not isinstance(props, dict):
-            continue
-        history = props.get("retryHistory")
-        history = history if isinstance(history, list) else []
-        codes = sorted({str(_object(h).get("code")) for h in history if _object(h).get("code")})
-        code, message = _error(props.get("error"))
-        rows.append(
-            {
-                "flow_name": flow_name,
-                "run_name": run_name,
-                "action_name": name,
-                "status": props.get("status"),
-                "code": props.get("code"),
-                "start_time": props.get("startTime"),
-                "end_time": props.get("endTime"),
-                "error_code": code,
-                "error_message": message,
-                "retry_count": len(history),
-                "retry_codes": ",".join(codes) or None,
-                "retry_history": json.dumps(history) if history else None,
-                "repetition_count": props.get("repetitionCount"),
-            }
-        )
-    return rows
-
-
-def choose_sample(
-    runs: list[tuple[str, str]], size: int, rng: random.Random
-) -> tuple[list[str], int]:
-    """Up to `size` finished runs: every failed run first, then a random draw of the rest.
-
-    Returns the chosen run names and how many of them failed.
-    """
-    finished = sorted((name, status) for name, status in runs if status in TERMINAL)
-    failed = [name for name, status in finished if status == "Failed"]
-    rest = [name for name, status in finished if status != "Failed"]
-    chosen_failed = failed if len(failed) <= size else rng.sample(failed, size)
-    room = size - len(chosen_failed)
-    chosen_rest = rng.sample(rest, min(room, len(rest))) if room > 0 else []
-    return sorted(chosen_failed + chosen_rest), len(chosen_failed)
 
 
 class FlowApiSource:
@@ -256,7 +152,7 @@ class FlowApiSource:
         path, params = spec.render(environment=self.environment.id, flow=str(row["api_name"]))
         body = await get_json(self.client, path, params=params, access=spec.access)
         if isinstance(body, dict):
-            definition = _object(body.get("properties")).get("definition")
+            definition = as_object(body.get("properties")).get("definition")
             row["definition"] = json.dumps(definition) if isinstance(definition, dict) else None
 
     def _start(self) -> datetime:
@@ -302,7 +198,7 @@ class FlowApiSource:
         spec = self.catalog["flow_runs"]
         plan = self._flows_to_page(self._start())
 
-        batch = _Batch(self.sink, "flow_api_runs")
+        batch = UnitBatch(self.sink, "flow_api_runs")
 
         async def one(flow: str) -> None:
             # An interrupted scan re-reads at most the few pages of the flows not yet stored.
@@ -324,7 +220,7 @@ class FlowApiSource:
             outcome.rows += written
 
         try:
-            await _all(one(flow) for flow in plan)
+            await run_all(one(flow) for flow in plan)
         finally:
             outcome.rows += await batch.flush()
         outcome.watermark = self.window.until
@@ -335,7 +231,7 @@ class FlowApiSource:
         # re-read to catch late rows belongs to the last scan's population, which was
         # sampled then (counting it twice would also bias the rates' estimates).
         start = self.window.new_since(self.sink.watermark("flow_runs"))
-        actions = _Batch(self.sink, "flow_run_actions", also="action_samples")
+        actions = UnitBatch(self.sink, "flow_run_actions", also="action_samples")
         stored = self.sink.runs(start, self.window.until)
 
         async def one(flow: str) -> None:
@@ -361,7 +257,7 @@ class FlowApiSource:
             outcome.rows += written
 
         try:
-            await _all(one(flow) for flow in self.flow_names)
+            await run_all(one(flow) for flow in self.flow_names)
         finally:
             outcome.rows += await actions.flush()
 
@@ -398,9 +294,9 @@ def recurrence_interval(clientdata: str) -> timedelta | None:
         document = json.loads(clientdata)
     except ValueError:
         return None
-    definition = _object(_object(_object(document).get("properties")).get("definition"))
-    for trigger in _object(definition.get("triggers")).values():
-        recurrence = _object(_object(trigger).get("recurrence"))
+    definition = as_object(as_object(as_object(document).get("properties")).get("definition"))
+    for trigger in as_object(definition.get("triggers")).values():
+        recurrence = as_object(as_object(trigger).get("recurrence"))
         unit = _FREQUENCIES.get(str(recurrence.get("frequency", "")).lower())
         interval = recurrence.get("interval", 1)
         if unit is not None and isinstance(interval, int) and interval > 0:
@@ -422,52 +318,3 @@ def _same_time(stored: datetime, row: Row) -> bool:
     if current.tzinfo is None:
         current = current.tz_localize("UTC")
     return bool(current.floor("us") == pd.Timestamp(stored).tz_convert("UTC").floor("us"))
-
-
-class _Batch:
-    """Rows of finished units, written to the sink together once there are enough.
-
-    Each unit (a flow) is marked done in the same transaction as its rows (and, for action
-    samples, the sample's description), so an interrupted scan resumes exactly as with one
-    transaction per unit, at a fraction of the commits.
-    """
-
-    def __init__(
-        self, sink: Sink, table: str, also: str | None = None, rows: int = 5000, units: int = 200
-    ) -> None:
-        self.sink = sink
-        self.table = table
-        self.also = also
-        self.max_rows = rows
-        self.max_units = units
-        self.rows: list[Row] = []
-        self.also_rows: list[Row] = []
-        self.units: list[tuple[str, str, int]] = []
-
-    async def add(
-        self, query_id: str, unit: str, rows: list[Row], also: list[Row] | None = None
-    ) -> int:
-        """Keep a finished unit; returns the rows written if this filled the batch."""
-        self.rows.extend(rows)
-        self.also_rows.extend(also or [])
-        self.units.append((query_id, unit, len(rows)))
-        if len(self.rows) >= self.max_rows or len(self.units) >= self.max_units:
-            return await self.flush()
-        return 0
-
-    async def flush(self) -> int:
-        """Write what is kept (nothing to do when empty)."""
-        if not self.units:
-            return 0
-        rows, also, units = self.rows, self.also_rows, self.units
-        self.rows, self.also_rows, self.units = [], [], []
-        extra = (self.also, also) if self.also is not None else None
-        return await self.sink.write_units(self.table, rows, units, extra)
-
-
-async def _all(tasks: Any) -> None:
-    """Run every task; when any failed, raise the first failure after all have ended."""
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    failures = [r for r in results if isinstance(r, BaseException)]
-    if failures:
-        raise failures[0]

@@ -6,13 +6,8 @@ import json
 import random
 from datetime import timedelta
 
-from auditor.sources.flow_api import (
-    action_rows,
-    choose_sample,
-    flow_row,
-    recurrence_interval,
-    run_row,
-)
+from auditor.sources.flow_api import recurrence_interval
+from auditor.sources.flow_api_rows import action_rows, choose_sample, flow_row, run_row
 
 
 def test_the_sample_takes_every_failed_run_first_then_a_seeded_draw() -> None:
