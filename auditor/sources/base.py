@@ -206,3 +206,8 @@ async def run_query(
 def resumed(query_id: str, environment_id: str) -> QueryOutcome:
     """The outcome of a query that completed before the scan was interrupted."""
     return QueryOutcome(query_id, environment_id, resumed=True)
+
+
+def as_object(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else an empty one (tenant JSON is untrusted)."""
+    return value if isinstance(value, dict) else {}

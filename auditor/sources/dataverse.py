@@ -31,6 +31,7 @@ from auditor.sources.base import (
     Row,
     ScanWindow,
     Sink,
+    as_object,
     resumed,
     run_query,
     unit_of,
@@ -105,16 +106,12 @@ def flowrun_row(row: Row) -> Row:
     return result
 
 
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def step_row(row: Row) -> Row:
     """A plug-in step flattened from the one-query inventory (message, table, type, assembly)."""
-    message = _object(row.get("sdkmessageid"))
-    message_filter = _object(row.get("sdkmessagefilterid"))
-    plugin_type = _object(row.get("plugintypeid"))
-    assembly = _object(plugin_type.get("pluginassemblyid"))
+    message = as_object(row.get("sdkmessageid"))
+    message_filter = as_object(row.get("sdkmessagefilterid"))
+    plugin_type = as_object(row.get("plugintypeid"))
+    assembly = as_object(plugin_type.get("pluginassemblyid"))
     return {
         "stepid": row.get("sdkmessageprocessingstepid"),
         "name": row.get("name"),

@@ -43,11 +43,12 @@ from auditor.sources.base import (
     Row,
     ScanWindow,
     Sink,
+    as_object,
     resumed,
     run_query,
 )
 from auditor.sources.batching import UnitBatch, run_all
-from auditor.sources.flow_api_rows import action_rows, as_object, choose_sample, flow_row, run_row
+from auditor.sources.flow_api_rows import action_rows, choose_sample, flow_row, run_row
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,9 @@ import json
 import random
 from typing import Any
 
-from auditor.sources.base import Row
+from auditor.sources.base import Row, as_object
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled", "TimedOut", "Skipped", "Aborted"})
-
-
-def as_object(value: Any) -> dict[str, Any]:
-    """`value` if it is a JSON object, else an empty one."""
-    return value if isinstance(value, dict) else {}
 
 
 def _error(value: Any) -> tuple[Any, Any]:
