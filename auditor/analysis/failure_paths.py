@@ -1,14 +1,10 @@
-"""What a flow does when an action fails, and whether its caller gets an answer.
+"""What a flow does when an action fails: its failure branches, and whether each reports.
 
 Every check that reasons about failures (error handling, handled failures, responses,
-retries) reads this model, built from the `runAfter` statuses of each edge rather than from
-"some action runs after Failed somewhere". The rules, with their sources:
+retries) reads this model, built from the `runAfter` statuses of each edge (replayed on the
+`flow_graph`, which states the run-after rule) rather than from "some action runs after
+Failed somewhere". The rules, with their sources:
 
-- An action runs when every predecessor in its `runAfter` ended in one of the statuses listed
-  for it (Succeeded, Failed, Skipped, TimedOut); otherwise it is Skipped. An action with an
-  empty `runAfter` runs when its container starts.
-  https://learn.microsoft.com/azure/logic-apps/error-exception-handling (run after);
-  https://learn.microsoft.com/azure/logic-apps/logic-apps-workflow-definition-language
 - A scope, condition or loop is Failed when an action in it fails, even one a catch inside
   it handled; so a catch that reports nothing is not silent when an outer catch of a
   container holding it reports the failure.
@@ -36,34 +32,38 @@ retries) reads this model, built from the `runAfter` statuses of each edge rathe
 - A run whose failure a catch handled ends Succeeded unless a Terminate sets another status
   (inferred: the Power Automate guidance ends catch paths with Terminate Failed for this
   reason; the documentation does not state the run-status rule itself).
-- For an invoked flow, every path that ends the run Succeeded must send a Response: a
-  Request-triggered flow with no Response answers 202 Accepted at once
-  (https://learn.microsoft.com/azure/logic-apps/logic-apps-http-endpoint), and a caller
-  waiting for a Response that never comes times out with an error
-  (https://learn.microsoft.com/power-automate/guidance/coding-guidelines/asychronous-flow-pattern).
-  A path that ends Failed or Cancelled is seen as a failure by the caller.
 
-Everything here works on the action rows of `definitions.parse_definition`, one flow at a
-time, without recursion (nesting is untrusted) and in time linear in the flow's size per
-guarded action.
+Whether an invoked flow answers its caller on every path is `response_paths`, which reads
+these branches. Everything here works on the action rows of `definitions.parse_definition`,
+one flow at a time, without recursion (nesting is untrusted) and in time linear in the flow's
+size per guarded action.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from auditor.analysis.definition_effects import DATA_TYPE_PREFIXES, DATA_TYPES
+from auditor.analysis.flow_graph import (
+    CONTAINER_TYPES,
+    FAILED,
+    SKIPPED,
+    SUCCEEDED,
+    TIMEDOUT,
+    FlowGraph,
+    Node,
+    edge_kind,
+    row_display,
+    row_scope,
+    row_type,
+    rows_by_flow,
+    terminated_as,
+)
 
-SUCCEEDED, FAILED, TIMEDOUT, SKIPPED = "succeeded", "failed", "timedout", "skipped"
-FAILURE_STATUSES = frozenset({FAILED, TIMEDOUT})
-CONTAINER_TYPES = frozenset({"scope", "if", "switch", "foreach", "until"})
-LOOP_TYPES = frozenset({"foreach", "until"})
 _LITERAL_2XX = re.compile(r"\s*2\d\d\s*")
 _MAX_NAMES = 300
 
@@ -88,51 +88,9 @@ BRANCH_DTYPES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class _Node:
-    name: str
-    row: Mapping[str, Any]
-    run_after: dict[str, frozenset[str]]
-    type: str
-    path: str  # the scope path of the containers nested in it (its base)
-
-
-def _type(row: Mapping[str, Any]) -> str:
-    value = row.get("type")
-    return value.lower() if isinstance(value, str) else ""
-
-
-def _scope(row: Mapping[str, Any]) -> str:
-    value = row.get("scope_path")
-    return value if isinstance(value, str) else ""
-
-
-def _run_after(row: Mapping[str, Any]) -> dict[str, frozenset[str]]:
-    raw = row.get("run_after")
-    try:
-        loaded = json.loads(raw) if isinstance(raw, str) else {}
-    except ValueError:
-        loaded = {}
-    if not isinstance(loaded, dict):
-        return {}
-    return {
-        str(pred): frozenset(s for s in statuses if isinstance(s, str))
-        for pred, statuses in loaded.items()
-        if isinstance(statuses, list)
-    }
-
-
 def is_data(row: Mapping[str, Any]) -> bool:
-    kind = _type(row)
+    kind = row_type(row)
     return kind in DATA_TYPES or kind.startswith(DATA_TYPE_PREFIXES)
-
-
-def _display(row: Mapping[str, Any]) -> str:
-    for key in ("display_name", "action_name"):
-        value = row.get(key)
-        if isinstance(value, str):
-            return value
-    return "?"
 
 
 def answers_failure(row: Mapping[str, Any]) -> bool:
@@ -146,100 +104,6 @@ def answers_failure(row: Mapping[str, Any]) -> bool:
     return not _LITERAL_2XX.fullmatch(status)
 
 
-def _terminate(row: Mapping[str, Any]) -> str:
-    status = row.get("terminate_status")
-    return status.lower() if isinstance(status, str) else ""
-
-
-class FlowGraph:
-    """One flow's action rows as containers of nodes with their runAfter edges."""
-
-    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        self.rows = rows
-        self.containers: dict[str, list[_Node]] = {}
-        self.nodes: dict[str, _Node] = {}
-        ordered = sorted(rows, key=lambda r: (_scope(r), int(r.get("order") or 0)))
-        for row in ordered:
-            name = str(row.get("action_name"))
-            scope = _scope(row)
-            node = _Node(
-                name, row, _run_after(row), _type(row), f"{scope}/{name}" if scope else name
-            )
-            self.containers.setdefault(scope, []).append(node)
-            self.nodes.setdefault(name, node)
-
-    def descendants(self, node: _Node) -> list[_Node]:
-        """Every action nested in `node`, at any depth."""
-        prefix = node.path + "/"
-        return [
-            inner
-            for scope, members in self.containers.items()
-            if scope == node.path or scope.startswith(prefix)
-            for inner in members
-        ]
-
-    def bodies(self, node: _Node) -> dict[str, list[_Node]]:
-        """The containers directly inside `node`: {"": body} or {"then": ..., "else": ...}."""
-        out: dict[str, list[_Node]] = {}
-        branched = node.type in ("if", "switch")  # only these name their bodies
-        for scope, members in self.containers.items():
-            if scope == node.path and not branched:
-                out[""] = members
-            elif branched and scope.startswith(node.path + "/"):
-                branch = scope[len(node.path) + 1 :]
-                if "/" not in branch:
-                    out[branch] = members
-        return out
-
-    def replay(
-        self, container: Sequence[_Node], failed: str | None, how: str = FAILED
-    ) -> dict[str, str]:
-        """Each action's status when `failed` ends `how` (Failed or TimedOut) and everything
-        else succeeds."""
-        status: dict[str, str] = {}
-        for node in container:  # runAfter order
-            if node.name == failed:
-                status[node.name] = how
-                continue
-            runs = all(
-                status.get(pred, SUCCEEDED) in allowed
-                for pred, allowed in node.run_after.items()
-                if pred in status or pred in self.nodes
-            )
-            status[node.name] = SUCCEEDED if runs else SKIPPED
-        return status
-
-
-def _edge_kind(statuses: frozenset[str]) -> str | None:
-    if not statuses & FAILURE_STATUSES:
-        return None
-    return "tolerates" if SUCCEEDED in statuses else "failure"
-
-
-def reacted(graph: FlowGraph) -> set[str]:
-    """Actions whose failure some edge reacts to (a failure branch or a tolerating edge)."""
-    out: set[str] = set()
-    for members in graph.containers.values():
-        for node in members:
-            for pred, statuses in node.run_after.items():
-                if _edge_kind(statuses) is not None:
-                    out.add(pred)
-    return out
-
-
-def ancestors(graph: FlowGraph, node: _Node) -> list[_Node]:
-    """The containers holding `node`, innermost first."""
-    out: list[_Node] = []
-    seen: set[str] = set()
-    parent = node.row.get("parent")
-    while isinstance(parent, str) and parent in graph.nodes and parent not in seen:
-        seen.add(parent)
-        holder = graph.nodes[parent]
-        out.append(holder)
-        parent = holder.row.get("parent")
-    return out
-
-
 def _branch(graph: FlowGraph, scope: str, guarded: str) -> dict[str, object] | None:
     container = graph.containers[scope]
     ok = graph.replay(container, None)
@@ -250,7 +114,7 @@ def _branch(graph: FlowGraph, scope: str, guarded: str) -> dict[str, object] | N
     exclusive = [n for n in container if bad[n.name] == SUCCEEDED and ok[n.name] != SUCCEEDED]
     if not exclusive:
         return None
-    content: list[_Node] = []
+    content: list[Node] = []
     for node in exclusive:
         content.append(node)
         content.extend(graph.descendants(node))
@@ -290,7 +154,7 @@ def _branch(graph: FlowGraph, scope: str, guarded: str) -> dict[str, object] | N
         kind = "catch"  # e.g. a Wait: does something, reports nothing
     else:
         kind = "empty"
-    ends_failed = any(_terminate(n.row) in (FAILED, "cancelled") for n in terminates)
+    ends_failed = any(terminated_as(n.row) in (FAILED, "cancelled") for n in terminates)
     success_answer = [n for n in responses if not answers_failure(n.row)]
     reports = kind == "catch" and (ends_failed or flagged or bool(failure_answer) or bool(effects))
     # A success answered on the branch itself, or after a catch that reports nothing, tells
@@ -300,28 +164,28 @@ def _branch(graph: FlowGraph, scope: str, guarded: str) -> dict[str, object] | N
     success_on_failure = (
         bool(own_success)
         or (bool(success_answer) and not reports)
-        or any(_terminate(n.row) == SUCCEEDED for n in terminates)
+        or any(terminated_as(n.row) == SUCCEEDED for n in terminates)
     )
     how: list[str] = []
     if ends_failed:
         how.append(
             "Terminate "
-            + next(str(n.row.get("terminate_status")) for n in terminates if _terminate(n.row))
+            + next(str(n.row.get("terminate_status")) for n in terminates if terminated_as(n.row))
         )
     how.extend(
-        f"answers '{_display(n.row)}' ({n.row.get('response_status') or 200})" for n in responses
+        f"answers '{row_display(n.row)}' ({n.row.get('response_status') or 200})" for n in responses
     )
-    how.extend(f"'{_display(n.row)}'" for n in effects[:3])
-    if any(_terminate(n.row) == SUCCEEDED for n in terminates):
+    how.extend(f"'{row_display(n.row)}'" for n in effects[:3])
+    if any(terminated_as(n.row) == SUCCEEDED for n in terminates):
         how.append("Terminate Succeeded")
     if flagged:
         how.append("sets a flag that a later step turns into Terminate Failed")
-    names = ", ".join(_display(n.row) for n in content)
+    names = ", ".join(row_display(n.row) for n in content)
     return {
         "guarded_action": guarded,
-        "guarded_display": _display(graph.nodes[guarded].row),
+        "guarded_display": row_display(graph.nodes[guarded].row),
         "catch_action": exclusive[0].name,
-        "catch_display": _display(exclusive[0].row),
+        "catch_display": row_display(exclusive[0].row),
         "scope_path": scope,
         "kind": kind,
         "members": len(content),
@@ -344,7 +208,7 @@ def _in_until(graph: FlowGraph, scope: str) -> bool:
     return any(graph.nodes[p].type == "until" for p in parts if p in graph.nodes)
 
 
-def _readers(graph: FlowGraph, content: Sequence[_Node]) -> Iterator[tuple[_Node, bool]]:
+def _readers(graph: FlowGraph, content: Sequence[Node]) -> Iterator[tuple[Node, bool]]:
     """Each action outside `content` that reads an output or a variable it produces, or that
     runs depending on how one of its actions ended; with whether it reads (True) or only
     depends on the outcome (False). An edge that runs whether or not the branch ran
@@ -366,21 +230,21 @@ def _readers(graph: FlowGraph, content: Sequence[_Node]) -> Iterator[tuple[_Node
             yield node, reads
 
 
-def _reported_later(graph: FlowGraph, content: Sequence[_Node]) -> bool:
+def _reported_later(graph: FlowGraph, content: Sequence[Node]) -> bool:
     """Whether an action after the branch reads what it set (a failure flag) and ends the run
     Failed or Cancelled, or answers a failure, itself or inside it."""
     for node, reads in _readers(graph, content):
         if not reads:
             continue
         for inner in [node, *graph.descendants(node)]:
-            if inner.type == "terminate" and _terminate(inner.row) in (FAILED, "cancelled"):
+            if inner.type == "terminate" and terminated_as(inner.row) in (FAILED, "cancelled"):
                 return True
             if inner.type == "response" and answers_failure(inner.row):
                 return True
     return False
 
 
-def _used_later(graph: FlowGraph, content: Sequence[_Node]) -> bool:
+def _used_later(graph: FlowGraph, content: Sequence[Node]) -> bool:
     """Whether an action after the branch reads what it produces or depends on how it ended
     (a probe's failure)."""
     return next(_readers(graph, content), None) is not None
@@ -397,7 +261,7 @@ def flow_branches(
         guarded = []
         for node in members:
             for pred, statuses in node.run_after.items():
-                if _edge_kind(statuses) == "failure" and pred not in guarded:
+                if edge_kind(statuses) == "failure" and pred not in guarded:
                     guarded.append(pred)
         names = {n.name for n in members}
         for pred in guarded:
@@ -423,7 +287,7 @@ def _reported_above(graph: FlowGraph, scope: str) -> bool:
     seen: set[str] = set()
     while node is not None and node.name not in seen:
         seen.add(node.name)
-        outer = _branch(graph, _scope(node.row), node.name)
+        outer = _branch(graph, row_scope(node.row), node.name)
         if outer is not None and outer["reports_failure"] and not outer["success_on_failure"]:
             return True
         parent = node.row.get("parent")
@@ -431,162 +295,20 @@ def _reported_above(graph: FlowGraph, scope: str) -> bool:
     return False
 
 
-# Responses on every path -----------------------------------------------------------------
-
-ANSWERED, ENDED, SILENT, CONTINUES = "answered", "ended", "silent", "continues"
-
-
-def _outcomes(graph: FlowGraph, container: Sequence[_Node], guard: int) -> dict[str, str]:
-    """{outcome: where} of running `container` when every action succeeds.
-
-    Outcomes: answered (a Response ran), ended (Terminate Failed or Cancelled: the caller sees
-    a failure), silent (Terminate Succeeded before any Response), continues (the container
-    finished without any of these). `where` names the first path found to that outcome.
-    """
-    if guard > 64:  # deeper than the platform allows: treat as unknown, not unanswered
-        return {ANSWERED: ""}
-    ok = graph.replay(container, None)
-    live: dict[str, str] = {CONTINUES: ""}
-    done: dict[str, str] = {}
-    for node in container:
-        if ok[node.name] != SUCCEEDED or CONTINUES not in live:
-            continue
-        here = live.pop(CONTINUES)
-        results: dict[str, str]
-        if node.type == "response":
-            results = {ANSWERED: here}
-        elif node.type == "terminate":
-            status = _terminate(node.row)
-            results = {SILENT if status == SUCCEEDED else ENDED: f"'{_display(node.row)}'"}
-        elif node.type in CONTAINER_TYPES:
-            bodies = graph.bodies(node)
-            if node.type == "if":
-                bodies.setdefault("then", [])
-                bodies.setdefault("else", [])
-            elif node.type == "switch":
-                bodies.setdefault("default", [])
-            results = {}
-            for branch, members in sorted(bodies.items()):
-                label = f"'{_display(node.row)}'" + (f" ({branch})" if branch else "")
-                for outcome, where in _outcomes(graph, members, guard + 1).items():
-                    results.setdefault(outcome, where or label)
-            if node.type in LOOP_TYPES:
-                results.setdefault(CONTINUES, "")  # a loop may run no iteration
-        else:
-            results = {CONTINUES: ""}
-        for outcome, where in results.items():
-            if outcome == CONTINUES:
-                live.setdefault(CONTINUES, where or here)
-            else:
-                done.setdefault(outcome, where)
-    for outcome, where in live.items():
-        done.setdefault(outcome, where)
-    return done
-
-
-@dataclass(frozen=True)
-class ResponsePaths:
-    """How an invoked flow answers: its Responses, the paths that end Succeeded without one,
-    and the failure branches that answer success or end silently."""
-
-    responses: int
-    silent_paths: tuple[str, ...]
-    success_on_failure: tuple[str, ...]
-    silent_catches: tuple[str, ...]
-
-
-def _answered_above(graph: FlowGraph, scope: str) -> bool:
-    """Whether, once a failure inside the container `scope` made its holders Failed (R-SCOPE),
-    an outer container answers (a Response) or ends the run Failed after a holder."""
-    members = graph.containers.get(scope, [])
-    parent = members[0].row.get("parent") if members else None
-    node = graph.nodes.get(parent) if isinstance(parent, str) else None
-    seen: set[str] = set()
-    while node is not None and node.name not in seen:
-        seen.add(node.name)
-        container = graph.containers.get(_scope(node.row), [])
-        status = graph.replay(container, node.name)
-        index = {n.name: i for i, n in enumerate(container)}
-        for other in container:
-            if status[other.name] != SUCCEEDED or index[other.name] <= index[node.name]:
-                continue
-            for inner in [other, *graph.descendants(other)]:
-                if inner.type == "response" or (
-                    inner.type == "terminate" and _terminate(inner.row) in (FAILED, "cancelled")
-                ):
-                    return True
-        parent = node.row.get("parent")
-        node = graph.nodes.get(parent) if isinstance(parent, str) else None
-    return False
-
-
-def response_paths(rows: Sequence[Mapping[str, Any]]) -> ResponsePaths:
-    graph = FlowGraph(rows)
-    responses = sum(1 for row in rows if _type(row) == "response")
-    outcomes = _outcomes(graph, graph.containers.get("", []), 0)
-    silent = [
-        where or "the end of the flow"
-        for outcome, where in outcomes.items()
-        if outcome in (SILENT, CONTINUES)
-    ]
-    branches = flow_branches(rows, graph)
-    wrong = [f"after '{b['guarded_display']}' fails" for b in branches if b["success_on_failure"]]
-    quiet = [
-        f"'{b['catch_display']}' (after '{b['guarded_display']}' fails)"
-        for b in branches
-        if b["kind"] in ("catch", "empty")
-        and not b["answers"]
-        and not b["ends_failed"]
-        and not _answered_above(graph, str(b["scope_path"]))
-    ]
-    return ResponsePaths(responses, tuple(silent), tuple(wrong), tuple(quiet))
-
-
 def branches_frame(actions: pd.DataFrame) -> pd.DataFrame:
     """One row per failure branch of every flow (see the module docstring)."""
     rows: list[dict[str, object]] = []
-    for key, flow_rows in _by_flow(actions, only_failure_edges=True):
+    for key, flow_rows in rows_by_flow(actions, only_failure_edges=True):
         for branch in flow_branches(flow_rows):
             rows.append({"environment_id": key[0], "flow_id": key[1], **branch})
     frame = pd.DataFrame(rows, columns=list(BRANCH_DTYPES))
     return frame.astype(BRANCH_DTYPES)
 
 
-def _by_flow(
-    actions: pd.DataFrame, *, only_failure_edges: bool = False
-) -> Iterable[tuple[tuple[str, str], list[dict[str, Any]]]]:
-    """Each flow's action rows as dicts, flows in key order (one to_dict for all flows)."""
-    frame = actions
-    if only_failure_edges:
-        wanted = actions.loc[
-            actions["runs_after_failure"].astype(bool), ["environment_id", "flow_id"]
-        ].drop_duplicates()
-        if wanted.empty:
-            return []
-        frame = actions.merge(wanted, on=["environment_id", "flow_id"], how="inner")
-    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for record in frame.to_dict("records"):
-        row = {str(k): v for k, v in record.items()}
-        key = (row["environment_id"], row["flow_id"])
-        if pd.notna(key[0]) and pd.notna(key[1]):
-            grouped.setdefault(key, []).append(row)
-    return sorted(grouped.items())
-
-
-def flow_rows(actions: pd.DataFrame) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Every flow's action rows as dicts, by (environment_id, flow_id)."""
-    return dict(_by_flow(actions))
-
-
 __all__ = [
     "BRANCH_DTYPES",
-    "FlowGraph",
-    "ResponsePaths",
-    "ancestors",
     "answers_failure",
     "branches_frame",
     "flow_branches",
-    "flow_rows",
-    "reacted",
-    "response_paths",
+    "is_data",
 ]

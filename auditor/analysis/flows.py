@@ -11,14 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from auditor.analysis.failure_paths import (
-    BRANCH_DTYPES,
-    FlowGraph,
-    ancestors,
-    branches_frame,
-    flow_rows,
-    reacted,
-)
+from auditor.analysis.failure_paths import BRANCH_DTYPES, branches_frame
+from auditor.analysis.flow_graph import FlowGraph, ancestors, flow_rows, reacted
 
 _KEY = ["environment_id", "flow_id"]
 

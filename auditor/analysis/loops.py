@@ -41,18 +41,31 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-# A list action whose Top Count is at most this returns a few rows: not a whole table.
-MAX_FEW = 10
-COLLECTION = "collection"
-RECORD_CHILDREN = "record_children"
-FIXED = "fixed"
-UNKNOWN = "unknown"
-KINDS = (COLLECTION, RECORD_CHILDREN, FIXED, UNKNOWN)
+from auditor.analysis.loop_operations import (
+    COLLECTION,
+    CONNECTOR_TYPES,
+    DATA_TYPES,
+    FIXED,
+    MAX_FEW,
+    RECORD_CHILDREN,
+    UNKNOWN,
+    VARIABLE_WRITERS,
+    Source,
+    action_type,
+    is_list_operation,
+    is_list_path,
+    is_single_read,
+    operation_of,
+    reads_value,
+    shortened,
+    shown_name,
+    split_names,
+    text_or_none,
+)
 
 LOOP_SOURCE_DTYPES: dict[str, str] = {
     "environment_id": "str",
@@ -67,116 +80,12 @@ LOOP_SOURCE_DTYPES: dict[str, str] = {
 }
 
 MAX_HOPS = 4  # actions followed from a loop's source, at most
-_MAX_SHOWN = 80
-
-LIST_OPERATIONS = frozenset({"listrecords", "getitems", "getfileitems", "listfolder"})
-LIST_PREFIXES = ("list", "search", "query")
-LIST_WORDS = ("getitems", "getfiles", "getfileitems", "getall", "listrows")
-# Last segment of a legacy ApiConnection GET path that lists (placeholders removed).
-LIST_SEGMENTS = frozenset({"items", "files", "rows", "tasks"})
-DATA_TYPES = frozenset({"query", "select", "compose", "parsejson", "filter"})
-VARIABLE_WRITERS = frozenset(
-    {"initializevariable", "setvariable", "appendtoarrayvariable", "appendtostringvariable"}
-)
 FIXED_FUNCTIONS = frozenset({"split", "createarray", "range"})
-CONNECTOR_TYPES = frozenset(
-    {
-        *("openapiconnection", "openapiconnectionwebhook", "apiconnection"),
-        *("apiconnectionwebhook", "http", "httpwebhook"),
-    }
-)
 
 _OUTER_FUNCTION = re.compile(r"^\s*@\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _VARIABLE = re.compile(r"\bvariables\(\s*'((?:[^']|'')*)'\s*\)", re.IGNORECASE)
 _ACCESSOR = re.compile(r"\[\s*'((?:[^']|'')*)'\s*\]")
-_PLACEHOLDER = re.compile(r"@\{[^{}]*\}")
 _ITEM = re.compile(r"\bitem\(\s*\)", re.IGNORECASE)
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _name(row: Mapping[str, Any]) -> str:
-    return _text(row.get("display_name")) or _text(row.get("action_name")) or "?"
-
-
-def _short(text: str, limit: int = _MAX_SHOWN) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@dataclass(frozen=True)
-class Source:
-    """What a loop (or an action it reads) iterates, and which action says so."""
-
-    kind: str
-    action: Mapping[str, Any] | None = None
-    operation: str | None = None
-    description: str = ""  # what is iterated, for "<loop> iterates <description>"
-    root: str = ""  # the deciding source at the end of the chain, when it differs
-
-    @property
-    def origin(self) -> str:
-        return self.root or self.description
-
-
-def _operation_of(row: Mapping[str, Any]) -> str | None:
-    operation = _text(row.get("operation"))
-    if operation:
-        return operation
-    method = _text(row.get("method"))
-    if method:
-        return method
-    return _text(row.get("type"))
-
-
-def is_list_operation(operation: str | None) -> bool:
-    """A connector operation id that lists, queries or searches."""
-    if not operation:
-        return False
-    lowered = operation.lower()
-    return (
-        lowered in LIST_OPERATIONS
-        or lowered.startswith(LIST_PREFIXES)
-        or any(word in lowered for word in LIST_WORDS)
-    )
-
-
-def is_list_path(path: str | None) -> bool:
-    """A legacy ApiConnection path that lists items or files: `/datasets/.../items`,
-    `/ListFeedItems`; not `/items/@{id}` or `/items/@{id}/getfileitem`."""
-    if not path:
-        return False
-    bare = path.split("?", 1)[0]
-    previous = None
-    while previous != bare:  # innermost placeholders first, for nested @{...}
-        previous, bare = bare, _PLACEHOLDER.sub("{}", bare)
-    last = bare.rstrip("/").rsplit("/", 1)[-1].lower()
-    return last in LIST_SEGMENTS or is_list_operation(last)
-
-
-def _is_single_read(operation: str | None) -> bool:
-    """An operation reading one record (Get a row, Get item, Get email...)."""
-    return bool(operation) and str(operation).lower().startswith("get")
-
-
-def _reads_value(expression: str, name: str) -> bool:
-    """`body('X')?['value']` / `outputs('X')?['body/value']`: an OData collection."""
-    quoted = re.escape(name.replace("'", "''"))
-    pattern = (
-        rf"\b(?:body|outputs)\(\s*'{quoted}'\s*\)\s*\??\s*"
-        rf"(?:\[\s*'body'\s*\]\s*\??\s*)?\[\s*'(?:body/)?value'\s*\]"
-    )
-    return re.search(pattern, expression, re.IGNORECASE) is not None
-
-
-def _type(row: Mapping[str, Any]) -> str:
-    return str(row.get("type") or "").lower()
-
-
-def _split(value: Any) -> list[str]:
-    text = _text(value)
-    return [part for part in text.split(",") if part] if text else []
 
 
 def _field(expression: str) -> str | None:
@@ -191,25 +100,27 @@ class _Flow:
     """One flow's action rows by name, and the classification walk over them."""
 
     def __init__(self, rows: Sequence[Mapping[str, Any]], paths: Mapping[str, str]) -> None:
-        self.by_name = {str(r["action_name"]): r for r in rows if _text(r.get("action_name"))}
+        self.by_name = {
+            str(r["action_name"]): r for r in rows if text_or_none(r.get("action_name"))
+        }
         self.paths = paths
         self.writers: dict[str, list[Mapping[str, Any]]] = {}
         for row in rows:
-            variable = _text(row.get("variable_name"))
-            if variable and _type(row) in VARIABLE_WRITERS:
+            variable = text_or_none(row.get("variable_name"))
+            if variable and action_type(row) in VARIABLE_WRITERS:
                 self.writers.setdefault(variable.lower(), []).append(row)
 
     # Single actions ----------------------------------------------------------------------
 
     def _reader(self, row: Mapping[str, Any], expression: str) -> Source | None:
         """The kind of a connector or HTTP action's output, or None if it is not one."""
-        kind = _type(row)
-        if kind not in CONNECTOR_TYPES and not _text(row.get("connector")):
+        kind = action_type(row)
+        if kind not in CONNECTOR_TYPES and not text_or_none(row.get("connector")):
             return None
-        operation = _text(row.get("operation"))
-        shown = _operation_of(row)
-        method = (_text(row.get("method")) or "").upper()
-        name = _name(row)
+        operation = text_or_none(row.get("operation"))
+        shown = operation_of(row)
+        method = (text_or_none(row.get("method")) or "").upper()
+        name = shown_name(row)
         top = row.get("top")
         if (
             isinstance(top, int)
@@ -226,30 +137,30 @@ class _Flow:
             return Source(COLLECTION, row, operation, f"{name} ({operation})")
         path = self.paths.get(str(row.get("action_name"))) if not operation else None
         if path is not None and method == "GET" and is_list_path(path):
-            return Source(COLLECTION, row, "GET", f"{name} (GET {_short(path, 40)})")
-        if expression and _reads_value(expression, str(row.get("action_name"))):
+            return Source(COLLECTION, row, "GET", f"{name} (GET {shortened(path, 40)})")
+        if expression and reads_value(expression, str(row.get("action_name"))):
             return Source(COLLECTION, row, shown, f"the value list of {name} ({shown})")
-        if _is_single_read(operation) or (path is not None and method == "GET"):
+        if is_single_read(operation) or (path is not None and method == "GET"):
             return Source(
                 RECORD_CHILDREN, row, shown, f"a child array of one record, {name} ({shown})"
             )
         return Source(UNKNOWN, row, shown, f"the output of {name} ({shown})")
 
     def _enclosing_loop(self, row: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        parent = _text(row.get("parent"))
+        parent = text_or_none(row.get("parent"))
         seen: set[str] = set()
         while parent and parent not in seen:
             seen.add(parent)
             holder = self.by_name.get(parent)
             if holder is None:
                 return None
-            if _type(holder) == "foreach":
+            if action_type(holder) == "foreach":
                 return holder
-            parent = _text(holder.get("parent"))
+            parent = text_or_none(holder.get("parent"))
         return None
 
     def _is_loop(self, name: str) -> bool:
-        return _type(self.by_name.get(name, {})) == "foreach"
+        return action_type(self.by_name.get(name, {})) == "foreach"
 
     # The walk ----------------------------------------------------------------------------
 
@@ -258,24 +169,24 @@ class _Flow:
         row = self.by_name.get(name)
         if row is None:  # a reference to no action of the flow: only the envelope says
             shown = name.replace("_", " ")
-            if expression and _reads_value(expression, name):
+            if expression and reads_value(expression, name):
                 return Source(COLLECTION, None, None, f"the value list of {shown}")
             return Source(UNKNOWN, None, None, shown)
-        display = _name(row)
-        if _type(row) == "foreach":
+        display = shown_name(row)
+        if action_type(row) == "foreach":
             return Source(
                 RECORD_CHILDREN, row, "Foreach", f"a child array of the current item of {display}"
             )
         reader = self._reader(row, expression)
         if reader is not None:
             return reader
-        if _type(row) not in DATA_TYPES:
-            return Source(UNKNOWN, row, _operation_of(row), f"the output of {display}")
+        if action_type(row) not in DATA_TYPES:
+            return Source(UNKNOWN, row, operation_of(row), f"the output of {display}")
         what = f"{display} ({row.get('type')})"
         if name in seen or len(seen) >= MAX_HOPS:
             return Source(UNKNOWN, row, row.get("type"), what)
         seen.add(name)
-        refs = _split(row.get("references"))
+        refs = split_names(row.get("references"))
         # An enclosing loop's item read by a filter or a mapping is a parameter, not the
         # array: follow the other references when there are some.
         others = [ref for ref in refs if not self._is_loop(ref)]
@@ -306,13 +217,15 @@ class _Flow:
         seen.add(key)
         found: list[Source] = []
         for writer in self.writers.get(name.lower(), []):
-            refs = [ref for ref in _split(writer.get("references")) if not self._is_loop(ref)]
+            refs = [ref for ref in split_names(writer.get("references")) if not self._is_loop(ref)]
             found.extend(self.action(ref, "", seen) for ref in refs)
             if writer.get("reads_trigger"):
                 found.append(Source(RECORD_CHILDREN, None, "trigger", "the trigger's data"))
             # An Append inside a loop adds an item per iteration: the variable is as long as
             # what that loop iterates.
-            loop = self._enclosing_loop(writer) if _type(writer).startswith("append") else None
+            loop = (
+                self._enclosing_loop(writer) if action_type(writer).startswith("append") else None
+            )
             if loop is not None:
                 found.append(self.loop(loop, seen))
         inner = self.combine(found, False)
@@ -343,7 +256,7 @@ class _Flow:
 
     def loop(self, row: Mapping[str, Any], seen: set[str]) -> Source:
         """What the Apply to each `row` iterates."""
-        raw = _text(row.get("foreach_source"))
+        raw = text_or_none(row.get("foreach_source"))
         try:
             value = json.loads(raw) if raw else None
         except ValueError:
@@ -357,7 +270,7 @@ class _Flow:
         if outer and outer.group(1).lower() in FIXED_FUNCTIONS:
             function = outer.group(1)
             return Source(FIXED, None, f"{function}()", f"a fixed array, {function}()")
-        found = [self.action(ref, expression, seen) for ref in _split(row.get("references"))]
+        found = [self.action(ref, expression, seen) for ref in split_names(row.get("references"))]
         variables = [v.replace("''", "'") for v in _VARIABLE.findall(expression)]
         found.extend(self.variable(name, seen) for name in variables)
         if row.get("reads_trigger") and not any(s.kind == COLLECTION for s in found):
@@ -369,7 +282,7 @@ class _Flow:
                 RECORD_CHILDREN, None, "item()", "a child array of the enclosing loop's item"
             )
         if not found:
-            return Source(UNKNOWN, None, None, _short(expression.strip()))
+            return Source(UNKNOWN, None, None, shortened(expression.strip()))
         return self.combine(found, False)
 
 
@@ -390,7 +303,7 @@ def _legacy_paths(text: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, action in _walk(actions):
         inputs = action.get("inputs")
-        if _type(action) != "apiconnection" or not isinstance(inputs, dict):
+        if action_type(action) != "apiconnection" or not isinstance(inputs, dict):
             continue
         path, method = inputs.get("path"), inputs.get("method")
         if isinstance(path, str) and isinstance(method, str) and method.upper() == "GET":
@@ -458,10 +371,10 @@ def loop_sources(actions: pd.DataFrame, definitions: pd.DataFrame | None = None)
         by_flow.setdefault(key, []).append({str(k): v for k, v in record.items()})
     out = []
     for key, rows in by_flow.items():
-        legacy = any(_type(r) == "apiconnection" and not r.get("operation") for r in rows)
+        legacy = any(action_type(r) == "apiconnection" and not r.get("operation") for r in rows)
         flow = _Flow(rows, _legacy_paths(texts.get(key)) if legacy else {})
         for row in rows:
-            if _type(row) != "foreach":
+            if action_type(row) != "foreach":
                 continue
             source = flow.loop(row, set())
             out.append(
@@ -469,10 +382,10 @@ def loop_sources(actions: pd.DataFrame, definitions: pd.DataFrame | None = None)
                     "environment_id": key[0],
                     "flow_id": key[1],
                     "action_name": row["action_name"],
-                    "display_name": _name(row),
+                    "display_name": shown_name(row),
                     "source_kind": source.kind,
                     "source_action": (source.action or {}).get("action_name"),
-                    "source_display_name": _name(source.action) if source.action else None,
+                    "source_display_name": shown_name(source.action) if source.action else None,
                     "source_operation": source.operation,
                     "description": source.description,
                 }

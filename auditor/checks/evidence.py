@@ -16,12 +16,8 @@ from auditor.analysis.actions import action_frames
 from auditor.analysis.block_signatures import block_signatures
 from auditor.analysis.definitions import definition_frames
 from auditor.analysis.flows import catch_paths, flow_facts
-from auditor.analysis.jobs import (
-    job_stats,
-    job_stats_by_owner,
-    measured_owners,
-    queue_latency_p95,
-)
+from auditor.analysis.job_owners import job_stats_by_owner, measured_owners
+from auditor.analysis.jobs import job_stats, queue_latency_p95
 from auditor.analysis.plugins import step_stats, trace_coverage, unfiltered_update_steps
 from auditor.analysis.runs import combined_runs, run_summary
 from auditor.frames import Frames, flow_definitions

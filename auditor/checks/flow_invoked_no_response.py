@@ -5,14 +5,15 @@ that waits must get an answer on every path that ends the run Succeeded, and nev
 for work that failed. A path that ends Failed (or Cancelled) is seen as a failure by the app
 or parent flow. Without any Response, an HTTP caller gets 202 Accepted at once and no result
 (https://learn.microsoft.com/azure/logic-apps/logic-apps-http-endpoint), an app, bot or
-parent flow gets no outputs. The path rules are in `analysis.failure_paths`.
+parent flow gets no outputs. The path rules are in `analysis.response_paths`.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from auditor.analysis.failure_paths import flow_rows, response_paths
+from auditor.analysis.flow_graph import flow_rows
+from auditor.analysis.response_paths import response_paths
 from auditor.checks.base import CheckMeta, Finding, Limits, make, rows
 from auditor.checks.evidence import Evidence
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from auditor.analysis.loops import COLLECTION, FIXED, RECORD_CHILDREN, loop_sources
+from auditor.analysis.loop_operations import COLLECTION, FIXED, RECORD_CHILDREN
+from auditor.analysis.loops import loop_sources
 from auditor.checks.base import (
     CheckMeta,
     Finding,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditor.analysis.jobs import AUTODELETE_REASON, BY_TRACES, NOT_MEASURABLE
+from auditor.analysis.job_owners import AUTODELETE_REASON, BY_TRACES, NOT_MEASURABLE
 from auditor.checks.base import CheckMeta, Finding, Limits, Threshold, make, rows
 from auditor.checks.evidence import Evidence
 

@@ -10,12 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from auditor.analysis.job_owners import OWNER_STATS_COLUMNS, job_stats_by_owner
 from auditor.analysis.jobs import (
     ERROR_DTYPES,
     JOB_STATS_COLUMNS,
-    OWNER_STATS_COLUMNS,
     job_stats,
-    job_stats_by_owner,
     normalise_messages,
     queue_latency_p95,
     recurring_errors,

@@ -1,4 +1,5 @@
-"""The failure-path model (`analysis.failure_paths`) on real flows of tests/corpus/.
+"""The failure-path model (`analysis.failure_paths`, `analysis.response_paths`) on real
+flows of tests/corpus/.
 
 Each test reads one exported definition (named in its docstring, below tests/corpus/),
 parses it as the tool does and states what its failure branches and its answers to the
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from auditor.analysis.definitions import parse_definition
-from auditor.analysis.failure_paths import FlowGraph, flow_branches, reacted, response_paths
+from auditor.analysis.failure_paths import flow_branches
+from auditor.analysis.flow_graph import FlowGraph, reacted
+from auditor.analysis.response_paths import response_paths
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 

@@ -4,7 +4,7 @@ Invoked: a Request trigger of kind Http, PowerApp or PowerAppV2, or a flow some 
 of the environment calls with a `Workflow` action (R-INVOKED in tests/corpus/README.md).
 Every path that ends the run Succeeded needs a Response; a path that ends Failed or
 Cancelled is seen as a failure by the caller. A catch that ends the run Succeeded without a
-Response, and a success answered after a failure, both fail (`analysis.failure_paths`).
+Response, and a success answered after a failure, both fail (`analysis.response_paths`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import pytest
 
 from auditor.analysis.definition_actions import ACTION_DTYPES
 from auditor.analysis.definitions import parse_definition
-from auditor.analysis.loops import is_list_operation, is_list_path, loop_sources
+from auditor.analysis.loop_operations import is_list_operation, is_list_path
+from auditor.analysis.loops import loop_sources
 from auditor.lint.run import lint
 from auditor.settings import Settings
 from tests.checks.builders import connector_action, flow, frames, run, statuses
