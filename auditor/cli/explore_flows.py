@@ -103,7 +103,7 @@ def flow_show(
 ) -> None:
     """One flow: trigger and filters, actions, runs per day, failures, slow and retried
     actions, sampled unnecessary runs, findings and what to change."""
-    from auditor.explore.flows import flow_show as show
+    from auditor.explore.flow_detail import flow_show as show
 
     evidence, findings = load(ctx, store, window, env)
     data = show(evidence, findings, name)

@@ -86,7 +86,7 @@ def diff_command(
     store: StoreOpt = None,
 ) -> None:
     """Findings that appeared, disappeared or changed from one analysed scan to another."""
-    from auditor.explore.history import diff, parse_scan
+    from auditor.explore.diff import diff, parse_scan
 
     with open_store(ctx, store) as opened:
         changes = diff(opened, parse_scan(opened, scan_a), parse_scan(opened, scan_b))

@@ -98,7 +98,7 @@ def render_flows_top(console: Console, rows: list[dict[str, Any]], by: str, titl
 def render_flow(console: Console, data: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from auditor.explore.flows import RETRY_COLUMNS
+    from auditor.explore.flow_detail import RETRY_COLUMNS
 
     flow, trigger, actions, runs = data["flow"], data["trigger"], data["actions"], data["runs"]
     console.print(

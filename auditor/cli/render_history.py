@@ -12,8 +12,9 @@ from auditor.terminal import markup
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from auditor.explore.diff import FindingsDiff
     from auditor.explore.export import Exported
-    from auditor.explore.history import FindingsDiff, History
+    from auditor.explore.history import History
     from auditor.explore.timeline import Trace
 
 KINDS = {"plugin": "plug-in", "system-job": "system job", "flow-run": "flow run"}

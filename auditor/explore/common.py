@@ -31,6 +31,28 @@ def require_scan(store: Store) -> int:
     return scan.scan_id
 
 
+def analysed(store: Store) -> list[int]:
+    """The analysed scans, oldest first; a clear error when there is none."""
+    scans = store.analysed_scans()
+    if not scans:
+        latest = require_scan(store)
+        raise StoreError(
+            f"no scan in {store.path} has been analysed (the latest is scan {latest})",
+            hint="Run `auditor analyze`: it analyses the latest scan and stores its findings.",
+        )
+    return scans
+
+
+def environment_names(store: Store) -> dict[str, str]:
+    """Every stored environment's display name by id; its id where it has no name."""
+    return {e: n if n is not None else e for e, n in store.environment_names().items()}
+
+
+def row_dicts(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts with the values pandas gives (NA stays NA), unlike `records`."""
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+
+
 def load_evidence(
     settings: Settings,
     *,
@@ -212,15 +234,18 @@ def check_by(by: str, choices: Mapping[str, Any], command: str) -> None:
 
 
 __all__ = [
+    "analysed",
     "check_by",
     "checks_by_resource",
     "environment_ids",
+    "environment_names",
     "failing_checks",
     "findings_for",
     "load_evidence",
     "rank",
     "records",
     "require_scan",
+    "row_dicts",
     "stored_findings",
     "to_change",
     "unknown_name",

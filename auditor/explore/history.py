@@ -1,4 +1,4 @@
-"""`auditor history` and `auditor diff`: how the tenant changes from scan to scan.
+"""`auditor history`: how the tenant changes from scan to scan.
 
 Where each figure of a scan comes from, and why:
 
@@ -32,13 +32,13 @@ from typing import Any
 
 import pandas as pd
 
+from auditor.analysis.common import number
 from auditor.analysis.runs import runs_from_frames
 from auditor.assessment import assess, assessment, fails_at
-from auditor.errors import UsageError
-from auditor.explore.common import require_scan
+from auditor.explore.common import analysed, environment_names, require_scan
 from auditor.frames import Frames, Window
 from auditor.scan_view import open_analysis, resolve_environments
-from auditor.store import Store, StoreError
+from auditor.store import Store
 
 TOLERANCE = 0.10  # relative change below which a figure is steady
 METRICS: tuple[tuple[str, str], ...] = (
@@ -114,7 +114,7 @@ def history(
     require_scan(store)
     env_id: str | None = None
     env_name: str | None = None
-    names = _environment_names(store)
+    names = environment_names(store)
     if environment is not None:
         env_id = (resolve_environments(store, [environment]) or [environment])[0]
         env_name = names.get(env_id, env_id)
@@ -122,18 +122,6 @@ def history(
     answers = tuple(a.id for a in assessment().answers)
     rows = [_figures(store, scan_id, env_id, answers, names) for scan_id in scans]
     return History(env_id, env_name, answers, tuple(with_trends(rows, tolerance)))
-
-
-def analysed(store: Store) -> list[int]:
-    """The analysed scans, oldest first; a clear error when there is none."""
-    scans = store.analysed_scans()
-    if not scans:
-        latest = require_scan(store)
-        raise StoreError(
-            f"no scan in {store.path} has been analysed (the latest is scan {latest})",
-            hint="Run `auditor analyze`: it analyses the latest scan and stores its findings.",
-        )
-    return scans
 
 
 def _figures(
@@ -204,9 +192,7 @@ def durations_p95(
         return None, None
     rows = store.duration_rows(window.start, window.end, environments)
     traces = rows["plugintracelogs"]
-    plugin = pd.to_numeric(traces["performanceexecutionduration"], errors="coerce").astype(
-        "float64"
-    )
+    plugin = number(traces["performanceexecutionduration"])
     # Only what times runs and maps them to flows is read: no definitions, no messages.
     frames = Frames.from_frames(
         window,
@@ -286,169 +272,17 @@ def format_metric(metric: str, value: float | None) -> str:
     return f"{value / 3_600_000:.1f} h"
 
 
-# --- diff ----------------------------------------------------------------------------------
-
-KEY = ("check_id", "environment_id", "resource_id")
-
-
-@dataclass(frozen=True)
-class FindingsDiff:
-    """What changed in the findings from scan A to scan B."""
-
-    scan_a: int
-    scan_b: int
-    appeared: tuple[dict[str, Any], ...]  # fail in B, not in A
-    disappeared: tuple[dict[str, Any], ...]  # fail in A, not in B
-    changed: tuple[dict[str, Any], ...]  # in both, status or message changed otherwise
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {
-            "scan_a": self.scan_a,
-            "scan_b": self.scan_b,
-            "appeared": list(self.appeared),
-            "disappeared": list(self.disappeared),
-            "changed": list(self.changed),
-        }
-
-
-def parse_scan(store: Store, text: str) -> int:
-    """A scan given on the command line: a number, `latest` or `previous` (analysed ones)."""
-    scans = analysed(store)
-    value = text.strip().lower()
-    if value in ("latest", "previous"):
-        if value == "previous" and len(scans) < 2:
-            raise UsageError("there is no previous analysed scan", hint=_scans_hint(scans))
-        return scans[-1] if value == "latest" else scans[-2]
-    if not value.isdigit():
-        raise UsageError(
-            f"a scan is a number, latest or previous; got {text!r}", hint=_scans_hint(scans)
-        )
-    scan_id = int(value)
-    if scan_id not in scans:
-        what = "has not been analysed" if store.has_scan(scan_id) else "is not in the store"
-        raise UsageError(f"scan {scan_id} {what}", hint=_scans_hint(scans))
-    return scan_id
-
-
-def _scans_hint(scans: Sequence[int]) -> str:
-    return (
-        f"Analysed scans: {', '.join(map(str, scans))}; `auditor history` lists them with "
-        "their dates."
-    )
-
-
-def diff(store: Store, scan_a: int, scan_b: int) -> FindingsDiff:
-    """Findings that appeared, disappeared or changed between two analysed scans, matched by
-    check, environment and resource."""
-    scans = analysed(store)
-    for scan_id in (scan_a, scan_b):
-        if scan_id not in scans:
-            raise UsageError(f"scan {scan_id} has not been analysed", hint=_scans_hint(scans))
-    names = _environment_names(store)
-    a = _keyed(store.findings(scan_a))
-    b = _keyed(store.findings(scan_b))
-    both = a.merge(b, on=[*KEY, "occurrence"], how="outer", suffixes=("_a", "_b"))
-    fail_a = both["status_a"] == "fail"
-    fail_b = both["status_b"] == "fail"
-    appeared = fail_b & ~fail_a
-    disappeared = fail_a & ~fail_b
-    present = both["status_a"].notna() & both["status_b"].notna()
-    changed = (
-        present
-        & ~appeared
-        & ~disappeared
-        & (
-            (both["status_a"] != both["status_b"])
-            | (both["message_a"].fillna("") != both["message_b"].fillna(""))
-        )
-    )
-
-    def records(mask: pd.Series) -> tuple[dict[str, Any], ...]:
-        picked = both[mask.fillna(False).astype(bool)].sort_values(
-            ["check_id", "environment_id", "resource_id"], kind="stable", na_position="first"
-        )
-        return tuple(_diff_row(r, names) for r in _records(picked))
-
-    return FindingsDiff(scan_a, scan_b, records(appeared), records(disappeared), records(changed))
-
-
-def _keyed(findings: pd.DataFrame) -> pd.DataFrame:
-    frame = findings.loc[
-        :,
-        [
-            *KEY,
-            "status",
-            "severity",
-            "resource_kind",
-            "resource_name",
-            "message",
-        ],
-    ].copy()
-    for column in KEY:
-        frame[column] = frame[column].astype("str").where(frame[column].notna(), "")
-    # A key seen twice in a scan pairs up in order rather than multiplying.
-    frame["occurrence"] = frame.groupby(list(KEY), sort=False).cumcount()
-    return frame
-
-
-def _diff_row(row: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
-    def pick(column: str) -> Any:
-        for side in ("_b", "_a"):
-            value = row.get(column + side)
-            if isinstance(value, str):
-                return value
-        return None
-
-    env = str(row["environment_id"]) or None
-    status_a, status_b = _str(row.get("status_a")), _str(row.get("status_b"))
-    return {
-        "check_id": row["check_id"],
-        "environment_id": env,
-        "environment": names.get(env or "", env),
-        "resource_kind": pick("resource_kind"),
-        "resource_id": str(row["resource_id"]) or None,
-        "resource_name": pick("resource_name"),
-        "severity": pick("severity"),
-        "status_a": status_a,
-        "status_b": status_b,
-        # For a changed finding: whether its status moved, or only its message.
-        "change": "status" if status_a != status_b else "message",
-        "message_a": _str(row.get("message_a")),
-        "message_b": _str(row.get("message_b")),
-    }
-
-
-# --- small helpers -------------------------------------------------------------------------
-
-
-def _environment_names(store: Store) -> dict[str, str]:
-    return {e: n if n is not None else e for e, n in store.environment_names().items()}
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
 __all__ = [
     "METRICS",
-    "FindingsDiff",
     "History",
     "ScanFigures",
-    "analysed",
-    "diff",
     "durations_p95",
     "format_metric",
     "history",
-    "parse_scan",
     "trend",
     "with_trends",
 ]

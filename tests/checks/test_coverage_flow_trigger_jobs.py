@@ -101,7 +101,7 @@ def test_flow_show_labels_trigger_executions_as_inferred() -> None:
 
     from auditor.checks.evidence import Evidence
     from auditor.cli.render_flows import render_flow
-    from auditor.explore.flows import flow_show
+    from auditor.explore.flow_detail import flow_show
 
     evidence = Evidence(frames(flows=flows(), asyncoperations=[job("j1"), job("j2")]))
     data = flow_show(evidence, pd.DataFrame(), "f1")
