@@ -261,7 +261,14 @@ class Report:
         return _from_data(cls, data, "report")
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _to_data(value: Any) -> Any:
+    if isinstance(value, _PLAIN):  # most values: checked first, as a report has thousands
+        return value
+    if isinstance(value, dict):
+        return {key: _to_data(item) for key, item in value.items()}
     if is_dataclass(value) and not isinstance(value, type):
         out: dict[str, Any] = {}
         for f in fields(value):
