@@ -108,6 +108,32 @@ def test_frames_are_typed_and_cut_to_window_and_environments(tmp_path: Path) -> 
     assert set(frames.flows["environment_id"]) == {"e1"}
 
 
+def test_rows_come_in_key_order_whatever_order_they_were_stored_in(tmp_path: Path) -> None:
+    """Environments are read side by side, so pages reach the store in a different order
+    from scan to scan; the frames (and so the reports' findings and evidence) do not."""
+    with Store.open(tmp_path / "s.duckdb") as store:
+        scan = store.begin_scan(
+            window_start=END - timedelta(days=30), window_end=END, arguments={}, started=END
+        )
+        for env in ("e3", "e1", "e2"):
+            steps = [{"stepid": f"s{n}", "name": f"{env} {n}"} for n in (9, 2, 5)]
+            write(store, scan, env, "plugin_steps", steps)
+            runs = [
+                {"flow_name": flow, "run_name": "r", "start_time": "2026-01-05T00:00:00Z"}
+                for flow in ("z", "a", "m")
+            ]
+            write(store, scan, env, "flow_api_runs", runs)
+        frames = load_frames(store)
+    steps = frames.plugin_steps
+    assert list(zip(steps["environment_id"], steps["stepid"], strict=True)) == [
+        (env, step) for env in ("e1", "e2", "e3") for step in ("s2", "s5", "s9")
+    ]
+    runs = frames.flow_api_runs
+    assert list(zip(runs["environment_id"], runs["flow_name"], strict=True)) == [
+        (env, flow) for env in ("e1", "e2", "e3") for flow in ("a", "m", "z")
+    ]
+
+
 def test_a_wider_window_reaches_older_rows(tmp_path: Path) -> None:
     with make_store(tmp_path / "s.duckdb") as store:
         frames = load_frames(store, window=Window(END - timedelta(days=60), END))

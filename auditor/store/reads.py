@@ -74,6 +74,10 @@ class Reads(StoreConnection):
                 kept = f" OR {KEPT_UNFINISHED[table]}" if table in KEPT_UNFINISHED else ""
                 sql += f" AND ({time} IS NULL OR ({time} >= ? AND {time} <= ?){kept})"
                 params += bounds
+            # In key order: rows are stored in the order pages arrived, which differs from
+            # scan to scan as environments are read side by side, and the reports list
+            # findings and evidence in frame order.
+            sql += f" ORDER BY {_key_order(table)}"
             loaded[table] = self._frame(sql, params)
         if "flow_run_actions" in columns:
             selected = ", ".join(f'a."{name}"' for name in columns["flow_run_actions"])
@@ -123,8 +127,9 @@ class Reads(StoreConnection):
             time = TIME_COLUMNS[table]
             return self._frame(
                 f"SELECT {columns} FROM {table} WHERE {env_sql}"  # noqa: S608 - names from TIME_COLUMNS
-                # As `window_rows`: a row that cannot be placed in time is kept.
-                f" AND ({time} IS NULL OR ({time} >= ? AND {time} <= ?))",
+                # As `window_rows`: a row that cannot be placed in time is kept; key order.
+                f" AND ({time} IS NULL OR ({time} >= ? AND {time} <= ?))"
+                f" ORDER BY {_key_order(table)}",
                 params,
             )
 
@@ -142,12 +147,12 @@ class Reads(StoreConnection):
             ),
             "flows": self._frame(
                 f"SELECT environment_id, flow_name, display_name, state, workflowid FROM flows"  # noqa: S608
-                f" WHERE {env_sql}",
+                f" WHERE {env_sql} ORDER BY {_key_order('flows')}",
                 config,
             ),
             "workflows": self._frame(
                 f"SELECT environment_id, workflowid, name, statecode FROM workflows"  # noqa: S608
-                f" WHERE {env_sql}",
+                f" WHERE {env_sql} ORDER BY {_key_order('workflows')}",
                 config,
             ),
         }
@@ -173,6 +178,12 @@ class Reads(StoreConnection):
             )
             counts[table] = {str(env): int(n) for env, n in rows}
         return counts
+
+
+def _key_order(table: str) -> str:
+    """The table's natural key as an `ORDER BY` list."""
+    spec = TABLES[table] if table in TABLES else BOOKKEEPING[table]
+    return ", ".join(f'"{column}"' for column in spec.key)
 
 
 def _select(names: Sequence[str]) -> str:
