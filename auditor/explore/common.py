@@ -80,6 +80,24 @@ def unknown_name(kind: str, name: str, candidates: Iterable[str], command: str) 
     )
 
 
+def one_match(
+    matches: pd.DataFrame, evidence: Evidence, kind: str, id_column: str, name: str
+) -> pd.Series:
+    """The one row of `matches`; a UsageError listing each environment and id when a name
+    is shared (`matches` is not empty)."""
+    if len(matches) > 1:
+        names = evidence.environment_names
+        listed = "; ".join(
+            f"{names.get(str(e), str(e))}: {i}"
+            for e, i in zip(matches["environment_id"], matches[id_column], strict=True)
+        )
+        raise UsageError(
+            f"{len(matches)} {kind}s are named {name!r} ({listed})",
+            hint=f"Give the {kind.split()[-1]} id, or add --env with the environment's name.",
+        )
+    return matches.iloc[0]
+
+
 # Shared by flows and plug-ins -------------------------------------------------------------
 
 

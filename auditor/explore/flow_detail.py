@@ -19,10 +19,10 @@ import pandas as pd
 from auditor.analysis.actions import TRIGGER_LINK
 from auditor.analysis.runs import error_clusters
 from auditor.checks.evidence import Evidence
-from auditor.errors import UsageError
 from auditor.explore.common import (
     environment_ids,
     findings_for,
+    one_match,
     records,
     to_change,
     unknown_name,
@@ -105,17 +105,7 @@ def find_flow(evidence: Evidence, name_or_id: str, environment: str | None = Non
     if matches.empty:
         candidates = [str(n) for n in table["display_name"].dropna()]
         raise unknown_name("flow", name_or_id, candidates, "auditor flows top --by runs")
-    if len(matches) > 1:
-        names = evidence.environment_names
-        listed = "; ".join(
-            f"{names.get(str(e), str(e))}: {f}"
-            for e, f in zip(matches["environment_id"], matches["flow_id"], strict=True)
-        )
-        raise UsageError(
-            f"{len(matches)} flows are named {name_or_id!r} ({listed})",
-            hint="Give the flow id, or add --env with the environment's name.",
-        )
-    return matches.iloc[0]
+    return one_match(matches, evidence, "flow", "flow_id", name_or_id)
 
 
 def _one(frame: pd.DataFrame, environment_id: str, flow_id: str) -> pd.DataFrame:

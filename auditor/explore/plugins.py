@@ -18,12 +18,12 @@ import pandas as pd
 from auditor.analysis.jobs import normalise_messages, recurring_errors
 from auditor.analysis.plugins import depth_distribution
 from auditor.checks.evidence import Evidence
-from auditor.errors import UsageError
 from auditor.explore.common import (
     check_by,
     checks_by_resource,
     environment_ids,
     findings_for,
+    one_match,
     rank,
     records,
     to_change,
@@ -182,17 +182,7 @@ def find_step(evidence: Evidence, name_or_id: str, environment: str | None = Non
         raise unknown_name(
             "plug-in step", name_or_id, candidates, "auditor plugins top --by executions"
         )
-    if len(matches) > 1:
-        names = evidence.environment_names
-        listed = "; ".join(
-            f"{names.get(str(e), str(e))}: {s}"
-            for e, s in zip(matches["environment_id"], matches["stepid"], strict=True)
-        )
-        raise UsageError(
-            f"{len(matches)} plug-in steps are named {name_or_id!r} ({listed})",
-            hint="Give the step id, or add --env with the environment's name.",
-        )
-    return matches.iloc[0]
+    return one_match(matches, evidence, "plug-in step", "stepid", name_or_id)
 
 
 def _trace_errors(traces: pd.DataFrame) -> list[dict[str, Any]]:
