@@ -281,17 +281,10 @@ def _reported_above(graph: FlowGraph, scope: str) -> bool:
     """Whether a failure inside the container `scope`, which makes every container holding it
     Failed (R-SCOPE), reaches an outer catch that reports it: then the run does not end
     Succeeded whatever the inner catch does."""
-    members = graph.containers.get(scope, [])
-    parent = members[0].row.get("parent") if members else None
-    node = graph.nodes.get(parent) if isinstance(parent, str) else None
-    seen: set[str] = set()
-    while node is not None and node.name not in seen:
-        seen.add(node.name)
+    for node in graph.holders(scope):
         outer = _branch(graph, row_scope(node.row), node.name)
         if outer is not None and outer["reports_failure"] and not outer["success_on_failure"]:
             return True
-        parent = node.row.get("parent")
-        node = graph.nodes.get(parent) if isinstance(parent, str) else None
     return False
 
 

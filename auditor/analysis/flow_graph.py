@@ -17,7 +17,7 @@ actions frame into flows); nothing here recurses, since nesting is untrusted.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +98,19 @@ class FlowGraph:
             )
             self.containers.setdefault(scope, []).append(node)
             self.nodes.setdefault(name, node)
+
+    def holders(self, scope: str) -> Iterator[Node]:
+        """The containers holding the container `scope`, innermost first (a failure inside
+        `scope` makes each of them Failed, R-SCOPE); a cycle in broken data ends the walk."""
+        members = self.containers.get(scope, [])
+        parent = members[0].row.get("parent") if members else None
+        node = self.nodes.get(parent) if isinstance(parent, str) else None
+        seen: set[str] = set()
+        while node is not None and node.name not in seen:
+            seen.add(node.name)
+            yield node
+            parent = node.row.get("parent")
+            node = self.nodes.get(parent) if isinstance(parent, str) else None
 
     def descendants(self, node: Node) -> list[Node]:
         """Every action nested in `node`, at any depth."""

@@ -100,12 +100,7 @@ class ResponsePaths:
 def _answered_above(graph: FlowGraph, scope: str) -> bool:
     """Whether, once a failure inside the container `scope` made its holders Failed (R-SCOPE),
     an outer container answers (a Response) or ends the run Failed after a holder."""
-    members = graph.containers.get(scope, [])
-    parent = members[0].row.get("parent") if members else None
-    node = graph.nodes.get(parent) if isinstance(parent, str) else None
-    seen: set[str] = set()
-    while node is not None and node.name not in seen:
-        seen.add(node.name)
+    for node in graph.holders(scope):
         container = graph.containers.get(row_scope(node.row), [])
         status = graph.replay(container, node.name)
         index = {n.name: i for i, n in enumerate(container)}
@@ -117,8 +112,6 @@ def _answered_above(graph: FlowGraph, scope: str) -> bool:
                     inner.type == "terminate" and terminated_as(inner.row) in (FAILED, "cancelled")
                 ):
                     return True
-        parent = node.row.get("parent")
-        node = graph.nodes.get(parent) if isinstance(parent, str) else None
     return False
 
 
