@@ -11,7 +11,7 @@ A nextLink chain is sequential by nature, so a large query is split into time wi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,7 +56,7 @@ async def iter_pages(
     annotations: str | None = None,
     access: Access | None = None,
     resume_from: str | None = None,
-) -> AsyncIterator[Page]:
+) -> AsyncGenerator[Page, None]:
     """Yield every page of a query, starting at `url` (or at a saved `resume_from` link)."""
     headers = prefer_header(page_size, annotations)
     next_url: str | None = resume_from or url

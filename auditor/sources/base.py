@@ -81,8 +81,16 @@ class Sink(Protocol):
         *,
         next_link: str | None,
         done: bool,
+        plan: Sequence[str] = (),
     ) -> int:
-        """Store a page and the unit's progress together (all or nothing); rows written."""
+        """Store a page and the unit's progress together (all or nothing); rows written.
+
+        `plan` names units of the same query that take over from this one (the windows a
+        first page was cut into), recorded in the same transaction so a resumed scan reads
+        them."""
+
+    def units(self, query_id: str) -> Mapping[str, ResumePoint]:
+        """Every unit of a query an interrupted run of this scan recorded, and how far it got."""
 
     async def write_units(
         self,
@@ -159,11 +167,6 @@ class ScanWindow:
         if watermark is not None:
             return min(watermark, self.until)
         return self.until - DEFAULT_LOOKBACK
-
-
-def unit_of(start: datetime, end: datetime) -> str:
-    """The checkpoint name of a time window."""
-    return f"{start.isoformat()}/{end.isoformat()}"
 
 
 async def run_query(

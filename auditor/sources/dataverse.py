@@ -5,8 +5,9 @@
 - Configuration tables (`workflows`, `callbackregistrations`, plug-in steps) are read in full
   every scan and replace what the store held, so deleted or changed rows show.
 - Event tables (`plugintracelogs`, `asyncoperations`, `flowruns`, `flowevents`) are read over
-  the scan window, split into one-day windows paged concurrently; every page is stored with
-  its checkpoint, so an interrupted scan resumes where it stopped.
+  the scan window in windows sized by their data (`auditor.sources.volume_windows`), paged
+  concurrently; every page is stored with its checkpoint, so an interrupted scan resumes
+  where it stopped.
 https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/page-results
 """
 
@@ -14,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
 
 import httpx
 
 from auditor.errors import AuditorError, PermissionDenied
-from auditor.odata import iter_pages, split_windows
+from auditor.odata import Page, iter_pages
 from auditor.queries import Catalog, QuerySpec
 from auditor.sources.base import (
     COLLECTED,
@@ -34,15 +34,14 @@ from auditor.sources.base import (
     as_object,
     resumed,
     run_query,
-    unit_of,
 )
+from auditor.sources.volume_windows import kept_rows, rest_of_window, unit_of, window_of
 
 log = logging.getLogger(__name__)
 
 CONFIGURATION_QUERIES = ("workflows", "callbackregistrations", "sdkmessageprocessingsteps")
 EVENT_QUERIES = ("plugintracelogs", "asyncoperations", "flowruns", "flowevents")
 QUERIES = ("organizations", *CONFIGURATION_QUERIES, *EVENT_QUERIES)
-WINDOW = timedelta(days=1)
 TRACE_SETTING = {0: "Off", 1: "Exception", 2: "All"}
 
 # Where each query's rows go in the store, when the table name differs.
@@ -233,44 +232,111 @@ class DataverseSource:
         return rows
 
     async def _windowed(self, spec: QuerySpec, outcome: QueryOutcome) -> None:
-        start = self.window.start_for(self.sink.watermark(spec.id))
-        windows = split_windows(start, self.window.until, WINDOW)
-        results = await asyncio.gather(
-            *(self._window(spec, a, b, outcome) for a, b in windows), return_exceptions=True
-        )
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise failures[0]
-        outcome.watermark = self.window.until
+        """The query over the scan window: one window first, cut by volume when more follow.
 
-    async def _window(self, spec: QuerySpec, start: Any, end: Any, outcome: QueryOutcome) -> None:
-        unit = unit_of(start, end)
-        resume = self.sink.resume_point(spec.id, unit)
-        if resume is not None and resume.done:
-            return
-        convert = CONVERTERS.get(spec.id, plain_row)
-        table = TABLES.get(spec.id, spec.id)
-        path, params = spec.render(start=start, end=end)
-        async for page in iter_pages(
+        The whole window is the first unit. Once its first page has been stored with the
+        windows that cover the rest (`plan`), a resumed scan finds that unit done and pages on
+        the windows that are not.
+        """
+        start = self.window.start_for(self.sink.watermark(spec.id))
+        end = self.window.until
+        whole = unit_of(start, end)
+        point = self.sink.resume_point(spec.id, whole)
+        if point is not None and point.done:
+            parts = [
+                (unit, window, resume.next_link)
+                for unit, resume in self.sink.units(spec.id).items()
+                if unit != whole and not resume.done and (window := window_of(unit)) is not None
+            ]
+            await _all(self._page_on(spec, u, w, outcome, link) for u, w, link in parts)
+        elif start < end:
+            resume_from = point.next_link if point is not None else None
+            await self._first_window(spec, (start, end), outcome, resume_from)
+        outcome.watermark = end
+
+    async def _first_window(
+        self,
+        spec: QuerySpec,
+        window: tuple[datetime, datetime],
+        outcome: QueryOutcome,
+        resume_from: str | None,
+    ) -> None:
+        unit = unit_of(*window)
+        pages = self._pages(spec, window, resume_from)
+        try:
+            first = await anext(pages)
+            rest = None
+            if first.next_link is not None and spec.window and resume_from is None:
+                rest = rest_of_window(first.rows, spec.window, window[1])
+            if rest is None:
+                # One page, or a page that cannot tell what follows: page on by nextLink.
+                await self._store(spec, unit, first.rows, first.next_link, outcome)
+                async for page in pages:
+                    await self._store(spec, unit, page.rows, page.next_link, outcome)
+                return
+        finally:
+            await pages.aclose()
+        log.debug("%s: %s cut into %d windows by volume", self.environment.id, spec.id, len(rest))
+        plan = [unit_of(*part) for part in rest]
+        kept = kept_rows(first.rows, spec.window, rest[0][0])
+        await self._store(spec, unit, kept, None, outcome, read=len(first.rows), plan=plan)
+        parts = zip(plan, rest, strict=True)
+        await _all(self._page_on(spec, u, part, outcome, None) for u, part in parts)
+
+    async def _page_on(
+        self,
+        spec: QuerySpec,
+        unit: str,
+        window: tuple[datetime, datetime],
+        outcome: QueryOutcome,
+        resume_from: str | None,
+    ) -> None:
+        """Every page of one window, each stored with its checkpoint."""
+        pages = self._pages(spec, window, resume_from)
+        try:
+            async for page in pages:
+                await self._store(spec, unit, page.rows, page.next_link, outcome)
+        finally:
+            await pages.aclose()
+
+    def _pages(
+        self, spec: QuerySpec, window: tuple[datetime, datetime], resume_from: str | None
+    ) -> AsyncGenerator[Page, None]:
+        path, params = spec.render(start=window[0], end=window[1])
+        return iter_pages(
             self.client,
             path,
             params=params,
             page_size=self.page_size,
             annotations=spec.annotations or None,
             access=spec.access,
-            resume_from=resume.next_link if resume else None,
-        ):
-            # Await first: `x += await ...` reads x before the await and loses concurrent adds.
-            written = await self.sink.write(
-                spec.id,
-                unit,
-                table,
-                [convert(row) for row in page.rows],
-                next_link=page.next_link,
-                done=page.next_link is None,
-            )
-            outcome.rows += written
-            self.sink.progress(spec.id, len(page.rows))
+            resume_from=resume_from,
+        )
+
+    async def _store(
+        self,
+        spec: QuerySpec,
+        unit: str,
+        rows: Sequence[Row],
+        next_link: str | None,
+        outcome: QueryOutcome,
+        *,
+        read: int | None = None,
+        plan: Sequence[str] = (),
+    ) -> None:
+        convert = CONVERTERS.get(spec.id, plain_row)
+        # Await first: `x += await ...` reads x before the await and loses concurrent adds.
+        written = await self.sink.write(
+            spec.id,
+            unit,
+            TABLES.get(spec.id, spec.id),
+            [convert(row) for row in rows],
+            next_link=next_link,
+            done=next_link is None,
+            plan=plan,
+        )
+        outcome.rows += written
+        self.sink.progress(spec.id, len(rows) if read is None else read)
 
     def _warn_about_trace_setting(self, outcomes: list[QueryOutcome]) -> None:
         setting = self.trace_setting
@@ -284,3 +350,11 @@ class DataverseSource:
                     "missing" + (" (only failures are logged)" if setting == 1 else "")
                 )
                 outcome.hint = TRACE_OFF_HINT
+
+
+async def _all(reads: Iterable[Awaitable[None]]) -> None:
+    """Run the reads side by side; once all have ended, raise the first failure, if any."""
+    results = await asyncio.gather(*reads, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]

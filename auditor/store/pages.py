@@ -52,12 +52,15 @@ class PageWrites(StoreConnection):
         next_link: str | None,
         done: bool,
         watermark: datetime | None = None,
+        plan: Sequence[str] = (),
     ) -> int:
         """Upserts one page of rows and advances its checkpoint in one transaction.
 
         Rows are coerced to the table's types; within the page the last row with a key wins,
         and across pages a newer row replaces the stored one. `watermark`, when given, is
-        set in the same transaction. Returns the number of rows written.
+        set in the same transaction, and so are the checkpoints of the units in `plan`
+        (started, not done: the windows that take over from this unit). Returns the number
+        of rows written.
         """
         spec = table_spec(table)
         frame = page_frame(table, spec, rows, environment_id, scan_id)
@@ -70,6 +73,12 @@ class PageWrites(StoreConnection):
                 )
                 if watermark is not None:
                     self._put_watermark(environment_id, query_id, watermark)
+                if plan:
+                    with self._guard():
+                        self._con.executemany(
+                            _PLAN_CHECKPOINT,
+                            [[scan_id, environment_id, query_id, part] for part in plan],
+                        )
 
         # Most pages hold only new keys, and a plain INSERT stays fast as the table grows
         # (INSERT OR REPLACE does not). A page with a known key (an overlapping incremental
@@ -249,4 +258,7 @@ _SET_CHECKPOINT = (
     "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, 1)"
     " ON CONFLICT (scan_id, environment_id, query_id, unit) DO UPDATE SET"
     " next_link = excluded.next_link, done = excluded.done, rows = excluded.rows, pages = 1"
+)
+_PLAN_CHECKPOINT = (
+    "INSERT INTO checkpoints VALUES (?, ?, ?, ?, NULL, false, 0, 0) ON CONFLICT DO NOTHING"
 )

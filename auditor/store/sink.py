@@ -71,6 +71,10 @@ class StoreSink:
         self._stop_if_failed()
         return self._resume.get((query_id, unit))
 
+    def units(self, query_id: str) -> dict[str, ResumePoint]:
+        self._stop_if_failed()
+        return {unit: point for (query, unit), point in self._resume.items() if query == query_id}
+
     async def write(
         self,
         query_id: str,
@@ -80,6 +84,7 @@ class StoreSink:
         *,
         next_link: str | None,
         done: bool,
+        plan: Sequence[str] = (),
     ) -> int:
         self._stop_if_failed()
         # In a worker thread: a page's coercion and transaction take milliseconds that would
@@ -95,6 +100,7 @@ class StoreSink:
                 rows=rows,
                 next_link=next_link,
                 done=done,
+                plan=plan,
             )
         )
 
