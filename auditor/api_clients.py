@@ -14,13 +14,15 @@ import httpx
 from auditor.auth import build_credential
 from auditor.host_limiter import HostLimiter
 from auditor.http import make_client, make_transport, shared
+from auditor.request_budget import RequestBudget
 from auditor.settings import Settings
 from auditor.tokens import BearerAuth, TokenProvider
 
 
 class ApiClients:
     """The authenticated clients of one run: one credential and token provider, one cap per
-    host and one pool of connections, shared by every client and closed together."""
+    host, one service-protection budget per environment and one pool of connections, shared
+    by every client and closed together."""
 
     def __init__(
         self,
@@ -31,6 +33,7 @@ class ApiClients:
         self.settings = settings
         self.credential = build_credential(settings)
         self.limiter = HostLimiter(settings.max_concurrency)
+        self.budget = RequestBudget(settings.requests_per_window, settings.request_window_seconds)
         self.tokens = TokenProvider(self.credential)
         self._on_response = on_response
         self._clients: list[httpx.AsyncClient] = []
@@ -41,6 +44,7 @@ class ApiClients:
         made = make_client(
             self.settings,
             limiter=self.limiter,
+            budget=self.budget,
             auth=BearerAuth(self.tokens, scope),
             base_url=base_url,
             inner=shared(self._pool),

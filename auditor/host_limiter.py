@@ -31,7 +31,6 @@ class _Host:
         self.peak = 0
         self.lanes = list(range(cap - 1, -1, -1))  # free lanes; the lowest is reused first
         self.waiters: deque[asyncio.Future[None]] = deque()
-        self.paused_until = 0.0  # no request starts before this time (a shared Retry-After)
 
     def wake(self) -> None:
         """Hand free slots to waiters, first come first served."""
@@ -52,8 +51,9 @@ class HostLimiter:
     Each slot is a lane: a request holds lane n while it runs, and lane n has one keep-alive
     connection of its own (`LanePool`), so the connection pool never searches or queues.
     A host's limit starts at the cap and comes down when the service refuses concurrency
-    (`lower`); a request-count refusal pauses the whole host until its Retry-After (`pause`),
-    because every request sent before then would be refused too and lengthen the penalty.
+    (`lower`); a request-count refusal pauses every request of the same budget (one
+    environment's API) until its Retry-After (`pause`), because every request sent before then
+    would be refused too and lengthen the penalty; other environments go on.
     """
 
     def __init__(self, cap: int = 16) -> None:
@@ -61,6 +61,8 @@ class HostLimiter:
             raise ValueError(f"the concurrency cap must be from 1 to {MAX_CONCURRENCY}")
         self.cap = cap
         self._hosts: dict[str, _Host] = {}
+        # budget key -> no request starts before this time (a shared Retry-After)
+        self._paused: dict[str, float] = {}
 
     def _host(self, host: str) -> _Host:
         state = self._hosts.get(host)
@@ -88,14 +90,14 @@ class HostLimiter:
             state.limit = max(1, limit)
             log.info("%s refused concurrent requests: at most %d at once", host, state.limit)
 
-    def pause(self, host: str, until: float) -> None:
-        """Start no request to `host` before `until` (a time of the transport's clock)."""
-        state = self._host(host)
-        state.paused_until = max(state.paused_until, until)
+    def pause(self, key: str, until: float) -> None:
+        """Start no request of the budget `key` (`auditor.request_budget.budget_key`: one
+        environment's API) before `until`, a time of the transport's clock."""
+        self._paused[key] = max(self._paused.get(key, 0.0), until)
 
-    def paused_until(self, host: str) -> float:
-        """The time before which no request to `host` starts (0 when not paused)."""
-        return self._host(host).paused_until
+    def paused_until(self, key: str) -> float:
+        """The time before which no request of the budget `key` starts (0 when not paused)."""
+        return self._paused.get(key, 0.0)
 
     @contextlib.asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[int]:

@@ -22,6 +22,7 @@ from auditor.access import Access
 from auditor.errors import BadResponse, TransportFailure
 from auditor.host_limiter import HostLimiter
 from auditor.http_errors import has_request, raise_for_status, safe_url
+from auditor.request_budget import RequestBudget
 from auditor.retry import (
     JSON_EXTENSION,
     LANE_EXTENSION,
@@ -114,6 +115,7 @@ def make_client(
     settings: Settings,
     *,
     limiter: HostLimiter,
+    budget: RequestBudget | None = None,
     auth: Authorizer | None = None,
     base_url: str = "",
     sleep: Sleep = asyncio.sleep,
@@ -121,8 +123,9 @@ def make_client(
     rng: random.Random | None = None,
     inner: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """An async client with timeouts, HTTP/1.1 keep-alive, the retry policy and the cap;
-    `auth` signs each attempt once it holds its slot."""
+    """An async client with timeouts, HTTP/1.1 keep-alive, the retry policy, the cap and
+    the service-protection `budget` (shared by every client of a run, like the cap); `auth`
+    signs each attempt once it holds its slot."""
     transport = inner or make_transport(settings)
     return httpx.AsyncClient(
         base_url=base_url,
@@ -134,6 +137,7 @@ def make_client(
         transport=RetryTransport(
             transport,
             limiter=limiter,
+            budget=budget,
             auth=auth,
             policy=RetryPolicy(max_retries=settings.max_retries),
             sleep=sleep,

@@ -36,6 +36,7 @@ import httpx
 
 from auditor.host_limiter import HostLimiter
 from auditor.http_errors import api_error
+from auditor.request_budget import RequestBudget, budget_key
 from auditor.request_stats import count
 
 # The transport's logger: every line the transport writes, wherever its code lives, goes out
@@ -108,6 +109,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
         inner: httpx.AsyncBaseTransport,
         *,
         limiter: HostLimiter,
+        budget: RequestBudget | None = None,
         auth: Authorizer | None = None,
         policy: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
@@ -116,6 +118,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self.inner = inner
         self.limiter = limiter
+        self.budget = budget
         self.auth = auth
         self.policy = policy or RetryPolicy()
         self.sleep = sleep
@@ -124,12 +127,15 @@ class RetryTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.netloc.decode("ascii")
+        key = budget_key(request.url)  # one environment's service-protection budget
         failures = 0  # transient failures so far (5xx, resets, timeouts, bad bodies)
         throttled = 0  # 429 answers so far: they have their own, larger budget
         waited = 0.0  # the host pause this request has already waited out
         while True:
-            waited = await self._wait_out_pause(host, waited)
-            outcome, in_flight = await self._send(request, host, waited)
+            waited = await self._wait_out_pause(key, waited)
+            if self.budget is not None:
+                await self.budget.spend(key)
+            outcome, in_flight = await self._send(request, host, key, waited)
             if outcome is None:
                 continue  # the host was paused while this request waited for a slot
             if isinstance(outcome, httpx.TransportError):
@@ -159,9 +165,9 @@ class RetryTransport(httpx.AsyncBaseTransport):
                 elif "Retry-After" in response.headers:
                     # Every request to this host waits, or each would be refused in turn.
                     until = self.clock() + delay
-                    if until > self.limiter.paused_until(host) + LONG_WAIT_S:
-                        _log_long_wait(delay, "%s: HTTP 429; every request to it waits", host)
-                    self.limiter.pause(host, until)
+                    if until > self.limiter.paused_until(key) + LONG_WAIT_S:
+                        _log_long_wait(delay, "%s: HTTP 429; every request to it waits", key)
+                    self.limiter.pause(key, until)
                 else:
                     await self.sleep(delay)
                 log.debug("%s %s: HTTP 429; retry in %.1fs", request.method, request.url, delay)
@@ -184,9 +190,9 @@ class RetryTransport(httpx.AsyncBaseTransport):
             _log_long_wait(delay, "%s: %s; the request waits", host, reason)
             await self.sleep(delay)
 
-    async def _wait_out_pause(self, host: str, waited: float) -> float:
-        """Sleep until the host's pause ends, unless this request has waited it out already."""
-        until = self.limiter.paused_until(host)
+    async def _wait_out_pause(self, key: str, waited: float) -> float:
+        """Sleep until the budget's pause ends, unless this request has waited it out already."""
+        until = self.limiter.paused_until(key)
         now = self.clock()
         if until <= max(waited, now):
             return waited
@@ -194,16 +200,17 @@ class RetryTransport(httpx.AsyncBaseTransport):
         return until
 
     async def _send(
-        self, request: httpx.Request, host: str, waited: float
+        self, request: httpx.Request, host: str, key: str, waited: float
     ) -> tuple[httpx.Response | httpx.TransportError | None, int]:
         """One attempt on a free lane: (the response or the error, requests in flight then);
-        (None, 0) when the host was paused while the request waited for its slot."""
+        (None, 0) when the budget was paused while the request waited for its slot."""
         async with self.limiter.slot(host) as lane:
-            if self.limiter.paused_until(host) > max(waited, self.clock()):
+            if self.limiter.paused_until(key) > max(waited, self.clock()):
                 return None, 0
             count(requests=1)
             request.extensions[LANE_EXTENSION] = lane
             in_flight = self.limiter.in_flight(host)
+            started = time.monotonic()
             try:
                 if self.auth is None:
                     response = await self.inner.handle_async_request(request)
@@ -212,6 +219,9 @@ class RetryTransport(httpx.AsyncBaseTransport):
                 await response.aread()
             except httpx.TransportError as exc:
                 return exc, in_flight
+            finally:
+                if self.budget is not None:
+                    self.budget.done(key, time.monotonic() - started)
             return response, in_flight
 
     def _retry_reason(self, response: httpx.Response) -> str | None:

@@ -91,6 +91,10 @@ class Settings:
     store_path: Path = Path("auditor-data/auditor.duckdb")
     ca_bundle: Path | None = None
     max_concurrency: int = 16
+    # Each environment's service-protection budget: requests per sliding window (Dataverse:
+    # 6,000 per 300 s, https://learn.microsoft.com/power-apps/developer/data-platform/api-limits).
+    requests_per_window: int = 6000
+    request_window_seconds: float = 300.0
     timeout_seconds: float = 60.0
     max_retries: int = 6
     page_size: int = 5000
@@ -158,6 +162,18 @@ _FIELDS: tuple[_Field, ...] = (
         ("http", "timeout_seconds"),
         ("AUDITOR_TIMEOUT",),
         float_range(1, 3600, "seconds"),
+    ),
+    _Field(
+        "requests_per_window",
+        ("http", "requests_per_window"),
+        ("AUDITOR_REQUESTS_PER_WINDOW",),
+        int_range(1, 1_000_000_000),
+    ),
+    _Field(
+        "request_window_seconds",
+        ("http", "request_window_seconds"),
+        ("AUDITOR_REQUEST_WINDOW_SECONDS",),
+        float_range(1, 86_400, "seconds"),
     ),
     _Field("max_retries", ("http", "max_retries"), ("AUDITOR_MAX_RETRIES",), int_range(0, 20)),
     _Field("page_size", ("http", "page_size"), ("AUDITOR_PAGE_SIZE",), int_range(1, 5000)),

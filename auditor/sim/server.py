@@ -196,6 +196,9 @@ class SimServer:
             "\n"
             "[http]\n"
             f"ca_bundle = {_toml_string(str(ca_path))}\n"
+            "# This tenant's service protection, as `auditor sim serve` was started.\n"
+            f"requests_per_window = {self.options.max_requests}\n"
+            f"request_window_seconds = {max(1.0, self.options.window_s)}\n"
         )
         write_text(directory / "auditor.toml", toml)
 
