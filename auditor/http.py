@@ -147,6 +147,26 @@ def make_client(
     )
 
 
+def request_url(
+    client: httpx.AsyncClient, url: str, params: Mapping[str, str] | None = None
+) -> httpx.URL:
+    """The absolute URL of a request, parsed once.
+
+    Given a path and parameters, httpx parses the URL three times (to join it to the client's
+    base URL, then to add each parameter) with per-character checks that were a tenth of a
+    collection's CPU. Here the string is put together first, the way httpx joins and encodes
+    it, then parsed once; a URL that already has a query is left to httpx.
+    """
+    if params and "?" in url:
+        return client.build_request("GET", url, params=params).url
+    if not url.startswith(("https://", "http://")):
+        base = str(client.base_url)
+        url = base + ("" if base.endswith("/") else "/") + url.lstrip("/")
+    if params:
+        url += "?" + str(httpx.QueryParams(params))
+    return httpx.URL(url)
+
+
 async def get_json(
     client: httpx.AsyncClient,
     url: str,
@@ -157,7 +177,7 @@ async def get_json(
 ) -> Any:
     """GET a JSON document; every failure becomes a typed `CollectionError` with a hint."""
     try:
-        response = await client.get(url, params=params, headers=headers)
+        response = await client.get(request_url(client, url, params), headers=headers)
     except httpx.TransportError as exc:
         raise TransportFailure(
             f"GET {safe_url(str(exc.request.url) if has_request(exc) else url)} failed: "

@@ -1,21 +1,31 @@
-"""Collection throughput: concurrent windows vs a sequential nextLink pager, and increments.
+"""Collection cost: window length, service protection, environments side by side, CPU, and
+throughput against a sequential pager with incremental scans.
 
-Starts `auditor sim serve` (scale medium, 100 ms latency per request) in its own process,
-then runs `auditor collect` against it, each into a fresh store, on the same seed and with
-the product's default sample of 50 runs per flow read with their actions:
-1. with the default concurrency cap (16 per host);
-2. then, the simulator's clock advanced by 100 minutes (about 1 % new data), an incremental
-   collection into the first store;
-3. with `--max-concurrency 1` (one request at a time: a sequential nextLink pager), on a
-   simulator restarted at the first scan's clock. At 100 ms per request this run takes
-   over an hour at scale medium.
+Each case starts `auditor sim serve` in its own process (seed 7) and runs `auditor collect
+--all-environments` (or one environment) against it in a child process, each into a fresh
+store; the figures of all cases are printed together at the end, as ratios measured in this
+one run. Figures, not assertions: see bench/README.md.
 
-Prints rows, requests, seconds and rows per second of each run, the speedup, the bound set
-by latency x concurrency cap (requests x latency / cap), and the incremental scan's requests
-as a share of the first scan's. Figures, not assertions: see bench/README.md.
+Cases (`--cases`, comma-separated; all by default):
+- `window`: scale small, no latency, service protection lifted: `--since 7d` against
+  `--since 3650d` (the same data): requests and seconds of each and their ratio.
+- `cpu`: the collector's CPU seconds (user + system of the child) per 1,000 requests and per
+  100,000 rows, from the `window` case's `--since 7d` run; with `--before DIR` (an export of
+  an older commit, `git archive`), the same collection by that code, beside it.
+- `protection`: scale medium, 100 ms latency, the simulator's service protection on at its
+  defaults (6,000 requests per 300 s and 52 concurrent per budget): the scan's seconds
+  against the bound (the larger of: the busiest budget's requests at 6,000 per 300 s, the
+  last window's share at latency x cap; and all requests x latency / cap), the share of
+  the bound reached, and the 429s the simulator answered.
+- `side-by-side`: the `protection` tenant's largest environment alone, on a new simulator of
+  the same seed: the tenant's seconds against it.
+- `throughput`: scale medium, 100 ms latency, protection lifted, the default action sample:
+  the default cap (16), then an incremental scan after 100 simulated minutes, and a
+  sequential nextLink pager (`--max-concurrency 1`, about an hour) on a simulator of its own,
+  run beside the other cases so the whole run stays within the hour.
 
-Usage: python bench/collect.py [--scale medium] [--latency-ms 100] [--action-sample 50]
-       [--no-sequential]
+Usage: python bench/collect.py [--cases window,cpu,protection,side-by-side,throughput]
+       [--before DIR] [--no-sequential]
 """
 
 from __future__ import annotations
@@ -23,128 +33,265 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from auditor.queries import default_catalog
 from auditor.sim.launch import client_environment, serve_process
 from auditor.store import Store
 
-
-def collect(folder: Path, store: Path, *flags: str) -> float:
-    """`auditor collect --all-environments` against the simulator whose files are in
-    `folder`, in a child process; returns the seconds it took."""
-    environment = {**os.environ, **client_environment(folder)}
-    started = time.monotonic()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "auditor",
-            "--quiet",
-            "--config",
-            str(folder / "auditor.toml"),
-            "collect",
-            "--all-environments",
-            "--store",
-            str(store),
-            *flags,
-        ],
-        env=environment,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return time.monotonic() - started
+UNLIMITED = ("--max-requests", "1000000000")
+LATENCY_MS = 100.0
+CAP = 16
+PER_WINDOW, WINDOW_S = 6000, 300.0  # the simulator's defaults, Dataverse's documented numbers
+CHILD_CPU_LOCK = threading.Lock()  # RUSAGE_CHILDREN counts every child: one measured at once
 
 
-def figures(store: Path, scan_id: int) -> tuple[int, int]:
+class Simulator:
+    """`auditor sim serve` in its own process, stopped when the block ends."""
+
+    def __init__(self, folder: Path, scale: str, latency_ms: float, extra: Sequence[str]) -> None:
+        self.folder = folder
+        self.process, self.url = serve_process(
+            folder, scale=scale, latency_ms=latency_ms, extra=extra
+        )
+
+    def __enter__(self) -> Simulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def advance(self, minutes: int) -> None:
+        trust = ssl.create_default_context(cafile=str(self.folder / "ca.pem"))
+        httpx.post(f"{self.url}/_sim/clock", params={"advance_minutes": minutes}, verify=trust)
+
+    def throttled(self) -> int:
+        """429s of service protection the simulator answered so far (from its stats route)."""
+        trust = ssl.create_default_context(cafile=str(self.folder / "ca.pem"))
+        stats = httpx.get(f"{self.url}/_sim/stats", verify=trust).json()
+        return int(stats["throttled"])
+
+
+def collect(
+    sim: Simulator,
+    store: Path,
+    *flags: str,
+    code: Path | None = None,
+    cpu: bool = False,
+) -> dict[str, float]:
+    """`auditor collect` in a child process; its seconds and, with `cpu`, its CPU seconds.
+    `code` runs an exported older version of the auditor instead of this one."""
+    environment = {**os.environ, **client_environment(sim.folder)}
+    config = sim.folder / "auditor.toml"
+    if code is not None:
+        environment["PYTHONPATH"] = str(code)
+        config = _older_config(config)
+    command = [sys.executable, "-m", "auditor", "--quiet", "--config", str(config), "collect"]
+    command += ["--store", str(store), *flags]
+    with CHILD_CPU_LOCK if cpu else _nothing():
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.monotonic()
+        subprocess.run(command, env=environment, check=True, stdout=subprocess.DEVNULL)
+        seconds = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"seconds": seconds, "cpu_s": used if cpu else float("nan")}
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _older_config(config: Path) -> Path:
+    """The simulator's configuration without the settings older code does not know."""
+    lines = config.read_text().splitlines()
+    kept = [line for line in lines if not line.startswith(("requests_per_window", "request_w"))]
+    older = config.with_name("auditor-older.toml")
+    older.write_text("\n".join(kept) + "\n")
+    return older
+
+
+def figures(store: Path, scan_id: int = 1) -> dict[str, Any]:
+    """Rows and requests of a scan, and requests per service-protection budget."""
     with Store.open(store, read_only=True) as opened:
         queries = opened.scan_queries(scan_id)
-    return int(queries["rows"].sum()), int(queries["requests"].sum())
+    sources = {q: spec.source for q, spec in default_catalog().items()}
+    budgets = queries.groupby([queries["environment_id"], queries["query_id"].map(sources)])
+    per_budget = budgets["requests"].sum()
+    per_environment = queries.groupby("environment_id")["requests"].sum()
+    return {
+        "rows": int(queries["rows"].sum()),
+        "requests": int(queries["requests"].sum()),
+        "throttled": int(queries["throttled"].sum()),
+        "busiest_budget": int(per_budget.max()),
+        "largest_environment": str(per_environment.idxmax()),
+    }
+
+
+def bound(requests: int, busiest_budget: int, latency_s: float, cap: int) -> float:
+    """The least time a scan can take: the busiest budget's windows (request i of a budget
+    cannot go before floor(i / 6000) windows have passed), then its last window's requests at
+    latency x cap; or all requests at latency x cap, whichever is larger."""
+    full_windows = (busiest_budget - 1) // PER_WINDOW
+    last = busiest_budget - full_windows * PER_WINDOW
+    return max(full_windows * WINDOW_S + last * latency_s / cap, requests * latency_s / cap)
+
+
+def window_case(work: Path, results: dict[str, Any], before: Path | None) -> None:
+    with Simulator(work / "sim-window", "small", 0.0, UNLIMITED) as sim:
+        for since in ("7d", "3650d"):
+            store = work / f"window-{since}.duckdb"
+            run = collect(sim, store, "--all-environments", "--since", since, cpu=True)
+            results[f"since {since}"] = {**run, **figures(store)}
+            _say(f"since {since}", results[f"since {since}"])
+        if before is not None:
+            store = work / "window-before.duckdb"
+            run = collect(sim, store, "--all-environments", "--since", "7d", code=before, cpu=True)
+            results["since 7d, before"] = {**run, **figures(store)}
+            _say("since 7d, before", results["since 7d, before"])
+
+
+def protection_case(work: Path, results: dict[str, Any], side_by_side: bool) -> None:
+    with Simulator(work / "sim-protection", "medium", LATENCY_MS, ()) as sim:
+        store = work / "protection.duckdb"
+        run = collect(sim, store, "--all-environments")
+        results["protection"] = {**run, **figures(store), "answered_429": sim.throttled()}
+        _say("protection", results["protection"])
+    if not side_by_side:
+        return
+    largest = results["protection"]["largest_environment"]
+    with Simulator(work / "sim-alone", "medium", LATENCY_MS, ()) as sim:
+        store = work / "alone.duckdb"
+        run = collect(sim, store, "--environment", largest)
+        results["largest alone"] = {**run, **figures(store), "answered_429": sim.throttled()}
+        _say("largest alone", results["largest alone"])
+
+
+def throughput_case(work: Path, results: dict[str, Any]) -> None:
+    with Simulator(work / "sim-concurrent", "medium", LATENCY_MS, UNLIMITED) as sim:
+        store = work / "concurrent.duckdb"
+        results["concurrent"] = {**collect(sim, store, "--all-environments"), **figures(store)}
+        _say("concurrent", results["concurrent"])
+        sim.advance(100)
+        run = collect(sim, store, "--all-environments")
+        results["incremental"] = {**run, **figures(store, 2)}
+        _say("incremental", results["incremental"])
+
+
+def sequential_case(work: Path, results: dict[str, Any]) -> None:
+    # A new simulator of the same seed starts at the first scan's clock: the same tenant.
+    with Simulator(work / "sim-sequential", "medium", LATENCY_MS, UNLIMITED) as sim:
+        store = work / "sequential.duckdb"
+        run = collect(sim, store, "--all-environments", "--max-concurrency", "1")
+        results["sequential"] = {**run, **figures(store)}
+        _say("sequential", results["sequential"])
+
+
+def _say(label: str, run: dict[str, Any]) -> None:
+    print(f"{label}: {run['requests']:,} requests in {run['seconds']:.1f}s", file=sys.stderr)
+
+
+def report(results: dict[str, Any]) -> None:
+    latency = LATENCY_MS / 1000
+    print(f"seed 7, machine {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    print(f"{'run':<18} {'rows':>9} {'requests':>9} {'seconds':>8} {'cpu s':>7} {'429s':>6}")
+    for label, run in results.items():
+        answered = run.get("answered_429", run["throttled"])
+        print(
+            f"{label:<18} {run['rows']:>9,} {run['requests']:>9,} {run['seconds']:>8.1f} "
+            f"{run['cpu_s']:>7.1f} {answered:>6,}"
+        )
+    if "since 3650d" in results:
+        week, decade = results["since 7d"], results["since 3650d"]
+        requests = decade["requests"] / week["requests"]
+        seconds = decade["seconds"] / week["seconds"]
+        print(
+            f"window: --since 3650d / --since 7d: requests x{requests:.2f}, "
+            f"seconds x{seconds:.2f} (bar: within 1.5x)"
+        )
+        for label in ("since 7d", "since 7d, before"):
+            if label in results:
+                run = results[label]
+                print(
+                    f"cpu ({label}): {run['cpu_s'] / run['requests'] * 1000:.2f} s per 1,000 "
+                    f"requests, {run['cpu_s'] / run['rows'] * 100_000:.2f} s per 100,000 rows"
+                )
+    if "protection" in results:
+        run = results["protection"]
+        least = bound(run["requests"], run["busiest_budget"], latency, CAP)
+        print(
+            f"protection: busiest budget {run['busiest_budget']:,} requests; bound {least:.1f}s; "
+            f"scan {run['seconds']:.1f}s = {least / run['seconds']:.0%} of the bound "
+            f"(bar: at least 90%); 429s answered {run['answered_429']:,}"
+        )
+    if "largest alone" in results:
+        ratio = results["protection"]["seconds"] / results["largest alone"]["seconds"]
+        print(
+            f"side by side: tenant {results['protection']['seconds']:.1f}s / largest environment "
+            f"alone {results['largest alone']['seconds']:.1f}s = x{ratio:.2f} (bar: at most 1.3x)"
+        )
+    if "concurrent" in results:
+        run = results["concurrent"]
+        least = run["requests"] * latency / CAP
+        print(
+            f"throughput: bound (requests x latency / cap) {least:.1f}s; concurrent run "
+            f"reached {least / run['seconds']:.0%} of it"
+        )
+        if "sequential" in results:
+            slow = results["sequential"]
+            print(
+                f"speedup over the sequential pager: {slow['seconds'] / run['seconds']:.1f}x "
+                f"({slow['seconds'] / slow['requests'] * 1000:.0f} ms per sequential request)"
+            )
+        if "incremental" in results:
+            share = results["incremental"]["requests"] / run["requests"]
+            print(
+                f"incremental scan: {results['incremental']['requests']:,} requests = "
+                f"{share:.1%} of the first scan's"
+            )
+    print(json.dumps(results))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", default="medium")
-    parser.add_argument("--latency-ms", type=float, default=100.0)
-    parser.add_argument("--action-sample", default="50")
-    parser.add_argument("--cap", type=int, default=16)
-    parser.add_argument(
-        "--no-sequential",
-        action="store_true",
-        help="skip the sequential pager (over an hour at scale medium): no speedup figure",
-    )
+    parser.add_argument("--cases", default="window,cpu,protection,side-by-side,throughput")
+    parser.add_argument("--before", type=Path, help="an export of an older commit (cpu case)")
+    parser.add_argument("--no-sequential", action="store_true", help="skip the hour-long pager")
     args = parser.parse_args()
-
+    cases = set(args.cases.split(","))
     work = Path(tempfile.mkdtemp(prefix="auditor-bench-"))
-    sample = ("--action-sample", args.action_sample)
-    runs: dict[str, dict[str, float]] = {}
-
-    def timed(label: str, folder: Path, store: Path, cap: int, scan_id: int) -> None:
-        seconds = collect(folder, store, "--max-concurrency", str(cap), *sample)
-        rows, requests = figures(store, scan_id)
-        runs[label] = {"cap": cap, "rows": rows, "requests": requests, "seconds": seconds}
-        print(f"{label}: {requests:,} requests in {seconds:.1f}s", file=sys.stderr, flush=True)
-
-    # Service protection lifted (as in bench/analyze.py): at scale medium a default scan reads
-    # about 37 k run details, and honouring 6000 requests per 5 minutes per environment would
-    # measure the waits for the limit's window, not the collector's concurrency.
-    unlimited = ("--max-requests", "1000000000")
-    process, base_url = serve_process(
-        work / "sim", scale=args.scale, latency_ms=args.latency_ms, extra=unlimited
-    )
-    try:
-        timed("concurrent", work / "sim", work / "concurrent.duckdb", args.cap, 1)
-        trust = ssl.create_default_context(cafile=str(work / "sim" / "ca.pem"))
-        httpx.post(f"{base_url}/_sim/clock", params={"advance_minutes": 100}, verify=trust)
-        timed("incremental", work / "sim", work / "concurrent.duckdb", args.cap, 2)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-    # A new simulator of the same seed starts at the first scan's clock: the same tenant.
-    if not args.no_sequential:
-        process, _ = serve_process(
-            work / "sim2", scale=args.scale, latency_ms=args.latency_ms, extra=unlimited
-        )
-        try:
-            timed("sequential", work / "sim2", work / "sequential.duckdb", 1, 1)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-    latency = args.latency_ms / 1000
-    print(
-        f"scale {args.scale}, latency {args.latency_ms:.0f} ms, action sample "
-        f"{args.action_sample}, machine {os.cpu_count()} cores"
-    )
-    print(f"{'run':<12} {'cap':>4} {'rows':>10} {'requests':>9} {'seconds':>9} {'rows/s':>9}")
-    for label in ("concurrent", "sequential", "incremental"):
-        if label not in runs:
-            continue
-        run = runs[label]
-        print(
-            f"{label:<12} {run['cap']:>4.0f} {run['rows']:>10,.0f} {run['requests']:>9,.0f} "
-            f"{run['seconds']:>9.1f} {run['rows'] / run['seconds']:>9,.0f}"
-        )
-    concurrent = runs["concurrent"]
-    bound = concurrent["requests"] * latency / args.cap
-    if "sequential" in runs:
-        speedup = runs["sequential"]["seconds"] / concurrent["seconds"]
-        print(f"speedup over the sequential pager: {speedup:.1f}x")
-    print(
-        f"bound (requests x latency / cap): {bound:.1f}s; concurrent run reached "
-        f"{bound / concurrent['seconds']:.0%} of it"
-    )
-    print(
-        f"incremental scan: {runs['incremental']['requests']:,} requests = "
-        f"{runs['incremental']['requests'] / concurrent['requests']:.1%} of the first scan's"
-    )
-    print(json.dumps(runs))
+    results: dict[str, Any] = {}
+    sequential: dict[str, Any] = {}
+    beside = None
+    if "throughput" in cases and not args.no_sequential:
+        beside = threading.Thread(target=sequential_case, args=(work, sequential))
+        beside.start()
+    if cases & {"window", "cpu"}:
+        window_case(work, results, args.before if "cpu" in cases else None)
+    if cases & {"protection", "side-by-side"}:
+        protection_case(work, results, "side-by-side" in cases)
+    if "throughput" in cases:
+        throughput_case(work, results)
+    if beside is not None:
+        beside.join()
+        results.update(sequential)
+    report(results)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from auditor.errors import (
     TransportFailure,
 )
 from auditor.host_limiter import HostLimiter
-from auditor.http import get_json, make_client
+from auditor.http import get_json, make_client, request_url
 from auditor.request_stats import RequestStats, current_stats
 from auditor.retry import RetryPolicy, retry_after_seconds
 from auditor.settings import Settings
@@ -363,3 +363,36 @@ async def test_a_long_wait_is_said_at_info_level_once(
     assert len(infos) == 1
     assert said in infos[0]
     assert "contoso.crm.dynamics.com" in infos[0]
+
+
+@pytest.mark.parametrize(
+    ("base", "url", "params"),
+    [
+        (
+            "https://org.crm4.dynamics.com/api/data/v9.2/",
+            "plugintracelogs",
+            {
+                "$select": "plugintracelogid,typename,createdon",
+                "$filter": "createdon ge 2026-11-01T00:00:00Z and createdon lt 2026-11-08",
+                "$orderby": "createdon asc,plugintracelogid asc",
+            },
+        ),
+        (
+            "https://api.flow.microsoft.com",
+            "/providers/Microsoft.ProcessSimple/scopes/admin/environments/Default-1/flows/f/runs",
+            {"api-version": "2016-11-01", "$filter": "startTime ge 2026-11-01T00:00:00Z"},
+        ),
+        ("https://org.test/api/data/v9.2/", "flowruns(ab-c)", None),
+        ("https://org.test/api/data/v9.2/", "x?$top=1", {"$skip": "a b&c=d/é"}),
+        (
+            "https://org.test/api/data/v9.2/",
+            "https://org.test/api/data/v9.2/flowruns?$skiptoken=%3Ccookie%20pagenumber=%222%22%3E",
+            None,
+        ),
+    ],
+)
+def test_a_request_url_is_what_httpx_would_build_from_one_parse(
+    base: str, url: str, params: dict[str, str] | None
+) -> None:
+    client = httpx.AsyncClient(base_url=base)
+    assert request_url(client, url, params) == client.build_request("GET", url, params=params).url

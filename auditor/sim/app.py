@@ -3,7 +3,8 @@
 Identity requests go straight to `apis.identity`; API requests pass the gate a real tenant
 applies (`apis.gate`): bearer token (401), fault injection (faults.py), service protection
 (protection.py), latency; then the handler of their API (`apis.environments`,
-`apis.dataverse`, `apis.flows`). `/_sim/clock` reads or moves the tenant's clock.
+`apis.dataverse`, `apis.flows`). `/_sim/clock` reads or moves the tenant's clock;
+`/_sim/stats` reads its counters.
 """
 
 from __future__ import annotations
@@ -125,6 +126,10 @@ class SimApp:
         if path == "/_sim/clock":
             await self._send(send, await self._clock(request))
             return
+        if path == "/_sim/stats":
+            # The counters, for a benchmark driving the simulator in another process.
+            await self._send(send, json_reply(200, self.stats.snapshot()))
+            return
         api = route(self.tenant, self.base_url, path)
         if api is None:
             await self._send(send, error_reply(404, "NotFound", f"No API is served at '{path}'."))
@@ -185,7 +190,11 @@ class SimApp:
                 await anyio.sleep(latency)
             await self._send(send, fault_reply(api, fault, self.options, self.identity.authority()))
             return
-        key = (record.appid, api.env_key)
+        # Each environment's Dataverse has its own budget (api-limits: per user and web
+        # server, and every environment is its own organization). The flow API publishes no
+        # numbers for direct calls: inferred, each environment's flow API routes get a budget
+        # of their own with Dataverse's numbers; the tenant-wide admin API one more.
+        key = (record.appid, f"{api.family}:{api.env_key}")
         rejection = self.protection.acquire(key)
         if rejection is not None:
             self.stats.throttled += 1

@@ -1,8 +1,8 @@
 """Dataverse-style service protection, scaled down: concurrency and request-count limits.
 
 Dataverse evaluates its limits per user and per web server; the simulator evaluates them per
-client (the token's `appid`) and environment, which is what a collector running against one
-tenant experiences. Limits and error codes follow
+client (the token's `appid`), API and environment, which is what a collector running against
+one tenant experiences. Limits and error codes follow
 https://learn.microsoft.com/power-apps/developer/data-platform/api-limits
 (0x80072326 concurrent requests, 0x80072322 number of requests; 429 with Retry-After).
 The server runs on one event loop, so no locking is needed.
@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-Key = tuple[str, str]  # (client id, environment id or "" for tenant-wide APIs)
+Key = tuple[str, str]  # (client id, "<API>:<environment id>", "admin:" for the tenant-wide API)
 
 CONCURRENCY_CODE = "0x80072326"
 REQUEST_COUNT_CODE = "0x80072322"

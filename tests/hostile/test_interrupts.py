@@ -109,6 +109,8 @@ def test_a_long_service_protection_pause_is_logged_at_verbose(tmp_path: Path) ->
     """A scheduler's log at -v says why a collection went quiet: the tenant answered 429 with
     a Retry-After (here after 20 requests in its 5-minute window), and every request waits."""
     with _tenant(tmp_path, max_requests=20) as env:
+        # The client believes Dataverse's documented budget: the tenant refuses first.
+        env = {**env, "AUDITOR_REQUESTS_PER_WINDOW": "6000"}
         args = ["-v", "--config", str(tmp_path / "auditor.toml"), "collect"]
         args += ["--all-environments", "--store", "s.duckdb"]
         process = _start(args, tmp_path, env, _as_from_a_terminal)
