@@ -49,13 +49,27 @@ def budget_key(url: httpx.URL) -> str:
 
 @dataclass
 class _Window:
-    sent: deque[float] = field(default_factory=deque)  # when each request in the window went
+    ended: deque[float] = field(default_factory=deque)  # when each request in the window ended
+    open: int = 0  # requests let through and not yet answered (waiting or in flight)
     durations: deque[tuple[float, float]] = field(default_factory=deque)  # (ended, seconds)
     busy: float = 0.0  # the sum of `durations`
 
 
+# How long a request waits to look again when the whole window is taken by requests still
+# open (they end within moments, and then their times are known).
+OPEN_POLL_S = 0.05
+
+
 class RequestBudget:
-    """A sliding window per budget key: requests sent and their combined duration."""
+    """A sliding window per budget key: requests and their combined duration.
+
+    A request takes its place (`reserve`, waiting while the window is full) and holds it
+    while it waits for a connection and while it is in flight; when its answer comes
+    (`done`), it stays in the window from that moment, or it gives its place back if it was
+    never sent (`release`). The service counted it somewhere between sending and answering,
+    so counting it from the answer never lets a request out before the service's own window
+    has room.
+    """
 
     def __init__(
         self,
@@ -76,21 +90,32 @@ class RequestBudget:
         self.held_s = 0.0  # seconds requests were held back, summed over requests
         self._windows: dict[str, _Window] = {}
 
+    def _window(self, key: str) -> _Window:
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = _Window()
+        return window
+
     def _expire(self, window: _Window, now: float) -> None:
         start = now - self.window_s
-        while window.sent and window.sent[0] <= start:
-            window.sent.popleft()
+        while window.ended and window.ended[0] <= start:
+            window.ended.popleft()
         while window.durations and window.durations[0][0] <= start:
             window.busy -= window.durations.popleft()[1]
 
     def wait(self, key: str) -> float:
         """Seconds until a request to `key` fits in its window (0 when it fits now)."""
-        window = self._windows.setdefault(key, _Window())
+        window = self._window(key)
         now = self.clock()
         self._expire(window, now)
         wait = 0.0
-        if len(window.sent) >= self.requests:
-            wait = window.sent[len(window.sent) - self.requests] + self.window_s - now
+        taken = len(window.ended) + window.open
+        if taken >= self.requests:
+            leaving = taken - self.requests  # this many of the oldest must leave first
+            if leaving < len(window.ended):
+                wait = window.ended[leaving] + self.window_s - now
+            else:
+                wait = OPEN_POLL_S
         if window.busy >= self.execution_s and window.durations:
             # Until enough of the oldest durations leave the window.
             excess, until = window.busy - self.execution_s, window.durations[0][0]
@@ -102,15 +127,23 @@ class RequestBudget:
             wait = max(wait, until + self.window_s - now)
         return max(0.0, wait)
 
-    async def spend(self, key: str) -> None:
-        """Wait until a request to `key` fits in its window, then count it as sent."""
+    async def reserve(self, key: str) -> None:
+        """Wait until a request to `key` fits in its window, then hold its place."""
         while (wait := self.wait(key)) > 0:
             self.held_s += wait
             await self.sleep(wait)
-        self._windows[key].sent.append(self.clock())
+        self._window(key).open += 1
+
+    def release(self, key: str) -> None:
+        """The request that took a place was never sent: give the place back."""
+        self._window(key).open -= 1
 
     def done(self, key: str, seconds: float) -> None:
-        """Count the time a request to `key` took against the window's execution time."""
-        window = self._windows.setdefault(key, _Window())
-        window.durations.append((self.clock(), seconds))
+        """The request that took a place was answered (or failed) after `seconds` in flight:
+        it stays in the window from now, and its time counts as execution time."""
+        window = self._window(key)
+        now = self.clock()
+        window.open -= 1
+        window.ended.append(now)
+        window.durations.append((now, seconds))
         window.busy += seconds

@@ -133,8 +133,6 @@ class RetryTransport(httpx.AsyncBaseTransport):
         waited = 0.0  # the host pause this request has already waited out
         while True:
             waited = await self._wait_out_pause(key, waited)
-            if self.budget is not None:
-                await self.budget.spend(key)
             outcome, in_flight = await self._send(request, host, key, waited)
             if outcome is None:
                 continue  # the host was paused while this request waited for a slot
@@ -202,27 +200,42 @@ class RetryTransport(httpx.AsyncBaseTransport):
     async def _send(
         self, request: httpx.Request, host: str, key: str, waited: float
     ) -> tuple[httpx.Response | httpx.TransportError | None, int]:
-        """One attempt on a free lane: (the response or the error, requests in flight then);
-        (None, 0) when the budget was paused while the request waited for its slot."""
-        async with self.limiter.slot(host) as lane:
-            if self.limiter.paused_until(key) > max(waited, self.clock()):
-                return None, 0
-            count(requests=1)
-            request.extensions[LANE_EXTENSION] = lane
-            in_flight = self.limiter.in_flight(host)
-            started = time.monotonic()
-            try:
-                if self.auth is None:
-                    response = await self.inner.handle_async_request(request)
-                else:
-                    response = await self.auth.send(request, self.inner.handle_async_request)
-                await response.aread()
-            except httpx.TransportError as exc:
-                return exc, in_flight
-            finally:
-                if self.budget is not None:
-                    self.budget.done(key, time.monotonic() - started)
-            return response, in_flight
+        """One attempt on a free lane, within the budget: (the response or the error, requests
+        in flight then); (None, 0) when the budget was paused while the request waited."""
+        if self.budget is not None:
+            # Before the slot: a request held back by its environment's budget must not hold
+            # a lane that another environment's requests could use.
+            await self.budget.reserve(key)
+        sent = False
+        try:
+            async with self.limiter.slot(host) as lane:
+                if self.limiter.paused_until(key) > max(waited, self.clock()):
+                    return None, 0
+                sent = True
+                return await self._attempt(request, host, key, lane)
+        finally:
+            if self.budget is not None and not sent:
+                self.budget.release(key)
+
+    async def _attempt(
+        self, request: httpx.Request, host: str, key: str, lane: int
+    ) -> tuple[httpx.Response | httpx.TransportError, int]:
+        count(requests=1)
+        request.extensions[LANE_EXTENSION] = lane
+        in_flight = self.limiter.in_flight(host)
+        started = time.monotonic()
+        try:
+            if self.auth is None:
+                response = await self.inner.handle_async_request(request)
+            else:
+                response = await self.auth.send(request, self.inner.handle_async_request)
+            await response.aread()
+        except httpx.TransportError as exc:
+            return exc, in_flight
+        finally:
+            if self.budget is not None:
+                self.budget.done(key, time.monotonic() - started)
+        return response, in_flight
 
     def _retry_reason(self, response: httpx.Response) -> str | None:
         if response.status_code in _RETRY_STATUSES:

@@ -24,6 +24,12 @@ class Clock:
         self.now += seconds
 
 
+async def spend(budget: RequestBudget, key: str) -> None:
+    """One request answered at once."""
+    await budget.reserve(key)
+    budget.done(key, 0.0)
+
+
 def test_each_environment_has_a_budget_of_its_own() -> None:
     dv = "https://contoso.crm4.dynamics.com/api/data/v9.2/plugintracelogs?$top=1"
     assert budget_key(httpx.URL(dv)) == "contoso.crm4.dynamics.com/api/data/"
@@ -50,13 +56,13 @@ def test_a_full_window_holds_the_next_request_until_the_oldest_leaves() -> None:
     async def go() -> None:
         for at in (0.0, 1.0, 2.0):
             clock.now = at
-            await budget.spend("a")
+            await spend(budget, "a")
         clock.now = 4.0
-        await budget.spend("b")  # another environment: not held
+        await spend(budget, "b")  # another environment: not held
         assert clock.slept == []
-        await budget.spend("a")  # held until the request of t=0 leaves the window
+        await spend(budget, "a")  # held until the request of t=0 leaves the window
         assert clock.now == pytest.approx(10.0)
-        await budget.spend("a")  # then until the one of t=1
+        await spend(budget, "a")  # then until the one of t=1
         assert clock.now == pytest.approx(11.0)
 
     asyncio.run(go())
@@ -69,10 +75,10 @@ def test_execution_time_is_budgeted_too() -> None:
 
     async def go() -> None:
         for _ in range(3):
-            await budget.spend("a")
+            await budget.reserve("a")
             clock.now += 8.0
             budget.done("a", 8.0)  # 24 s of the 20 s in the window by t=24
-        await budget.spend("a")
+        await spend(budget, "a")
         # Held until enough of the oldest time leaves: the 8 s that ended at t=8, at t=308.
         assert clock.now == pytest.approx(308.0)
 
@@ -85,7 +91,7 @@ def test_many_waiting_requests_go_as_the_window_frees_never_more_than_it_holds()
     sent: list[float] = []
 
     async def one() -> None:
-        await budget.spend("a")
+        await spend(budget, "a")
         sent.append(clock.now)
 
     async def go() -> None:
@@ -95,6 +101,25 @@ def test_many_waiting_requests_go_as_the_window_frees_never_more_than_it_holds()
     assert len(sent) == 23
     for at in sent:
         assert sum(at - 1.0 < other <= at for other in sent) <= 5
+
+
+def test_open_requests_hold_their_place_and_count_from_their_answer() -> None:
+    clock = Clock()
+    budget = RequestBudget(2, 10.0, clock=clock, sleep=clock.sleep)
+
+    async def go() -> None:
+        await budget.reserve("a")
+        await budget.reserve("a")
+        assert budget.wait("a") > 0  # both places taken, though neither request was answered
+        clock.now = 3.0
+        budget.done("a", 3.0)  # in the window from its answer at t=3, not from t=0
+        budget.release("a")  # the other was never sent
+        await spend(budget, "a")
+        assert clock.now == 3.0
+        await spend(budget, "a")
+        assert clock.now == pytest.approx(13.0)
+
+    asyncio.run(go())
 
 
 def test_a_budget_must_be_positive() -> None:

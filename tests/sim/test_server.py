@@ -569,7 +569,12 @@ def test_client_files_point_at_the_server_and_keep_the_secret_out_of_the_config(
         "environments": "all",
         "auth": {"method": "client-secret", "client_id": CLIENT_ID, "authority_host": sim.base},
         "apis": {"admin_url": f"{sim.base}/bap", "flow_url": f"{sim.base}/flow"},
-        "http": {"ca_bundle": str(out / "ca.pem")},
+        "http": {
+            "ca_bundle": str(out / "ca.pem"),
+            # The client paces itself within the budget this simulator enforces.
+            "requests_per_window": sim.server.options.max_requests,
+            "request_window_seconds": sim.server.options.window_s,
+        },
     }
     assert CLIENT_SECRET not in text
     assert stat.S_IMODE(os.stat(out / "env").st_mode) == 0o600
