@@ -23,6 +23,7 @@ Inferred, not documented:
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections import deque
@@ -53,11 +54,8 @@ class _Window:
     open: int = 0  # requests let through and not yet answered (waiting or in flight)
     durations: deque[tuple[float, float]] = field(default_factory=deque)  # (ended, seconds)
     busy: float = 0.0  # the sum of `durations`
-
-
-# How long a request waits to look again when the whole window is taken by requests still
-# open (they end within moments, and then their times are known).
-OPEN_POLL_S = 0.05
+    queue: deque[asyncio.Future[None]] = field(default_factory=deque)  # requests held, in order
+    changed: asyncio.Future[None] | None = None  # set when an open request ends
 
 
 class RequestBudget:
@@ -69,6 +67,10 @@ class RequestBudget:
     never sent (`release`). The service counted it somewhere between sending and answering,
     so counting it from the answer never lets a request out before the service's own window
     has room.
+
+    Requests held back queue in order and only the first of them waits on the clock (or for
+    an open request to end); each hands over to the next once it has its place, so thousands
+    of held requests cost one wake-up each, not one per place that frees.
     """
 
     def __init__(
@@ -87,7 +89,7 @@ class RequestBudget:
         self.execution_s = execution_s
         self.clock = clock
         self.sleep = sleep
-        self.held_s = 0.0  # seconds requests were held back, summed over requests
+        self.held_s = 0.0  # seconds the first held request waited on the clock, summed
         self._windows: dict[str, _Window] = {}
 
     def _window(self, key: str) -> _Window:
@@ -104,7 +106,8 @@ class RequestBudget:
             window.busy -= window.durations.popleft()[1]
 
     def wait(self, key: str) -> float:
-        """Seconds until a request to `key` fits in its window (0 when it fits now)."""
+        """Seconds until a request to `key` fits in its window: 0 when it fits now, infinite
+        while requests still open fill it (the time they leave is not known yet)."""
         window = self._window(key)
         now = self.clock()
         self._expire(window, now)
@@ -112,10 +115,9 @@ class RequestBudget:
         taken = len(window.ended) + window.open
         if taken >= self.requests:
             leaving = taken - self.requests  # this many of the oldest must leave first
-            if leaving < len(window.ended):
-                wait = window.ended[leaving] + self.window_s - now
-            else:
-                wait = OPEN_POLL_S
+            if leaving >= len(window.ended):
+                return math.inf
+            wait = window.ended[leaving] + self.window_s - now
         if window.busy >= self.execution_s and window.durations:
             # Until enough of the oldest durations leave the window.
             excess, until = window.busy - self.execution_s, window.durations[0][0]
@@ -129,21 +131,45 @@ class RequestBudget:
 
     async def reserve(self, key: str) -> None:
         """Wait until a request to `key` fits in its window, then hold its place."""
-        while (wait := self.wait(key)) > 0:
-            self.held_s += wait
-            await self.sleep(wait)
-        self._window(key).open += 1
+        window = self._window(key)
+        if not window.queue and self.wait(key) == 0:
+            window.open += 1
+            return
+        turn = asyncio.get_running_loop().create_future()
+        window.queue.append(turn)
+        try:
+            if window.queue[0] is not turn:
+                await turn  # the request ahead hands over once it has its place
+            while (wait := self.wait(key)) > 0:
+                if math.isinf(wait):
+                    if window.changed is None or window.changed.done():
+                        window.changed = asyncio.get_running_loop().create_future()
+                    await window.changed
+                else:
+                    self.held_s += wait
+                    await self.sleep(wait)
+            window.open += 1
+        finally:
+            first = window.queue[0] is turn
+            window.queue.remove(turn)
+            if first and window.queue and not window.queue[0].done():
+                window.queue[0].set_result(None)
+
+    def _ended(self, window: _Window) -> None:
+        window.open -= 1
+        if window.changed is not None and not window.changed.done():
+            window.changed.set_result(None)
 
     def release(self, key: str) -> None:
         """The request that took a place was never sent: give the place back."""
-        self._window(key).open -= 1
+        self._ended(self._window(key))
 
     def done(self, key: str, seconds: float) -> None:
         """The request that took a place was answered (or failed) after `seconds` in flight:
         it stays in the window from now, and its time counts as execution time."""
         window = self._window(key)
         now = self.clock()
-        window.open -= 1
+        self._ended(window)
         window.ended.append(now)
         window.durations.append((now, seconds))
         window.busy += seconds

@@ -9,9 +9,11 @@ one run. Figures, not assertions: see bench/README.md.
 Cases (`--cases`, comma-separated; all by default):
 - `window`: scale small, no latency, service protection lifted: `--since 7d` against
   `--since 3650d` (the same data): requests and seconds of each and their ratio.
-- `cpu`: the collector's CPU seconds (user + system of the child) per 1,000 requests and per
-  100,000 rows, from the `window` case's `--since 7d` run; with `--before DIR` (an export of
-  an older commit, `git archive`), the same collection by that code, beside it.
+- `cpu`: with `--before DIR` (an export of an older commit, `git archive`): the collector's
+  CPU seconds (user + system of the child) per 1,000 requests and per 100,000 rows, for the
+  `--since 7d` collection by that code and by this one, in turns (`--cpu-repeats`, 2).
+- `pages`: a one-row page written with its checkpoint, 300 times, into a store whose
+  checkpoint table holds 0, 100,000 and 400,000 rows: milliseconds per page at each size.
 - `protection`: scale medium, 100 ms latency, the simulator's service protection on at its
   defaults (6,000 requests per 300 s and 52 concurrent per budget: each environment's
   Dataverse, each environment's flow API routes, the admin API): the scan's seconds against
@@ -24,7 +26,7 @@ Cases (`--cases`, comma-separated; all by default):
   sequential nextLink pager (`--max-concurrency 1`, about an hour) on a simulator of its own,
   run beside the other cases so the whole run stays within the hour.
 
-Usage: python bench/collect.py [--cases window,cpu,protection,side-by-side,throughput]
+Usage: python bench/collect.py [--cases window,cpu,pages,protection,side-by-side,throughput]
        [--before DIR] [--no-sequential]
 """
 
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 
 from auditor.queries import default_catalog
 from auditor.sim.launch import client_environment, serve_process
@@ -161,18 +164,66 @@ def bound(budgets: Sequence[int], latency_s: float, cap: int) -> float:
     return least
 
 
-def window_case(work: Path, results: dict[str, Any], before: Path | None) -> None:
+def window_case(work: Path, results: dict[str, Any], before: Path | None, repeats: int) -> None:
     with Simulator(work / "sim-window", "small", 0.0, UNLIMITED) as sim:
         for since in ("7d", "3650d"):
             store = work / f"window-{since}.duckdb"
             run = collect(sim, store, "--all-environments", "--since", since, cpu=True)
             results[f"since {since}"] = {**run, **figures(store)}
             _say(f"since {since}", results[f"since {since}"])
-        if before is not None:
-            store = work / "window-before.duckdb"
-            run = collect(sim, store, "--all-environments", "--since", "7d", code=before, cpu=True)
-            results["since 7d, before"] = {**run, **figures(store)}
-            _say("since 7d, before", results["since 7d, before"])
+        if before is None:
+            return
+        # Before and after in turns, so a busy moment of the machine weighs on both alike.
+        for turn in range(1, repeats + 1):
+            for label, code in ((f"cpu {turn}, before", before), (f"cpu {turn}, after", None)):
+                store = work / f"cpu-{turn}-{'before' if code else 'after'}.duckdb"
+                flags = ("--all-environments", "--since", "7d")
+                run = collect(sim, store, *flags, code=code, cpu=True)
+                results[label] = {**run, **figures(store)}
+                _say(label, results[label])
+
+
+def pages_case(results: dict[str, Any], work: Path) -> None:
+    """A page's write (rows and checkpoint in one transaction) into a store whose checkpoint
+    table holds 0, then 100,000, then 400,000 rows: milliseconds per page at each size."""
+    timings: dict[str, Any] = {}
+    with Store.open(work / "pages.duckdb") as store:
+        store_id = 1  # the filler rows are of scan 2: only the table's size matters
+        held = 0
+        for size in (0, 100_000, 400_000):
+            if size > held:
+                filler = pd.DataFrame(
+                    {
+                        "scan_id": store_id + 1,
+                        "environment_id": "env",
+                        "query_id": "q",
+                        "unit": [f"u{i}" for i in range(held, size)],
+                        "next_link": None,
+                        "done": True,
+                        "rows": 1,
+                        "pages": 1,
+                    }
+                )
+                with store._transaction():
+                    store._con.register("_filler", filler)
+                    store._run("INSERT INTO checkpoints SELECT * FROM _filler")
+                    store._con.unregister("_filler")
+                held = size
+            started = time.perf_counter()
+            for page in range(300):
+                store.write_page(
+                    scan_id=store_id,
+                    environment_id="env",
+                    query_id="plugintracelogs",
+                    unit=f"w{size}-{page // 3}",
+                    table="plugintracelogs",
+                    rows=[{"plugintracelogid": f"t{size}-{page}", "createdon": "2026-11-01"}],
+                    next_link=None if page % 3 == 2 else "next",
+                    done=page % 3 == 2,
+                )
+            timings[f"{size:,}"] = (time.perf_counter() - started) / 300 * 1000
+    results["pages"] = timings
+    print(f"pages: {timings}", file=sys.stderr)
 
 
 def protection_case(work: Path, results: dict[str, Any], side_by_side: bool) -> None:
@@ -220,6 +271,8 @@ def report(results: dict[str, Any]) -> None:
     print(f"seed 7, machine {os.cpu_count()} cores, python {sys.version.split()[0]}")
     print(f"{'run':<18} {'rows':>9} {'requests':>9} {'seconds':>8} {'cpu s':>7} {'429s':>6}")
     for label, run in results.items():
+        if label == "pages":
+            continue
         answered = run.get("answered_429", run["throttled"])
         print(
             f"{label:<18} {run['rows']:>9,} {run['requests']:>9,} {run['seconds']:>8.1f} "
@@ -233,13 +286,24 @@ def report(results: dict[str, Any]) -> None:
             f"window: --since 3650d / --since 7d: requests x{requests:.2f}, "
             f"seconds x{seconds:.2f} (bar: within 1.5x)"
         )
-        for label in ("since 7d", "since 7d, before"):
-            if label in results:
-                run = results[label]
+        for side in ("before", "after"):
+            runs = [run for label, run in results.items() if label.endswith(f", {side}")]
+            if runs:
+                cpu = sum(run["cpu_s"] for run in runs)
+                requests = sum(run["requests"] for run in runs)
+                rows = sum(run["rows"] for run in runs)
                 print(
-                    f"cpu ({label}): {run['cpu_s'] / run['requests'] * 1000:.2f} s per 1,000 "
-                    f"requests, {run['cpu_s'] / run['rows'] * 100_000:.2f} s per 100,000 rows"
+                    f"cpu {side} ({len(runs)} runs): {cpu / requests * 1000:.2f} s per 1,000 "
+                    f"requests, {cpu / rows * 100_000:.2f} s per 100,000 rows"
                 )
+    if "pages" in results:
+        timings = results["pages"]
+        first, last = next(iter(timings.values())), list(timings.values())[-1]
+        sizes = ", ".join(f"{ms:.2f} ms at {size}" for size, ms in timings.items())
+        print(
+            f"page writes (one row, with its checkpoint) by checkpoint rows held: {sizes}; "
+            f"x{last / first:.2f} from the first to the last"
+        )
     if "protection" in results:
         run = results["protection"]
         least = bound(run["budgets"], latency, CAP)
@@ -278,8 +342,9 @@ def report(results: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="window,cpu,protection,side-by-side,throughput")
+    parser.add_argument("--cases", default="window,cpu,pages,protection,side-by-side,throughput")
     parser.add_argument("--before", type=Path, help="an export of an older commit (cpu case)")
+    parser.add_argument("--cpu-repeats", type=int, default=2, help="turns of before and after")
     parser.add_argument("--no-sequential", action="store_true", help="skip the hour-long pager")
     args = parser.parse_args()
     cases = set(args.cases.split(","))
@@ -291,7 +356,9 @@ def main() -> None:
         beside = threading.Thread(target=sequential_case, args=(work, sequential))
         beside.start()
     if cases & {"window", "cpu"}:
-        window_case(work, results, args.before if "cpu" in cases else None)
+        window_case(work, results, args.before if "cpu" in cases else None, args.cpu_repeats)
+    if "pages" in cases:
+        pages_case(results, work)
     if cases & {"protection", "side-by-side"}:
         protection_case(work, results, "side-by-side" in cases)
     if "throughput" in cases:

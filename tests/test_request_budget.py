@@ -122,6 +122,43 @@ def test_open_requests_hold_their_place_and_count_from_their_answer() -> None:
     asyncio.run(go())
 
 
+def test_thousands_of_held_requests_wait_in_turn_without_waking_each_other() -> None:
+    clock = Clock()
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+        await asyncio.sleep(0)  # a real suspension: other requests run meanwhile
+
+    budget = RequestBudget(10, 1.0, clock=clock, sleep=sleep)
+    looked = 0
+    wait = budget.wait
+
+    def counted(key: str) -> float:
+        nonlocal looked
+        looked += 1
+        return wait(key)
+
+    budget.wait = counted  # type: ignore[method-assign]
+    answered: list[float] = []
+
+    async def one() -> None:
+        await budget.reserve("a")
+        await asyncio.sleep(0)  # in flight
+        budget.done("a", 0.0)
+        answered.append(clock.now)
+
+    async def go() -> None:
+        await asyncio.gather(*(one() for _ in range(2000)))
+
+    asyncio.run(go())
+    assert len(answered) == 2000
+    # 10 per second at the most. (Here time jumps while requests are in flight, and their
+    # answers then count from after the jump, so the run is a little longer than 199 s.)
+    assert 199.0 <= clock.now < 250.0
+    assert all(sum(at - 1.0 < other <= at for other in answered) <= 10 for at in answered[::50])
+    assert looked < 4 * 2000  # each held request looks a few times, not once per freed place
+
+
 def test_a_budget_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         RequestBudget(0)
