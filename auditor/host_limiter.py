@@ -1,4 +1,9 @@
-"""The per-host cap on requests in flight, shared by every client of a scan.
+"""The cap on requests in flight per environment API, shared by every client of a scan.
+
+A "host" here is a budget key (`auditor.request_budget.budget_key`): a Dataverse organization
+(a host of its own) or one environment's routes on the flow API's shared host, so each
+environment is read with its own lanes, side by side with the others. Inferred for the flow
+API, which publishes no concurrency limit: its environments are capped apart like Dataverse's.
 
 Apart from the retry transport because it is the scan's one piece of shared state: one limiter
 per run, handed to every client, whatever API it talks to.
@@ -46,7 +51,7 @@ class _Host:
 
 
 class HostLimiter:
-    """A cap on requests in flight per host, shared by every client of a scan.
+    """A cap on requests in flight per environment API ("host"), shared by every client.
 
     Each slot is a lane: a request holds lane n while it runs, and lane n has one keep-alive
     connection of its own (`LanePool`), so the connection pool never searches or queues.
@@ -72,7 +77,7 @@ class HostLimiter:
 
     @property
     def peak(self) -> dict[str, int]:
-        """The most requests that were in flight at once, per host."""
+        """The most requests that were in flight at once, per environment API."""
         return {host: state.peak for host, state in self._hosts.items()}
 
     def in_flight(self, host: str) -> int:

@@ -53,7 +53,8 @@ def default_headers() -> dict[str, str]:
 
 
 class LanePool(httpx.AsyncBaseTransport):
-    """Connections by lane: lane n of a host has one keep-alive connection of its own.
+    """Connections by lane: lane n of an environment's API (the limiter's key) has one
+    keep-alive connection of its own.
 
     httpcore's pool scans every connection (and polls each socket) on every request and
     response, which made its bookkeeping a third of a scan's CPU; the limiter already hands
@@ -63,11 +64,11 @@ class LanePool(httpx.AsyncBaseTransport):
 
     def __init__(self, settings: Settings) -> None:
         self._verify = ssl_context(settings)
-        self._pools: dict[tuple[bytes, bytes, int], httpx.AsyncHTTPTransport] = {}
+        self._pools: dict[tuple[bytes, bytes, str, int], httpx.AsyncHTTPTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        lane = request.extensions.get(LANE_EXTENSION, 0)
-        key = (request.url.raw_scheme, request.url.netloc, int(lane))
+        owner, lane = request.extensions.get(LANE_EXTENSION, ("", 0))
+        key = (request.url.raw_scheme, request.url.netloc, str(owner), int(lane))
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = httpx.AsyncHTTPTransport(

@@ -4,13 +4,17 @@ expires meanwhile:
 - 503 waits `Retry-After` (seconds or an HTTP date) when the answer has one, else an
   exponential backoff with full jitter; other 5xx, 408, timeouts, connection resets and
   malformed JSON bodies are retried the same way, within `RetryPolicy.max_retries`.
+- Limits are kept per budget key (`auditor.request_budget.budget_key`): one environment's
+  API, which is a host of its own for Dataverse and a path of the shared flow API host.
 - 429 has its own budget (`RetryPolicy.max_throttled`). A refusal of concurrency (Dataverse
-  0x80072326) lowers the host's limit for the rest of the scan and the request waits its
-  Retry-After; any other 429 with a Retry-After pauses every request to that host until then
-  (the request-count and execution-time limits refuse everything in the window, and
+  0x80072326) lowers that environment API's limit for the rest of the scan and the request
+  waits its Retry-After; any other 429 with a Retry-After pauses every request of it until
+  then (the request-count and execution-time limits refuse everything in the window, and
   "continued pressure lengthens Retry-After").
-- At most `cap` requests are in flight per host, across every task and client that shares the
-  `HostLimiter`; a request waiting out a `Retry-After` does not hold a slot.
+- At most `cap` requests are in flight per environment API, across every task and client that
+  shares the `HostLimiter`, and each environment's service-protection budget
+  (`RequestBudget`) is spent before the service refuses; a request waiting out a
+  `Retry-After` or its budget does not hold a slot.
 - 4xx other than 408 and 429 are returned at once; `raise_for_status` turns them into typed
   errors (403 names the privilege to grant).
 
@@ -44,7 +48,8 @@ from auditor.request_stats import count
 log = logging.getLogger("auditor.http")
 
 JSON_EXTENSION = "auditor.json"  # response extension holding the body already parsed
-LANE_EXTENSION = "auditor.lane"  # request extension: the lane (connection) it is sent on
+# Request extension: the (budget key, lane) whose connection the request is sent on.
+LANE_EXTENSION = "auditor.lane"
 # Dataverse's "Number of concurrent requests exceeded the limit" (Web API error.code).
 CONCURRENCY_LIMIT_CODE = "0x80072326"
 
@@ -102,7 +107,8 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 
 
 class RetryTransport(httpx.AsyncBaseTransport):
-    """Wraps a transport with the retry policy, the per-host cap and request counting."""
+    """Wraps a transport with the retry policy, the cap and budget of each environment's API
+    and request counting."""
 
     def __init__(
         self,
@@ -126,16 +132,15 @@ class RetryTransport(httpx.AsyncBaseTransport):
         self.rng = rng or random.Random()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.netloc.decode("ascii")
-        key = budget_key(request.url)  # one environment's service-protection budget
+        key = budget_key(request.url)  # one environment's API: its cap, pause and budget
         failures = 0  # transient failures so far (5xx, resets, timeouts, bad bodies)
         throttled = 0  # 429 answers so far: they have their own, larger budget
-        waited = 0.0  # the host pause this request has already waited out
+        waited = 0.0  # the pause this request has already waited out
         while True:
             waited = await self._wait_out_pause(key, waited)
-            outcome, in_flight = await self._send(request, host, key, waited)
+            outcome, in_flight = await self._send(request, key, waited)
             if outcome is None:
-                continue  # the host was paused while this request waited for a slot
+                continue  # its API was paused while this request waited for a slot
             if isinstance(outcome, httpx.TransportError):
                 if not _retryable_error(outcome) or failures >= self.policy.max_retries:
                     raise outcome
@@ -157,11 +162,11 @@ class RetryTransport(httpx.AsyncBaseTransport):
                 await response.aclose()
                 if api_error(response)[0] == CONCURRENCY_LIMIT_CODE:
                     # Fewer at once from now on; this request alone waits its Retry-After.
-                    self.limiter.lower(host, in_flight - 1)
-                    _log_long_wait(delay, "%s: HTTP 429 (concurrency); one request waits", host)
+                    self.limiter.lower(key, in_flight - 1)
+                    _log_long_wait(delay, "%s: HTTP 429 (concurrency); one request waits", key)
                     await self.sleep(delay)
                 elif "Retry-After" in response.headers:
-                    # Every request to this host waits, or each would be refused in turn.
+                    # Every request of this API waits, or each would be refused in turn.
                     until = self.clock() + delay
                     if until > self.limiter.paused_until(key) + LONG_WAIT_S:
                         _log_long_wait(delay, "%s: HTTP 429; every request to it waits", key)
@@ -185,7 +190,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
             )
             await response.aclose()
             count(retries=1)
-            _log_long_wait(delay, "%s: %s; the request waits", host, reason)
+            _log_long_wait(delay, "%s: %s; the request waits", key, reason)
             await self.sleep(delay)
 
     async def _wait_out_pause(self, key: str, waited: float) -> float:
@@ -198,7 +203,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
         return until
 
     async def _send(
-        self, request: httpx.Request, host: str, key: str, waited: float
+        self, request: httpx.Request, key: str, waited: float
     ) -> tuple[httpx.Response | httpx.TransportError | None, int]:
         """One attempt on a free lane, within the budget: (the response or the error, requests
         in flight then); (None, 0) when the budget was paused while the request waited."""
@@ -208,21 +213,21 @@ class RetryTransport(httpx.AsyncBaseTransport):
             await self.budget.reserve(key)
         sent = False
         try:
-            async with self.limiter.slot(host) as lane:
+            async with self.limiter.slot(key) as lane:
                 if self.limiter.paused_until(key) > max(waited, self.clock()):
                     return None, 0
                 sent = True
-                return await self._attempt(request, host, key, lane)
+                return await self._attempt(request, key, lane)
         finally:
             if self.budget is not None and not sent:
                 self.budget.release(key)
 
     async def _attempt(
-        self, request: httpx.Request, host: str, key: str, lane: int
+        self, request: httpx.Request, key: str, lane: int
     ) -> tuple[httpx.Response | httpx.TransportError, int]:
         count(requests=1)
-        request.extensions[LANE_EXTENSION] = lane
-        in_flight = self.limiter.in_flight(host)
+        request.extensions[LANE_EXTENSION] = (key, lane)
+        in_flight = self.limiter.in_flight(key)
         started = time.monotonic()
         try:
             if self.auth is None:

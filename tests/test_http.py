@@ -229,7 +229,7 @@ async def test_a_concurrency_429_lowers_the_host_limit_and_the_429s_stay_few(
     limiter = HostLimiter(16)
     async with make_client(Settings(), limiter=limiter, sleep=sleep, clock=sleep.clock) as client:
         await asyncio.gather(*(get_json(client, URL) for _ in range(300)))
-    assert 3 <= limiter.limit("contoso.crm.dynamics.com") <= 4
+    assert 3 <= limiter.limit("contoso.crm.dynamics.com/api/data/") <= 4
     assert refused <= 16  # about one burst, not one refusal per request
 
 
@@ -316,7 +316,7 @@ async def test_the_concurrency_cap_is_never_exceeded() -> None:
         )
     # Two clients sharing one limiter: 200 requests to one host, never more than 16 at once.
     assert peak == 16
-    assert limiter.peak == {"contoso.crm.dynamics.com": 16}
+    assert limiter.peak == {"contoso.crm.dynamics.com/api/data/": 16}
 
 
 async def test_the_cap_stays_below_dataverse_limit() -> None:

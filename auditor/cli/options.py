@@ -71,7 +71,9 @@ ResumeOpt = Annotated[
     bool, typer.Option(help="Resume an interrupted scan (the default when there is one).")
 ]
 FreshOpt = Annotated[bool, typer.Option(help="Abandon an interrupted scan and start a new one.")]
-ConcurrencyOpt = Annotated[int | None, typer.Option(help="Requests in flight per host, 1..50.")]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option(help="Requests in flight per environment API, 1..50.")
+]
 
 # Reports ----------------------------------------------------------------------------------
 
