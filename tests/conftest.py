@@ -11,6 +11,13 @@ from auditor.logs import install_redaction
 
 install_redaction()
 
+# A pytest-xdist worker starts with COLUMNS=80 and LINES=24 in its environment. The command
+# line's rich consoles are made when auditor.cli is imported (at collection) and would keep
+# that width for good, ignoring the COLUMNS a test passes to CliRunner; a plain `pytest` has
+# neither variable. Dropped before any test module imports the CLI.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
 # Variables that would make a test depend on the machine it runs on.
 _MACHINE_VARIABLES = ("AUDITOR_", "AZURE_")
 
@@ -41,3 +48,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="rewrite the golden report files in tests/golden/ and the renderer fixture "
         "tests/report/fixtures/tiny-model.json instead of comparing",
     )
+
+
+# The longest test files (`pytest --durations`), longest first: they start first, so under
+# pytest-xdist (`--dist loadfile --no-loadscope-reorder` in pyproject.toml) no worker is
+# still in one of them while the others have run out of tests. Only the order changes.
+_LONGEST_FIRST = (
+    "tests/reliability/test_fault_soak.py",
+    "tests/analysis/test_truth_metrics.py",
+    "tests/test_collect.py",
+    "tests/reliability/test_crash_resume.py",
+    "tests/hostile/test_interrupts.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the files of `_LONGEST_FIRST` to the front; every file's tests stay together and
+    in their order (the sort is stable)."""
+
+    def rank(item: pytest.Item) -> int:
+        file = item.nodeid.split("::", 1)[0]
+        return _LONGEST_FIRST.index(file) if file in _LONGEST_FIRST else len(_LONGEST_FIRST)
+
+    items.sort(key=rank)
