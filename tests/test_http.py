@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import random
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -317,6 +318,38 @@ async def test_the_concurrency_cap_is_never_exceeded() -> None:
     # Two clients sharing one limiter: 200 requests to one host, never more than 16 at once.
     assert peak == 16
     assert limiter.peak == {"contoso.crm.dynamics.com/api/data/": 16}
+
+
+@respx.mock
+async def test_environments_on_one_host_each_have_their_own_lanes_and_pause() -> None:
+    """The flow API serves every environment from one host (so does the simulator for
+    Dataverse): each environment's routes get the cap of their own."""
+    flow = "https://api.flow.microsoft.com/providers/Microsoft.ProcessSimple/scopes/admin"
+    urls = {env: f"{flow}/environments/{env}/flows/f/runs/r" for env in ("e1", "e2")}
+    in_flight = {"e1": 0, "e2": 0}
+    peak = {"e1": 0, "e2": 0}
+
+    def answer_for(env: str) -> Any:
+        async def answer(request: httpx.Request) -> httpx.Response:
+            in_flight[env] += 1
+            peak[env] = max(peak[env], in_flight[env])
+            await asyncio.sleep(0.002)
+            in_flight[env] -= 1
+            return page()
+
+        return answer
+
+    for env, url in urls.items():
+        respx.get(url).mock(side_effect=answer_for(env))
+    limiter = HostLimiter(4)
+    async with make_client(Settings(), limiter=limiter) as client:
+        await asyncio.gather(*(get_json(client, urls[env]) for env in ("e1", "e2") * 40))
+    assert peak == {"e1": 4, "e2": 4}  # 8 at once on the host, 4 per environment
+    assert sorted(limiter.peak) == [
+        f"api.flow.microsoft.com{flow.removeprefix('https://api.flow.microsoft.com')}"
+        f"/environments/{env}"
+        for env in ("e1", "e2")
+    ]
 
 
 async def test_the_cap_stays_below_dataverse_limit() -> None:
