@@ -82,7 +82,11 @@ class SimApp:
         self.identity.issued_tokens = issued_tokens
         self.faults = FaultPlan(options.seed, dict(options.faults))
         self.protection = ServiceProtection(
-            options.max_concurrent, options.max_requests, options.window_s, options.retry_after_s
+            options.max_concurrent,
+            options.max_requests,
+            options.window_s,
+            options.retry_after_s,
+            max_execution_s=options.max_execution_s,
         )
         self.dataverse = DataverseApi(self.context)
         self.flows = FlowApi(self.context)

@@ -163,11 +163,13 @@ class SimOptions:
     faults: Mapping[str, float] = field(default_factory=dict)
     timeout_s: float = 30.0  # how long a "timeout" fault stalls before answering
     token_lifetime_s: int = 3600
-    # Service protection per client and environment (Dataverse defaults are 52 concurrent
-    # and 6000 requests per 300 s per user and web server).
+    # Service protection per client and environment (Dataverse defaults are 52 concurrent,
+    # 6000 requests and 1,200 s of combined execution time per 300 s per user and web server,
+    # https://learn.microsoft.com/power-apps/developer/data-platform/api-limits).
     max_concurrent: int = 52
     max_requests: int = 6000
     window_s: float = 300.0
+    max_execution_s: float = 1200.0
     retry_after_s: float = 1  # Retry-After (seconds) of service-protection and injected 429s
     # (environment slug or id, entity set) pairs answered with 403 and a privilege error.
     deny: frozenset[tuple[str, str]] = frozenset()

@@ -159,6 +159,28 @@ def test_faults_do_not_touch_the_identity_endpoints() -> None:
         assert flow.json()["error"]["code"] == "InternalServerError"
 
 
+def test_protection_limits_the_combined_execution_time_in_the_window() -> None:
+    """api-limits: 1,200,000 ms of combined execution time per 300 s (0x80072321)."""
+    clock = [0.0]
+    guard = ServiceProtection(52, 6000, 300.0, 1, clock=lambda: clock[0], max_execution_s=20.0)
+    key = ("app", "env")
+    for _ in range(3):
+        assert guard.acquire(key) is None
+    clock[0] = 8.0
+    for _ in range(3):
+        guard.release(key)  # 3 x 8 s = 24 s of the 20 s
+    refused = guard.acquire(key)
+    assert refused is not None
+    assert refused.code == "0x80072321"
+    assert refused.message.startswith(
+        "Combined execution time of incoming requests exceeded limit of 20,000 milliseconds"
+    )
+    assert refused.retry_after_s == 300  # until the first 8 s leave the window, at t=308
+    assert guard.acquire(("app", "other-env")) is None  # per environment
+    clock[0] = 308.0
+    assert guard.acquire(key) is None
+
+
 def test_protection_counts_per_key_and_frees_slots() -> None:
     clock = [0.0]
     guard = ServiceProtection(2, 3, 10.0, 1, clock=lambda: clock[0])
