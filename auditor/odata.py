@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -84,18 +83,3 @@ def _page_parts(body: Any, url: str) -> tuple[list[dict[str, Any]], str | None]:
     if link is not None and not isinstance(link, str):
         raise BadResponse(f"{where} answered with a next link that is not a string")
     return rows, link
-
-
-def split_windows(
-    start: datetime, end: datetime, width: timedelta
-) -> list[tuple[datetime, datetime]]:
-    """Half-open windows `[a, b)` of at most `width` covering `[start, end)`, oldest first."""
-    if width <= timedelta(0):
-        raise ValueError("window width must be positive")
-    windows = []
-    cursor = start
-    while cursor < end:
-        upper = min(cursor + width, end)
-        windows.append((cursor, upper))
-        cursor = upper
-    return windows

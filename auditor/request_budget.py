@@ -89,7 +89,6 @@ class RequestBudget:
         self.execution_s = execution_s
         self.clock = clock
         self.sleep = sleep
-        self.held_s = 0.0  # seconds the first held request waited on the clock, summed
         self._windows: dict[str, _Window] = {}
 
     def _window(self, key: str) -> _Window:
@@ -146,7 +145,6 @@ class RequestBudget:
                         window.changed = asyncio.get_running_loop().create_future()
                     await window.changed
                 else:
-                    self.held_s += wait
                     await self.sleep(wait)
             window.open += 1
         finally:

@@ -35,6 +35,7 @@ Usage: python bench/collect.py [--cases window,cpu,pages,protection,side-by-side
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -105,7 +106,7 @@ def collect(
         config = _older_config(config)
     command = [sys.executable, "-m", "auditor", "--quiet", "--config", str(config), "collect"]
     command += ["--store", str(store), *flags]
-    with CHILD_CPU_LOCK if cpu else _nothing():
+    with CHILD_CPU_LOCK if cpu else contextlib.nullcontext():
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         subprocess.run(command, env=environment, check=True, stdout=subprocess.DEVNULL)
@@ -113,14 +114,6 @@ def collect(
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"seconds": seconds, "cpu_s": used if cpu else float("nan")}
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _older_config(config: Path) -> Path:

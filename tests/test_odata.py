@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 
 import httpx
 import pytest
@@ -13,7 +11,7 @@ import respx
 from auditor.errors import BadResponse
 from auditor.host_limiter import HostLimiter
 from auditor.http import make_client
-from auditor.odata import Page, iter_pages, prefer_header, split_windows
+from auditor.odata import Page, iter_pages, prefer_header
 from auditor.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -149,16 +147,3 @@ def test_prefer_header_rejects_page_sizes_dataverse_would_ignore() -> None:
     assert prefer_header(None) == {}
     with pytest.raises(ValueError, match="from 1 to 5000"):
         prefer_header(10_000)
-
-
-def test_windows_cover_the_range_without_gaps_or_overlap() -> None:
-    start = datetime(2026, 11, 8, 12, tzinfo=UTC)
-    end = start + timedelta(days=7, hours=5)
-    windows = split_windows(start, end, timedelta(days=1))
-    assert len(windows) == 8
-    assert windows[0][0] == start
-    assert windows[-1] == (start + timedelta(days=7), end)
-    assert all(a[1] == b[0] for a, b in pairwise(windows))
-    assert split_windows(start, start, timedelta(hours=1)) == []
-    with pytest.raises(ValueError, match="positive"):
-        split_windows(start, end, timedelta(0))

@@ -66,7 +66,6 @@ def test_a_full_window_holds_the_next_request_until_the_oldest_leaves() -> None:
         assert clock.now == pytest.approx(11.0)
 
     asyncio.run(go())
-    assert budget.held_s == pytest.approx(7.0)
 
 
 def test_execution_time_is_budgeted_too() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import datetime
 
 import httpx
@@ -35,6 +35,7 @@ from auditor.sources.base import (
     resumed,
     run_query,
 )
+from auditor.sources.batching import run_all
 from auditor.sources.volume_windows import kept_rows, rest_of_window, unit_of, window_of
 
 log = logging.getLogger(__name__)
@@ -248,7 +249,7 @@ class DataverseSource:
                 for unit, resume in self.sink.units(spec.id).items()
                 if unit != whole and not resume.done and (window := window_of(unit)) is not None
             ]
-            await _all(self._page_on(spec, u, w, outcome, link) for u, w, link in parts)
+            await run_all(self._page_on(spec, u, w, outcome, link) for u, w, link in parts)
         elif start < end:
             resume_from = point.next_link if point is not None else None
             await self._first_window(spec, (start, end), outcome, resume_from)
@@ -281,7 +282,7 @@ class DataverseSource:
         kept = kept_rows(first.rows, spec.window, rest[0][0])
         await self._store(spec, unit, kept, None, outcome, read=len(first.rows), plan=plan)
         parts = zip(plan, rest, strict=True)
-        await _all(self._page_on(spec, u, part, outcome, None) for u, part in parts)
+        await run_all(self._page_on(spec, u, part, outcome, None) for u, part in parts)
 
     async def _page_on(
         self,
@@ -350,11 +351,3 @@ class DataverseSource:
                     "missing" + (" (only failures are logged)" if setting == 1 else "")
                 )
                 outcome.hint = TRACE_OFF_HINT
-
-
-async def _all(reads: Iterable[Awaitable[None]]) -> None:
-    """Run the reads side by side; once all have ended, raise the first failure, if any."""
-    results = await asyncio.gather(*reads, return_exceptions=True)
-    failures = [r for r in results if isinstance(r, BaseException)]
-    if failures:
-        raise failures[0]

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-Row = dict[str, Any]
+from auditor.sources.base import Row
 
 # More parts than requests in flight gain nothing; the cap also bounds the requests a wrong
 # density estimate can waste on empty parts.
