@@ -282,29 +282,47 @@ async def _collect_environment(
 ) -> EnvironmentResult:
     sink = StoreSink(store, scan_id, env.id, progress)
     result = EnvironmentResult(env)
-    if env.dataverse_url:
-        source = dataverse.DataverseSource(
-            client(f"{env.dataverse_url}/api/data/v9.2/", f"{env.dataverse_url}/.default"),
-            catalog,
-            sink,
-            env,
-            window,
-            page_size=settings.page_size,
-        )
-        result.outcomes.extend(await source.collect())
-        sink.dataverse_collected = {o.query_id for o in result.outcomes if o.status == COLLECTED}
-    else:
-        result.outcomes.extend(
-            QueryOutcome(
-                q,
-                env.id,
-                status=NOT_COLLECTED,
-                reason="the environment has no Dataverse database",
-                hint="Nothing to do unless Dataverse is added to this environment.",
+    dataverse_read = asyncio.Event()
+
+    async def read_dataverse() -> list[QueryOutcome]:
+        try:
+            if not env.dataverse_url:
+                return [
+                    QueryOutcome(
+                        q,
+                        env.id,
+                        status=NOT_COLLECTED,
+                        reason="the environment has no Dataverse database",
+                        hint="Nothing to do unless Dataverse is added to this environment.",
+                    )
+                    for q in dataverse.QUERIES
+                ]
+            source = dataverse.DataverseSource(
+                client(f"{env.dataverse_url}/api/data/v9.2/", f"{env.dataverse_url}/.default"),
+                catalog,
+                sink,
+                env,
+                window,
+                page_size=settings.page_size,
             )
-            for q in dataverse.QUERIES
-        )
-    if settings.flow_api_enabled:
+            outcomes = await source.collect()
+            sink.dataverse_collected = {o.query_id for o in outcomes if o.status == COLLECTED}
+            return outcomes
+        finally:
+            dataverse_read.set()
+
+    async def read_flow_api() -> list[QueryOutcome]:
+        if not settings.flow_api_enabled:
+            return [
+                QueryOutcome(
+                    q,
+                    env.id,
+                    status=NOT_COLLECTED,
+                    reason="the flow API is turned off (apis.flow_enabled = false)",
+                    hint="Flows outside solutions, action results and retries are not visible.",
+                )
+                for q in flow_api.QUERIES
+            ]
         flows = flow_api.FlowApiSource(
             client(settings.flow_api_url + "/", settings.flow_api_scope),
             catalog,
@@ -313,25 +331,36 @@ async def _collect_environment(
             window,
             scan_id=scan_id,
             action_sample=options.action_sample,
+            dataverse_read=dataverse_read.wait,
         )
-        result.outcomes.extend(await flows.collect())
-    else:
-        result.outcomes.extend(
-            QueryOutcome(
-                q,
-                env.id,
-                status=NOT_COLLECTED,
-                reason="the flow API is turned off (apis.flow_enabled = false)",
-                hint="Flows outside solutions, action results and retries are not visible.",
-            )
-            for q in flow_api.QUERIES
-        )
+        return await flows.collect()
+
+    # The two APIs have budgets of their own, so they are read side by side: the flow API's
+    # requests do not wait for Dataverse's largest tables, only (on a later scan) for the
+    # run history that says which flows ran (`FlowApiSource`).
+    for outcomes in await _side_by_side(read_dataverse(), read_flow_api()):
+        result.outcomes.extend(outcomes)
     for outcome in result.outcomes:
         if store.failure is not None:
             break  # nothing more can be recorded
         _record(store, scan_id, outcome)
         progress.done(outcome)
     return result
+
+
+async def _side_by_side(
+    *work: Coroutine[Any, Any, list[QueryOutcome]],
+) -> list[list[QueryOutcome]]:
+    """The results of `work` run concurrently, in order; if one fails, the others are
+    cancelled before its error is raised (no task is left running on its own)."""
+    tasks = [asyncio.ensure_future(one) for one in work]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def list_environments(settings: Settings) -> list[Environment]:

@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from urllib.parse import quote
 
@@ -73,9 +73,10 @@ class QuerySpec:
         """The `$orderby` option."""
         return self.option("$orderby")
 
-    @property
+    @cached_property
     def placeholders(self) -> frozenset[str]:
-        """Placeholders used anywhere in the path or options."""
+        """Placeholders used anywhere in the path or options (found once: every request's
+        render asks)."""
         text = self.path + "".join(v for _, v in self.options)
         return frozenset(_PLACEHOLDER.findall(text))
 

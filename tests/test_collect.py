@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import json
 import ssl
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -391,3 +392,46 @@ def stopped_and_resumed(sim: Simulator, path: Path, monkeypatch: pytest.MonkeyPa
     with Store.open(path, read_only=True) as store:
         assert store.unfinished_scan() is None
         assert store.scan(1).status in ("completed", "partial")
+
+
+def test_the_flow_api_is_read_beside_dataverse_and_a_rescan_waits_for_the_run_history(
+    simulator: Any, tmp_path: Path
+) -> None:
+    # Each environment's Dataverse and flow API have budgets of their own, so a first scan
+    # reads them side by side; a later scan chooses the flows to page from this scan's
+    # Dataverse `flowruns`, so it lists no flow's runs before those are read.
+    sim = simulator("tiny", latency_ms=10)
+    served: list[tuple[float, str, str, str]] = []
+    handle = sim.server.app._handle
+
+    def recording(request: Any, api: Any, caller: Any) -> Any:
+        served.append((time.monotonic(), api.family, api.env_key, api.rest))
+        return handle(request, api, caller)
+
+    sim.server.app._handle = recording
+    store = tmp_path / "store.duckdb"
+    assert sim.collect(store).exit_code == 0, "first scan"
+    with_dataverse = [env.env_id for env in sim.tenant.environments if env.has_dataverse]
+    assert with_dataverse
+    for env in with_dataverse:
+        dataverse = [t for t, family, key, _ in served if family == "dataverse" and key == env]
+        flows = [t for t, family, key, _ in served if family == "flow" and key == env]
+        assert min(flows) < max(dataverse), f"{env}: the flow API waited for Dataverse"
+
+    served.clear()
+    sim.tenant.advance(timedelta(minutes=100))
+    assert sim.collect(store).exit_code == 0, "second scan"
+    for env in with_dataverse:
+        history = [
+            t
+            for t, family, key, rest in served
+            if family == "dataverse" and key == env and rest.startswith("flowruns")
+        ]
+        listings = [
+            t
+            for t, family, key, rest in served
+            if family == "flow" and key == env and rest.endswith("/runs")
+        ]
+        assert history, f"{env}: no Dataverse run history read"
+        assert listings, f"{env}: no flow's runs listed"
+        assert min(listings) > max(history), f"{env}: runs listed before the run history"

@@ -1234,3 +1234,20 @@ def test_timing_80_pages_of_5000_trace_logs(tmp_path: Path) -> None:
     )
     assert count == pages * size
     assert last < max(4 * first, 0.25)
+
+
+def test_a_batch_of_units_marks_each_done_with_its_rows(store: Store) -> None:
+    scan = new_scan(store)
+    write = dict(scan_id=scan, environment_id="env", table="flow_api_runs")
+    # A unit half read page by page, then finished in a batch with others.
+    store.write_page(
+        **write, query_id="flow_runs", unit="a", rows=[{"flow_name": "a", "run_name": "r0"}],
+        next_link="https://next", done=False,
+    )  # fmt: skip
+    runs = [{"flow_name": name, "run_name": f"r{i}"} for name in "abc" for i in range(2)]
+    units = [("flow_runs", "a", 2), ("flow_runs", "b", 2), ("flow_runs", "c", 0)]
+    units += [("flow_runs", "c", 2)]  # named twice: the last count is kept
+    assert store.write_units(**write, rows=runs, units=units) == 6
+    for unit in "abc":
+        assert store.checkpoint(scan, "env", "flow_runs", unit) == Checkpoint(None, True, 2, 1)
+    assert store.write_units(**write, rows=[], units=[]) == 0

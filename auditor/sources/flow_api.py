@@ -72,6 +72,7 @@ class FlowApiSource:
         *,
         scan_id: int,
         action_sample: int = 50,
+        dataverse_read: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.client = client  # base URL: the flow API root
         self.catalog = catalog
@@ -80,6 +81,9 @@ class FlowApiSource:
         self.window = window
         self.scan_id = scan_id
         self.action_sample = action_sample
+        # Awaited before a later scan chooses the flows to page: the choice reads this scan's
+        # Dataverse run history, which the environment's Dataverse source is still writing.
+        self.dataverse_read = dataverse_read
         self.flow_names: list[str] = []  # the flows' keys
         self.api_names: dict[str, str] = {}  # key -> name in the flow API's URLs
         self.workflow_ids: dict[str, str | None] = {}
@@ -172,8 +176,9 @@ class FlowApiSource:
         is not recorded yet is read by the next scan.
         """
         activity = self.sink.flow_activity(start, self.window.until)
-        first = self.window.since is not None or self.sink.watermark("flow_runs") is None
-        page_all = first or activity.ingestion_gaps or not activity.flowruns_collected
+        page_all = (
+            self._pages_every_flow() or activity.ingestion_gaps or not activity.flowruns_collected
+        )
         chosen: dict[str, datetime] = {}
         for flow in self.flow_names:
             workflow = self.workflow_ids.get(flow)
@@ -195,8 +200,14 @@ class FlowApiSource:
                 chosen[flow] = min(start, since) if since is not None else start
         return chosen
 
+    def _pages_every_flow(self) -> bool:
+        """A first scan (or one with `--since`) pages every flow, whatever Dataverse says."""
+        return self.window.since is not None or self.sink.watermark("flow_runs") is None
+
     async def _runs(self, outcome: QueryOutcome) -> None:
         spec = self.catalog["flow_runs"]
+        if self.dataverse_read is not None and not self._pages_every_flow():
+            await self.dataverse_read()
         plan = self._flows_to_page(self._start())
 
         batch = UnitBatch(self.sink, "flow_api_runs")

@@ -112,19 +112,33 @@ class PageWrites(StoreConnection):
         extra_table, extra_rows = also if also is not None else (table, [])
         extra_spec = table_spec(extra_table)
         extra = page_frame(extra_table, extra_spec, extra_rows, environment_id, scan_id)
+        # The units' checkpoints in one statement: one upsert each cost 3 ms, most of a
+        # batch's write. A unit named twice keeps its last count, as upserts in turn would.
+        done = pd.DataFrame(
+            {
+                (query_id, unit): {
+                    "scan_id": scan_id,
+                    "environment_id": environment_id,
+                    "query_id": query_id,
+                    "unit": unit,
+                    "rows": count,
+                }
+                for query_id, unit, count in units
+            }.values(),
+            columns=["scan_id", "environment_id", "query_id", "unit", "rows"],
+        )
         with (
             self._page_view(frame),
             self._page_view(extra, "_auditor_extra"),
+            self._page_view(done, "_auditor_units"),
             self._transaction(f"writing {len(units)} units into {table}"),
         ):
             # INSERT OR REPLACE: a batch is one commit for hundreds of units, and a resumed
             # scan may rewrite the rows of a unit it had not marked done.
             self._insert(table, spec, frame, replace=True)
             self._insert(extra_table, extra_spec, extra, replace=True, view="_auditor_extra")
-            for query_id, unit, count in units:
-                self._put_checkpoint(
-                    scan_id, environment_id, query_id, unit, None, True, count, add=False
-                )
+            if not done.empty:
+                self._run(_SET_UNITS_DONE)
         return len(frame)
 
     def replace_environment_table(
@@ -256,6 +270,12 @@ _ADD_CHECKPOINT = (
 )
 _SET_CHECKPOINT = (
     "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, 1)"
+    " ON CONFLICT (scan_id, environment_id, query_id, unit) DO UPDATE SET"
+    " next_link = excluded.next_link, done = excluded.done, rows = excluded.rows, pages = 1"
+)
+_SET_UNITS_DONE = (
+    "INSERT INTO checkpoints SELECT CAST(scan_id AS INTEGER), environment_id, query_id, unit,"
+    " NULL, true, CAST(rows AS BIGINT), 1 FROM _auditor_units"
     " ON CONFLICT (scan_id, environment_id, query_id, unit) DO UPDATE SET"
     " next_link = excluded.next_link, done = excluded.done, rows = excluded.rows, pages = 1"
 )

@@ -8,13 +8,17 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from auditor.sim.model import NAVIGATIONS, PRIMARY_KEYS, SimEnvironment, SimTenant
-from auditor.sim.names import HOSTILE
+from auditor.sim import odata
+from auditor.sim.apis.common import Context, Limits, stamp7
+from auditor.sim.apis.flow_runs import FlowRuns
+from auditor.sim.model import NAVIGATIONS, PRIMARY_KEYS, SimEnvironment, SimOptions, SimTenant
+from auditor.sim.names import HOSTILE, guids
 from auditor.sim.scenario import generate, render_actions
 
 QUERIES = Path(__file__).resolve().parents[2] / "queries" / "dataverse"
@@ -458,3 +462,43 @@ def test_render_actions_lists_nested_actions(tiny: SimTenant) -> None:
     assert len(actions) > 60
     loop = actions["Apply_to_each_record"]
     assert loop["repetitionCount"] == 25
+
+
+def test_ids_drawn_at_once_equal_ids_drawn_a_few_at_a_time() -> None:
+    # render_actions draws a run's ids in one call; the ids must be those of one draw per
+    # action, in order (the generator's bytes are one stream), so a seed keeps its tenant.
+    together = guids(np.random.Generator(np.random.PCG64(11)), 1 + 3 + 5 + 1)
+    rng = np.random.Generator(np.random.PCG64(11))
+    apart = [str(i) for n in (1, 3, 5, 1) for i in guids(rng, n)]
+    assert [str(i) for i in together] == apart
+    assert all(UUID(i).version == 4 and str(UUID(i)) == i for i in apart)
+
+
+def test_a_run_read_through_the_api_equals_its_row(tiny: SimTenant) -> None:
+    # The flow API reads a run's row from cached column arrays, not a pandas row.
+    env = next(e for e in tiny.environments if len(e.runs))
+    runs = FlowRuns(Context(tiny, "https://sim", SimOptions(seed=7, scale="tiny"), Limits()))
+    for position in (0, len(env.runs) // 2, len(env.runs) - 1):
+        row = runs._row(env.runs, position)
+        expected = env.runs.iloc[position].to_dict()
+        assert row.keys() == expected.keys()
+        assert all(row[c] == v or (pd.isna(v) and pd.isna(row[c])) for c, v in expected.items())
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-08T12:00:00.123456Z",
+        "2026-11-08T12:00:00.1234567+05:00",
+        "2026-11-08T12:00:00",
+        "1999-12-31T23:59:59.999999Z",
+    ],
+)
+def test_one_time_is_written_as_a_column_of_times_is(value: str) -> None:
+    # stamp7 formats one time without building a column; the text must be the same.
+    expected = odata.format_timestamps(pd.Series([pd.Timestamp(value)]), 7)[0]
+    assert stamp7(pd.Timestamp(value)) == expected
+    if pd.Timestamp(value).nanosecond == 0:  # a datetime holds microseconds
+        assert stamp7(pd.Timestamp(value).to_pydatetime()) == expected
+    assert stamp7(None) is None
+    assert stamp7(pd.NaT) is None

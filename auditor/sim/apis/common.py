@@ -15,7 +15,7 @@ from starlette.requests import Request
 from auditor.sim import odata
 from auditor.sim.model import SimEnvironment, SimOptions, SimTenant
 
-# scenario.render_actions(tenant, env, flow row, run row): rows are passed as pandas Series.
+# scenario.render_actions(tenant, env, flow row, run row): rows map column names to values.
 RenderActions = Callable[[SimTenant, SimEnvironment, Any, Any], Mapping[str, Any]]
 Headers = list[tuple[str, str]]
 
@@ -120,4 +120,10 @@ def stamp7(value: Any) -> str | None:
     """A time as the flow API writes it: seven fractional digits, UTC (None for null)."""
     if value is None or (not isinstance(value, datetime) and pd.isna(value)):
         return None
-    return odata.format_timestamps(pd.Series([pd.Timestamp(value)]), 7)[0]
+    moment = pd.Timestamp(value)
+    if pd.isna(moment):
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.tz_convert("UTC").tz_localize(None)
+    # As `odata.format_timestamps(..., 7)` writes a column: microseconds, then a seventh 0.
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0Z"
