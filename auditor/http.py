@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import httpcore
 import httpx
 
 from auditor import __version__
@@ -22,6 +23,7 @@ from auditor.access import Access
 from auditor.errors import BadResponse, TransportFailure
 from auditor.host_limiter import HostLimiter
 from auditor.http_errors import has_request, raise_for_status, safe_url
+from auditor.network_backend import KnownSocketBackend
 from auditor.request_budget import RequestBudget
 from auditor.retry import (
     JSON_EXTENSION,
@@ -71,15 +73,19 @@ class LanePool(httpx.AsyncBaseTransport):
         key = (request.url.raw_scheme, request.url.netloc, str(owner), int(lane))
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = httpx.AsyncHTTPTransport(
-                verify=self._verify,
+            pool = self._pools[key] = httpx.AsyncHTTPTransport(verify=self._verify)
+            # httpx takes no network backend, so its pool is replaced by the same pool over
+            # ours (`auditor.network_backend`: each connection's socket looked up once).
+            pool._pool = httpcore.AsyncConnectionPool(
+                ssl_context=self._verify,
                 http1=True,
                 http2=False,
                 # Idle connections are dropped before the 5 s idle timeout common to servers
                 # and proxies, so none is reused at the moment the other end closes it.
-                limits=httpx.Limits(
-                    max_connections=None, max_keepalive_connections=1, keepalive_expiry=4.0
-                ),
+                max_connections=None,
+                max_keepalive_connections=1,
+                keepalive_expiry=4.0,
+                network_backend=KnownSocketBackend(),
             )
         return await pool.handle_async_request(request)
 

@@ -1,0 +1,98 @@
+"""httpcore's network backend, with each connection's socket looked up once.
+
+Before it sends a request on an idle keep-alive connection, httpcore asks the connection's
+stream whether its socket is readable (the server closed it). Over anyio, each such lookup
+rebuilds every attribute of the TLS stream and of its socket, with a `getpeername` system
+call: a twentieth of a collection's CPU. Here the socket is kept when the connection opens
+and polled directly, as httpcore polls it; everything else goes to httpcore's own anyio
+backend unchanged.
+"""
+
+# httpcore's stream and backend interface takes `timeout` arguments; they are passed on.
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+
+
+def socket_readable(sock: socket.socket | None) -> bool:
+    """Whether a socket has data or end of stream waiting (True if it is gone), without
+    waiting: httpcore's own test of an idle connection."""
+    if sock is None or sock.fileno() == -1:
+        return True
+    if sys.platform == "win32" or not hasattr(select, "poll"):
+        ready, _, _ = select.select([sock.fileno()], [], [], 0)
+        return bool(ready)
+    poll = select.poll()
+    poll.register(sock.fileno(), select.POLLIN)
+    return bool(poll.poll(0))
+
+
+class KnownSocketStream(httpcore.AsyncNetworkStream):
+    """A connection's stream that keeps its socket from the start."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._socket: socket.socket | None = inner.get_extra_info("socket")
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return KnownSocketStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return socket_readable(self._socket)
+        if info == "socket":
+            return self._socket
+        return self._inner.get_extra_info(info)
+
+
+class KnownSocketBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's anyio backend, its streams wrapped in `KnownSocketStream`."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return KnownSocketStream(stream)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_unix_socket(path, timeout, socket_options)
+        return KnownSocketStream(stream)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
