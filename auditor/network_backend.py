@@ -4,8 +4,8 @@ Before it sends a request on an idle keep-alive connection, httpcore asks the co
 stream whether its socket is readable (the server closed it). Over anyio, each such lookup
 rebuilds every attribute of the TLS stream and of its socket, with a `getpeername` system
 call: a twentieth of a collection's CPU. Here the socket is kept when the connection opens
-and polled directly, as httpcore polls it; everything else goes to httpcore's own anyio
-backend unchanged.
+and polled directly, as httpcore polls it; a connection whose TLS handshake is cancelled is
+closed; everything else goes to httpcore's own anyio backend unchanged.
 """
 
 # httpcore's stream and backend interface takes `timeout` arguments; they are passed on.
@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+import anyio
 import httpcore
 
 
@@ -58,7 +59,16 @@ class KnownSocketStream(httpcore.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        return KnownSocketStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+        try:
+            stream = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+        except BaseException:
+            # httpcore closes the connection when its TLS handshake fails, not when it is
+            # cancelled (a scan stopping, Ctrl-C): its socket was left to the garbage
+            # collector, which warns about it.
+            with anyio.CancelScope(shield=True):
+                await self._inner.aclose()
+            raise
+        return KnownSocketStream(stream)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":

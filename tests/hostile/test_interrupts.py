@@ -52,8 +52,9 @@ def _start(
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
-    """A tiny tenant answering every request 150 ms late, so a collection lasts a while."""
-    with _tenant(tmp_path, latency_ms=150) as env:
+    """A tiny tenant answering every request 400 ms late, so a collection lasts a while
+    (about 13 s here: the signal at 6 s finds it busy)."""
+    with _tenant(tmp_path, latency_ms=400) as env:
         yield tmp_path, env
 
 
