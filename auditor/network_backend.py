@@ -5,7 +5,8 @@ stream whether its socket is readable (the server closed it). Over anyio, each s
 rebuilds every attribute of the TLS stream and of its socket, with a `getpeername` system
 call: a twentieth of a collection's CPU. Here the socket is kept when the connection opens
 and polled directly, as httpcore polls it; a connection whose TLS handshake is cancelled is
-closed; everything else goes to httpcore's own anyio backend unchanged.
+closed; everything else goes to httpcore's own anyio backend unchanged. A network backend is
+httpcore's documented extension point (https://www.encode.io/httpcore/network-backends/).
 """
 
 # httpcore's stream and backend interface takes `timeout` arguments; they are passed on.
