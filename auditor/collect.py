@@ -18,7 +18,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -287,16 +287,12 @@ async def _collect_environment(
     async def read_dataverse() -> list[QueryOutcome]:
         try:
             if not env.dataverse_url:
-                return [
-                    QueryOutcome(
-                        q,
-                        env.id,
-                        status=NOT_COLLECTED,
-                        reason="the environment has no Dataverse database",
-                        hint="Nothing to do unless Dataverse is added to this environment.",
-                    )
-                    for q in dataverse.QUERIES
-                ]
+                return _not_collected(
+                    dataverse.QUERIES,
+                    env,
+                    "the environment has no Dataverse database",
+                    "Nothing to do unless Dataverse is added to this environment.",
+                )
             source = dataverse.DataverseSource(
                 client(f"{env.dataverse_url}/api/data/v9.2/", f"{env.dataverse_url}/.default"),
                 catalog,
@@ -313,16 +309,12 @@ async def _collect_environment(
 
     async def read_flow_api() -> list[QueryOutcome]:
         if not settings.flow_api_enabled:
-            return [
-                QueryOutcome(
-                    q,
-                    env.id,
-                    status=NOT_COLLECTED,
-                    reason="the flow API is turned off (apis.flow_enabled = false)",
-                    hint="Flows outside solutions, action results and retries are not visible.",
-                )
-                for q in flow_api.QUERIES
-            ]
+            return _not_collected(
+                flow_api.QUERIES,
+                env,
+                "the flow API is turned off (apis.flow_enabled = false)",
+                "Flows outside solutions, action results and retries are not visible.",
+            )
         flows = flow_api.FlowApiSource(
             client(settings.flow_api_url + "/", settings.flow_api_scope),
             catalog,
@@ -346,6 +338,15 @@ async def _collect_environment(
         _record(store, scan_id, outcome)
         progress.done(outcome)
     return result
+
+
+def _not_collected(
+    queries: Iterable[str], env: Environment, reason: str, hint: str
+) -> list[QueryOutcome]:
+    """The outcomes of queries a scan does not send in an environment, with why."""
+    return [
+        QueryOutcome(q, env.id, status=NOT_COLLECTED, reason=reason, hint=hint) for q in queries
+    ]
 
 
 async def _side_by_side(
