@@ -327,9 +327,11 @@ async def _collect_environment(
         )
         return await flows.collect()
 
-    # The two APIs have budgets of their own, so they are read side by side: the flow API's
-    # requests do not wait for Dataverse's largest tables, only (on a later scan) for the
-    # run history that says which flows ran (`FlowApiSource`).
+    # The two APIs have budgets of their own (Dataverse's per organization:
+    # https://learn.microsoft.com/power-apps/developer/data-platform/api-limits; the flow
+    # API's per environment is inferred, `auditor.request_budget`), so they are read side by
+    # side: the flow API's requests do not wait for Dataverse's largest tables, only (on a
+    # later scan) for the run history that says which flows ran (`FlowApiSource`).
     for outcomes in await _side_by_side(read_dataverse(), read_flow_api()):
         result.outcomes.extend(outcomes)
     for outcome in result.outcomes:

@@ -14,28 +14,14 @@ httpcore's documented extension point (https://www.encode.io/httpcore/network-ba
 
 from __future__ import annotations
 
-import select
 import socket
 import ssl
-import sys
 from collections.abc import Iterable
 from typing import Any
 
 import anyio
 import httpcore
-
-
-def socket_readable(sock: socket.socket | None) -> bool:
-    """Whether a socket has data or end of stream waiting (True if it is gone), without
-    waiting: httpcore's own test of an idle connection."""
-    if sock is None or sock.fileno() == -1:
-        return True
-    if sys.platform == "win32" or not hasattr(select, "poll"):
-        ready, _, _ = select.select([sock.fileno()], [], [], 0)
-        return bool(ready)
-    poll = select.poll()
-    poll.register(sock.fileno(), select.POLLIN)
-    return bool(poll.poll(0))
+from httpcore._utils import is_socket_readable  # the test httpcore itself applies
 
 
 class KnownSocketStream(httpcore.AsyncNetworkStream):
@@ -73,7 +59,7 @@ class KnownSocketStream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
-            return socket_readable(self._socket)
+            return is_socket_readable(self._socket)
         if info == "socket":
             return self._socket
         return self._inner.get_extra_info(info)

@@ -55,7 +55,6 @@ import pandas as pd
 
 from auditor.queries import default_catalog
 from auditor.sim.launch import client_environment, serve_process
-from auditor.sim.scenario import generate
 from auditor.store import Store
 
 UNLIMITED = ("--max-requests", "1000000000")
@@ -90,6 +89,19 @@ class Simulator:
         trust = ssl.create_default_context(cafile=str(self.folder / "ca.pem"))
         stats = httpx.get(f"{self.url}/_sim/stats", verify=trust).json()
         return int(stats["throttled"])
+
+
+def environment_ids(sim: Simulator) -> list[str]:
+    """The environments a scan of the simulator reads, as `auditor environments` lists them."""
+    command = [sys.executable, "-m", "auditor", "--config", str(sim.folder / "auditor.toml")]
+    listed = subprocess.run(
+        [*command, "environments", "--json"],
+        env={**os.environ, **client_environment(sim.folder)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return [str(env["id"]) for env in json.loads(listed.stdout)]
 
 
 def collect(
@@ -264,8 +276,8 @@ def sequential_case(work: Path, results: dict[str, Any]) -> None:
     with Simulator(work / "sim-sequential", "medium", LATENCY_MS, UNLIMITED) as sim:
         store = work / "sequential.duckdb"
         seconds = 0.0
-        for env in generate(7, "medium").environments:
-            flags = ("--environment", env.env_id, "--max-concurrency", "1")
+        for env in environment_ids(sim):
+            flags = ("--environment", env, "--max-concurrency", "1")
             seconds += collect(sim, store, *flags)["seconds"]
         with Store.open(store, read_only=True) as opened:
             latest = opened.latest_scan()

@@ -8,27 +8,12 @@ up through anyio's attributes for every request; httpcore's test of an idle conn
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 import pytest
 
 from auditor.http import make_transport
-from auditor.network_backend import socket_readable
 from auditor.settings import Settings
-
-
-def test_a_socket_is_readable_once_its_peer_writes_or_closes() -> None:
-    mine, theirs = socket.socketpair()
-    with mine, theirs:
-        assert not socket_readable(mine)
-        theirs.send(b"x")
-        assert socket_readable(mine)
-        mine.recv(1)
-        theirs.close()
-        assert socket_readable(mine)  # end of stream
-    assert socket_readable(None)
-    assert socket_readable(mine)  # closed: fileno -1
 
 
 @pytest.mark.anyio

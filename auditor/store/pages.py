@@ -114,19 +114,11 @@ class PageWrites(StoreConnection):
         extra = page_frame(extra_table, extra_spec, extra_rows, environment_id, scan_id)
         # The units' checkpoints in one statement: one upsert each cost 3 ms, most of a
         # batch's write. A unit named twice keeps its last count, as upserts in turn would.
-        done = pd.DataFrame(
-            {
-                (query_id, unit): {
-                    "scan_id": scan_id,
-                    "environment_id": environment_id,
-                    "query_id": query_id,
-                    "unit": unit,
-                    "rows": count,
-                }
-                for query_id, unit, count in units
-            }.values(),
-            columns=["scan_id", "environment_id", "query_id", "unit", "rows"],
+        done = pd.DataFrame(units, columns=["query_id", "unit", "rows"]).drop_duplicates(
+            ["query_id", "unit"], keep="last"
         )
+        done.insert(0, "environment_id", environment_id)
+        done.insert(0, "scan_id", scan_id)
         with (
             self._page_view(frame),
             self._page_view(extra, "_auditor_extra"),
