@@ -117,7 +117,9 @@ def stamp(value: datetime) -> str:
 
 
 def stamp7(value: Any) -> str | None:
-    """A time as the flow API writes it: seven fractional digits, UTC (None for null)."""
+    """A time as the flow API writes it: seven fractional digits, UTC (None for null), as in
+    `"endTime": "2018-08-10T20:16:32.5779999Z"` of the Logic Apps run the flow API returns
+    (https://learn.microsoft.com/rest/api/logic/workflowruns/get, sample response)."""
     if value is None or (not isinstance(value, datetime) and pd.isna(value)):
         return None
     moment = pd.Timestamp(value)
