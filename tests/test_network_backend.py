@@ -1,16 +1,20 @@
-"""Connections: an idle keep-alive connection the server closed is noticed, not reused.
+"""Connections over `auditor.network_backend` (asyncio streams, TLS by the event loop).
 
-`auditor.network_backend` keeps each connection's socket instead of letting httpcore look it
-up through anyio's attributes for every request; httpcore's test of an idle connection
-(`is_readable`) must still see the server's close.
+An idle keep-alive connection the server closed is noticed, not reused; TLS works with the
+trust the scan was given; every failure reaches the retry policy as the httpx error it
+expects (connect, TLS handshake and read timeouts, refusals); a handshake that never ends
+leaves no socket open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
+from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from auditor.http import make_transport
 from auditor.settings import Settings
@@ -44,3 +48,84 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None
         server.close()
         await server.wait_closed()
     assert len(set(peers)) == 3  # a new connection each time, none failed
+
+
+def _timeouts(seconds: float) -> dict[str, dict[str, float]]:
+    return {"timeout": {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}}
+
+
+@pytest.mark.anyio
+async def test_tls_with_the_trust_given_then_a_read_timeout(tmp_path: Path) -> None:
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("127.0.0.1").configure_cert(served)
+
+    connections: list[asyncio.StreamWriter] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        while b"/slow" not in await reader.readuntil(b"\r\n\r\n"):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+        # /slow is never answered; the test closes the connection
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=served)
+    port = server.sockets[0].getsockname()[1]
+    transport = make_transport(Settings(ca_bundle=tmp_path / "ca.pem"))
+    try:
+        response = await transport.handle_async_request(
+            httpx.Request("GET", f"https://127.0.0.1:{port}/x", extensions=_timeouts(5))
+        )
+        assert response.status_code == 200
+        assert await response.aread() == b"{}"
+        with pytest.raises(httpx.ReadTimeout):
+            await transport.handle_async_request(
+                httpx.Request("GET", f"https://127.0.0.1:{port}/slow", extensions=_timeouts(0.3))
+            )
+    finally:
+        await transport.aclose()
+        for writer in connections:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.anyio
+async def test_a_handshake_that_never_ends_times_out_and_closes_its_socket() -> None:
+    closed = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never speaks TLS; returns when the client closes the socket
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = make_transport(Settings())
+    try:
+        with pytest.raises(httpx.ConnectTimeout):
+            await transport.handle_async_request(
+                httpx.Request("GET", f"https://127.0.0.1:{port}/x", extensions=_timeouts(0.3))
+            )
+        await asyncio.wait_for(closed.wait(), 5)
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.anyio
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()  # nothing listens on the port now
+    transport = make_transport(Settings())
+    try:
+        with pytest.raises(httpx.ConnectError):
+            await transport.handle_async_request(
+                httpx.Request("GET", f"http://127.0.0.1:{port}/x", extensions=_timeouts(2))
+            )
+    finally:
+        await transport.aclose()
