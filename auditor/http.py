@@ -23,7 +23,7 @@ from auditor.access import Access
 from auditor.errors import BadResponse, TransportFailure
 from auditor.host_limiter import HostLimiter
 from auditor.http_errors import has_request, raise_for_status, safe_url
-from auditor.network_backend import KnownSocketBackend
+from auditor.network_backend import AsyncioBackend
 from auditor.request_budget import RequestBudget
 from auditor.retry import (
     JSON_EXTENSION,
@@ -33,6 +33,7 @@ from auditor.retry import (
     RetryPolicy,
     RetryTransport,
     Sleep,
+    parse_json,
 )
 from auditor.settings import Settings
 
@@ -75,7 +76,7 @@ class LanePool(httpx.AsyncBaseTransport):
         if pool is None:
             pool = self._pools[key] = httpx.AsyncHTTPTransport(verify=self._verify)
             # httpx takes no network backend, so its pool is replaced by the same pool over
-            # ours (`auditor.network_backend`: each connection's socket looked up once).
+            # ours (`auditor.network_backend`: asyncio streams, TLS by the event loop).
             pool._pool = httpcore.AsyncConnectionPool(
                 ssl_context=self._verify,
                 http1=True,
@@ -85,7 +86,7 @@ class LanePool(httpx.AsyncBaseTransport):
                 max_connections=None,
                 max_keepalive_connections=1,
                 keepalive_expiry=4.0,
-                network_backend=KnownSocketBackend(),
+                network_backend=AsyncioBackend(),
             )
         return await pool.handle_async_request(request)
 
@@ -194,7 +195,7 @@ async def get_json(
     if JSON_EXTENSION in response.extensions:
         return response.extensions[JSON_EXTENSION]
     try:
-        return response.json()
+        return parse_json(response.content)
     except ValueError as exc:
         raise BadResponse(
             f"GET {safe_url(str(response.url))} answered {response.status_code} with a body "

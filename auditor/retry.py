@@ -34,9 +34,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from auditor.host_limiter import HostLimiter
 from auditor.http_errors import api_error
@@ -247,7 +248,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
             return f"HTTP {response.status_code}"
         if response.status_code == 200 and _is_json(response):
             try:
-                parsed = json.loads(response.content)
+                parsed = parse_json(response.content)
             except ValueError:
                 return "malformed JSON body"
             response.extensions = {**response.extensions, JSON_EXTENSION: parsed}
@@ -273,6 +274,26 @@ def _retryable_error(exc: httpx.TransportError) -> bool:
     if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
         return False
     return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+
+
+def parse_json(content: bytes) -> Any:
+    """A JSON document; ValueError when it is not one.
+
+    orjson reads a page in about a fifth of the time the standard library takes. What it
+    refuses, the standard library reads as before: a byte-order mark (which RFC 8259 section
+    8.1 lets a reader ignore), NaN, UTF-16. Nesting deeper than either parser goes is a
+    ValueError too, not a RecursionError that would stop the scan. orjson reads integers
+    beyond 64 bits as floats; Dataverse's widest whole number (BigIntType, "Big" size) is
+    64 bits (https://learn.microsoft.com/power-apps/maker/data-platform/types-of-fields,
+    https://learn.microsoft.com/training/modules/create-manage-fields-within-entity/2-field-types).
+    """
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(content)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
 
 
 def _is_json(response: httpx.Response) -> bool:

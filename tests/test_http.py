@@ -147,6 +147,44 @@ async def test_malformed_json_is_retried(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # What orjson refuses and the standard library reads, as it always did.
+        (b'\xef\xbb\xbf{"value": [{"id": 1}]}', {"value": [{"id": 1}]}),  # byte-order mark
+        (b'{"value": [{"id": NaN}]}', None),
+        # A 64-bit whole number (Dataverse's BigInt) stays exact.
+        (b'{"value": [{"id": 9223372036854775807}]}', {"value": [{"id": 9223372036854775807}]}),
+    ],
+)
+@respx.mock
+async def test_json_the_standard_library_reads_is_read_the_same(
+    client: httpx.AsyncClient, body: bytes, expected: dict[str, Any] | None
+) -> None:
+    respx.get(URL).mock(
+        return_value=httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+    )
+    got = await get_json(client, URL)
+    if expected is None:
+        assert got["value"][0]["id"] != got["value"][0]["id"]  # NaN
+    else:
+        assert got == expected
+        assert type(got["value"][0]["id"]) is int
+
+
+@respx.mock
+async def test_json_nested_beyond_any_parser_is_a_malformed_body_not_a_crash(
+    client: httpx.AsyncClient,
+) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    respx.get(URL).mock(
+        return_value=httpx.Response(200, content=deep, headers={"Content-Type": "application/json"})
+    )
+    with pytest.raises(BadResponse) as caught:
+        await get_json(client, URL)
+    assert "malformed" in caught.value.hint
+
+
+@pytest.mark.parametrize(
     ("answers", "error", "hint_word"),
     [
         ([httpx.Response(503)] * 5, ServiceUnavailable, "resumes"),
