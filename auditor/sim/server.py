@@ -119,7 +119,7 @@ class SimServer:
             access_log=False,  # access logs could carry query strings; tokens are in headers
             lifespan="off",
             ws="none",
-            http="h11",
+            http="httptools",
             timeout_graceful_shutdown=1,
             date_header=False,  # SimApp sends the simulated clock's date
             server_header=False,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pandas as pd
 from starlette.requests import Request
 
@@ -55,7 +56,11 @@ class Context:
 
 def json_bytes(value: Any) -> bytes:
     """Compact and UTF-8 like the real services; sort-free so field order stays documented."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        return orjson.dumps(value)  # json.dumps was a tenth of the simulator's CPU
+    except TypeError:
+        # Nested deeper than orjson writes (254 levels): the hostile tenant's scopes.
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def http_date(moment: datetime) -> str:
