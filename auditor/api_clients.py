@@ -13,7 +13,7 @@ import httpx
 
 from auditor.auth import build_credential
 from auditor.host_limiter import HostLimiter
-from auditor.http import make_client, make_transport, shared
+from auditor.http import ApiClient, make_client, make_transport, shared
 from auditor.request_budget import RequestBudget
 from auditor.settings import Settings
 from auditor.tokens import BearerAuth, TokenProvider
@@ -36,10 +36,10 @@ class ApiClients:
         self.budget = RequestBudget(settings.requests_per_window, settings.request_window_seconds)
         self.tokens = TokenProvider(self.credential)
         self._on_response = on_response
-        self._clients: list[httpx.AsyncClient] = []
+        self._clients: list[ApiClient] = []
         self._pool = make_transport(settings)  # one set of connections for the whole run
 
-    def client(self, base_url: str, scope: str) -> httpx.AsyncClient:
+    def client(self, base_url: str, scope: str) -> ApiClient:
         """A client of one API root, signing each attempt with a token for `scope`."""
         made = make_client(
             self.settings,
@@ -50,7 +50,7 @@ class ApiClients:
             inner=shared(self._pool),
         )
         if self._on_response is not None:
-            made.event_hooks["response"].append(self._on_response)
+            made.on_response.append(self._on_response)
         self._clients.append(made)
         return made
 

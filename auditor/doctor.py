@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from rich.console import RenderableType
 from rich.constrain import Constrain
 from rich.table import Table
@@ -39,7 +38,7 @@ from auditor.errors import (
     PermissionDenied,
     Unauthorized,
 )
-from auditor.http import get_json
+from auditor.http import ApiClient, get_json
 from auditor.odata import NEXT_LINK_KEYS, prefer_header
 from auditor.queries import Catalog, QuerySpec, default_catalog
 from auditor.settings import Settings
@@ -197,7 +196,7 @@ async def _environment(
     apis: ApiClients,
     settings: Settings,
     catalog: Catalog,
-    flow: httpx.AsyncClient | None,
+    flow: ApiClient | None,
     env: Environment,
     now: datetime,
 ) -> list[Check]:
@@ -277,7 +276,7 @@ async def _dataverse(
 
 
 async def _query(
-    client: httpx.AsyncClient, spec: QuerySpec, name: str, now: datetime
+    client: ApiClient, spec: QuerySpec, name: str, now: datetime
 ) -> tuple[Check, Rows]:
     """One page of one row of a Dataverse query, with its own options and annotations."""
     path, params = spec.render(start=now - WINDOW, end=now)
@@ -318,9 +317,7 @@ def _trace_logging(name: str, rows: Rows) -> Check:
     return Check(name, api, WARN, missing, TRACE_OFF_HINT)
 
 
-async def _flows(
-    client: httpx.AsyncClient, catalog: Catalog, env: Environment
-) -> tuple[Check, int | None]:
+async def _flows(client: ApiClient, catalog: Catalog, env: Environment) -> tuple[Check, int | None]:
     """The first page of the admin flow list; and how many flows it holds."""
     spec = catalog["flows"]
     path, params = spec.render(environment=env.id)

@@ -15,11 +15,9 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from auditor.access import Access
 from auditor.errors import BadResponse
-from auditor.http import get_json
+from auditor.http import ApiClient, get_json
 
 NEXT_LINK_KEYS = ("@odata.nextLink", "nextLink")
 MAX_PAGE_SIZE = 5000
@@ -47,7 +45,7 @@ def prefer_header(page_size: int | None, annotations: str | None = None) -> dict
 
 
 async def iter_pages(
-    client: httpx.AsyncClient,
+    client: ApiClient,
     url: str,
     *,
     params: Mapping[str, str] | None = None,

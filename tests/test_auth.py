@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from auditor.auth import build_credential, device_code_login, instance_discovery
 from auditor.errors import AuthError, Unauthorized
 from auditor.host_limiter import HostLimiter
-from auditor.http import get_json, make_client
+from auditor.http import ApiClient, get_json, make_client
 from auditor.request_stats import RequestStats, current_stats
 from auditor.settings import Credentials, Secret, Settings
 from auditor.tokens import AccessToken, BearerAuth, TokenProvider
@@ -217,7 +217,7 @@ async def test_tokens_are_refreshed_before_they_expire_and_shared() -> None:
 
 
 @pytest.fixture
-async def api_client() -> AsyncIterator[tuple[httpx.AsyncClient, CountingCredential]]:
+async def api_client() -> AsyncIterator[tuple[ApiClient, CountingCredential]]:
     credential = CountingCredential()
     tokens = TokenProvider(credential)
     async with make_client(
@@ -229,7 +229,7 @@ async def api_client() -> AsyncIterator[tuple[httpx.AsyncClient, CountingCredent
 @pytest.mark.anyio
 @respx.mock
 async def test_a_401_triggers_exactly_one_refresh_and_a_retry(
-    api_client: tuple[httpx.AsyncClient, CountingCredential],
+    api_client: tuple[ApiClient, CountingCredential],
 ) -> None:
     client, credential = api_client
     route = respx.get(API).mock(
@@ -255,7 +255,7 @@ async def test_a_401_triggers_exactly_one_refresh_and_a_retry(
 @pytest.mark.anyio
 @respx.mock
 async def test_a_second_401_is_an_error_not_a_loop(
-    api_client: tuple[httpx.AsyncClient, CountingCredential],
+    api_client: tuple[ApiClient, CountingCredential],
 ) -> None:
     client, credential = api_client
     route = respx.get(API).mock(return_value=httpx.Response(401))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gzip
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,7 +23,7 @@ from auditor.errors import (
     TransportFailure,
 )
 from auditor.host_limiter import HostLimiter
-from auditor.http import get_json, make_client, request_url
+from auditor.http import ApiClient, get_json, make_client, request_url
 from auditor.request_stats import RequestStats, current_stats
 from auditor.retry import RetryPolicy, retry_after_seconds
 from auditor.settings import Settings
@@ -55,7 +56,7 @@ def sleep() -> FakeSleep:
 
 
 @pytest.fixture
-async def client(sleep: FakeSleep) -> AsyncIterator[httpx.AsyncClient]:
+async def client(sleep: FakeSleep) -> AsyncIterator[ApiClient]:
     settings = Settings(max_retries=4)
     async with make_client(
         settings,
@@ -73,7 +74,7 @@ def page(rows: int = 1) -> httpx.Response:
 
 @respx.mock
 async def test_429_with_retry_after_seconds_waits_and_succeeds(
-    client: httpx.AsyncClient, sleep: FakeSleep
+    client: ApiClient, sleep: FakeSleep
 ) -> None:
     route = respx.get(URL).mock(
         side_effect=[httpx.Response(429, headers={"Retry-After": "2"}), page()]
@@ -92,7 +93,7 @@ async def test_429_with_retry_after_seconds_waits_and_succeeds(
 
 @respx.mock
 async def test_429_with_an_http_date_waits_until_that_date(
-    client: httpx.AsyncClient, sleep: FakeSleep
+    client: ApiClient, sleep: FakeSleep
 ) -> None:
     when = email.utils.formatdate(NOW + 7, usegmt=True)
     respx.get(URL).mock(side_effect=[httpx.Response(429, headers={"Retry-After": when}), page()])
@@ -102,7 +103,7 @@ async def test_429_with_an_http_date_waits_until_that_date(
 
 @respx.mock
 async def test_429_without_retry_after_backs_off_with_jitter(
-    client: httpx.AsyncClient, sleep: FakeSleep
+    client: ApiClient, sleep: FakeSleep
 ) -> None:
     respx.get(URL).mock(side_effect=[httpx.Response(429), httpx.Response(429), page()])
     await get_json(client, URL)
@@ -112,7 +113,7 @@ async def test_429_without_retry_after_backs_off_with_jitter(
 
 
 @respx.mock
-async def test_503_then_200(client: httpx.AsyncClient, sleep: FakeSleep) -> None:
+async def test_503_then_200(client: ApiClient, sleep: FakeSleep) -> None:
     route = respx.get(URL).mock(side_effect=[httpx.Response(503), page(3)])
     body = await get_json(client, URL)
     assert len(body["value"]) == 3
@@ -121,14 +122,14 @@ async def test_503_then_200(client: httpx.AsyncClient, sleep: FakeSleep) -> None
 
 
 @respx.mock
-async def test_503_honours_retry_after(client: httpx.AsyncClient, sleep: FakeSleep) -> None:
+async def test_503_honours_retry_after(client: ApiClient, sleep: FakeSleep) -> None:
     respx.get(URL).mock(side_effect=[httpx.Response(503, headers={"Retry-After": "4"}), page()])
     await get_json(client, URL)
     assert sleep.waits == [4.0]
 
 
 @respx.mock
-async def test_connection_reset_then_200(client: httpx.AsyncClient) -> None:
+async def test_connection_reset_then_200(client: ApiClient) -> None:
     route = respx.get(URL).mock(
         side_effect=[httpx.ReadError("Connection reset by peer"), httpx.ReadTimeout("slow"), page()]
     )
@@ -137,7 +138,29 @@ async def test_connection_reset_then_200(client: httpx.AsyncClient) -> None:
 
 
 @respx.mock
-async def test_malformed_json_is_retried(client: httpx.AsyncClient) -> None:
+async def test_an_affinity_cookie_is_not_sent_back_and_pages_may_come_compressed(
+    client: ApiClient,
+) -> None:
+    """Learn advises clients sending requests in parallel to drop Dataverse's server-affinity
+    cookie (send-parallel-requests#server-affinity); pages compress several times over."""
+    answer = httpx.Response(
+        200,
+        content=gzip.compress(b'{"value": [{"id": 0}]}'),
+        headers={
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+            "Set-Cookie": "ARRAffinity=0123abcd; Path=/; HttpOnly; Secure",
+        },
+    )
+    route = respx.get(URL).mock(return_value=answer)
+    for _ in range(2):
+        assert (await get_json(client, URL))["value"] == [{"id": 0}]
+    assert "gzip" in route.calls[0].request.headers["accept-encoding"]
+    assert "cookie" not in route.calls[1].request.headers
+
+
+@respx.mock
+async def test_malformed_json_is_retried(client: ApiClient) -> None:
     broken = httpx.Response(
         200, content=b'{"value": [{"id"', headers={"Content-Type": "application/json"}
     )
@@ -158,7 +181,7 @@ async def test_malformed_json_is_retried(client: httpx.AsyncClient) -> None:
 )
 @respx.mock
 async def test_json_the_standard_library_reads_is_read_the_same(
-    client: httpx.AsyncClient, body: bytes, expected: dict[str, Any] | None
+    client: ApiClient, body: bytes, expected: dict[str, Any] | None
 ) -> None:
     respx.get(URL).mock(
         return_value=httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
@@ -173,7 +196,7 @@ async def test_json_the_standard_library_reads_is_read_the_same(
 
 @respx.mock
 async def test_json_nested_beyond_any_parser_is_a_malformed_body_not_a_crash(
-    client: httpx.AsyncClient,
+    client: ApiClient,
 ) -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
     respx.get(URL).mock(
@@ -198,7 +221,7 @@ async def test_json_nested_beyond_any_parser_is_a_malformed_body_not_a_crash(
 )
 @respx.mock
 async def test_exhausted_retries_raise_a_typed_error_with_a_hint(
-    client: httpx.AsyncClient,
+    client: ApiClient,
     sleep: FakeSleep,
     answers: list[object],
     error: type[Exception],
@@ -215,7 +238,7 @@ async def test_exhausted_retries_raise_a_typed_error_with_a_hint(
 
 @respx.mock
 async def test_429s_have_their_own_budget_then_raise_a_typed_error(
-    client: httpx.AsyncClient, sleep: FakeSleep
+    client: ApiClient, sleep: FakeSleep
 ) -> None:
     route = respx.get(URL).mock(return_value=httpx.Response(429, headers={"Retry-After": "1"}))
     with pytest.raises(Throttled) as caught:
@@ -273,7 +296,7 @@ async def test_a_concurrency_429_lowers_the_host_limit_and_the_429s_stay_few(
 
 
 @respx.mock
-async def test_403_fails_at_once_naming_the_privilege(client: httpx.AsyncClient) -> None:
+async def test_403_fails_at_once_naming_the_privilege(client: ApiClient) -> None:
     body = {
         "error": {
             "code": "0x80040220",
@@ -303,7 +326,7 @@ async def test_403_fails_at_once_naming_the_privilege(client: httpx.AsyncClient)
 
 @respx.mock
 async def test_403_of_an_admin_route_asks_an_app_for_registration_and_a_person_for_a_role(
-    client: httpx.AsyncClient,
+    client: ApiClient,
 ) -> None:
     respx.get(URL).mock(return_value=httpx.Response(403, json={"error": {"code": "Forbidden"}}))
     with pytest.raises(PermissionDenied) as caught:
@@ -321,7 +344,7 @@ async def test_403_of_an_admin_route_asks_an_app_for_registration_and_a_person_f
 
 
 @respx.mock
-async def test_400_carries_the_api_message(client: httpx.AsyncClient) -> None:
+async def test_400_carries_the_api_message(client: ApiClient) -> None:
     body = {"error": {"code": "0x80060888", "message": "Could not find a property named 'nope'."}}
     respx.get(URL).mock(return_value=httpx.Response(400, json=body))
     with pytest.raises(BadRequest, match="Could not find a property named 'nope'"):
@@ -412,7 +435,7 @@ def test_retry_after_parsing(header: str | None, expected: float | None) -> None
     ],
 )
 async def test_a_long_wait_is_said_at_info_level_once(
-    client: httpx.AsyncClient,
+    client: ApiClient,
     sleep: FakeSleep,
     caplog: pytest.LogCaptureFixture,
     status: int,
@@ -465,5 +488,11 @@ async def test_a_long_wait_is_said_at_info_level_once(
 def test_a_request_url_is_what_httpx_would_build_from_one_parse(
     base: str, url: str, params: dict[str, str] | None
 ) -> None:
-    client = httpx.AsyncClient(base_url=base)
-    assert request_url(client, url, params) == client.build_request("GET", url, params=params).url
+    ours = ApiClient(
+        httpx.MockTransport(lambda _: httpx.Response(200)),
+        base_url=base,
+        headers={},
+        timeout=httpx.Timeout(1),
+    )
+    built = httpx.AsyncClient(base_url=base).build_request("GET", url, params=params)
+    assert request_url(ours, url, params) == built.url

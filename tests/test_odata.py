@@ -10,7 +10,7 @@ import respx
 
 from auditor.errors import BadResponse
 from auditor.host_limiter import HostLimiter
-from auditor.http import make_client
+from auditor.http import ApiClient, make_client
 from auditor.odata import Page, iter_pages, prefer_header
 from auditor.settings import Settings
 
@@ -26,7 +26,7 @@ LINK_3 = f"{BASE}?$select=typename&$skiptoken=page3"
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
+async def client() -> AsyncIterator[ApiClient]:
     async with make_client(Settings(), limiter=HostLimiter(4)) as made:
         yield made
 
@@ -37,7 +37,7 @@ async def collect(pages: AsyncIterator[Page]) -> list[Page]:
 
 @respx.mock
 async def test_three_page_chain_is_followed_unchanged_to_the_end(
-    client: httpx.AsyncClient,
+    client: ApiClient,
 ) -> None:
     seen: list[httpx.Request] = []
 
@@ -69,7 +69,7 @@ async def test_three_page_chain_is_followed_unchanged_to_the_end(
 
 
 @respx.mock
-async def test_an_empty_page_ends_the_query(client: httpx.AsyncClient) -> None:
+async def test_an_empty_page_ends_the_query(client: ApiClient) -> None:
     respx.get(BASE).mock(return_value=httpx.Response(200, json={"value": []}))
     pages = await collect(iter_pages(client, BASE))
     assert len(pages) == 1
@@ -78,7 +78,7 @@ async def test_an_empty_page_ends_the_query(client: httpx.AsyncClient) -> None:
 
 
 @respx.mock
-async def test_an_empty_page_with_a_link_is_followed(client: httpx.AsyncClient) -> None:
+async def test_an_empty_page_with_a_link_is_followed(client: ApiClient) -> None:
     respx.get(LINK_3).mock(return_value=httpx.Response(200, json={"value": [{"n": 1}]}))
     respx.get(BASE).mock(
         return_value=httpx.Response(200, json={"value": [], "@odata.nextLink": LINK_3})
@@ -88,7 +88,7 @@ async def test_an_empty_page_with_a_link_is_followed(client: httpx.AsyncClient) 
 
 
 @respx.mock
-async def test_a_missing_link_stops_after_one_page(client: httpx.AsyncClient) -> None:
+async def test_a_missing_link_stops_after_one_page(client: ApiClient) -> None:
     route = respx.get(BASE).mock(
         return_value=httpx.Response(200, json={"value": [{"n": 1}], "@odata.count": 1})
     )
@@ -98,7 +98,7 @@ async def test_a_missing_link_stops_after_one_page(client: httpx.AsyncClient) ->
 
 
 @respx.mock
-async def test_flow_api_next_link_is_followed(client: httpx.AsyncClient) -> None:
+async def test_flow_api_next_link_is_followed(client: ApiClient) -> None:
     runs = "https://api.flow.microsoft.com/providers/Microsoft.ProcessSimple/environments/e/flows/f/runs"
     second = f"{runs}?api-version=2016-11-01&$skiptoken=abc"
     respx.get(second).mock(return_value=httpx.Response(200, json={"value": [{"name": "r2"}]}))
@@ -110,7 +110,7 @@ async def test_flow_api_next_link_is_followed(client: httpx.AsyncClient) -> None
 
 
 @respx.mock
-async def test_resume_starts_at_the_saved_link(client: httpx.AsyncClient) -> None:
+async def test_resume_starts_at_the_saved_link(client: ApiClient) -> None:
     respx.get(LINK_3).mock(return_value=httpx.Response(200, json={"value": [{"n": 5}]}))
     first = respx.get(BASE).mock(return_value=httpx.Response(200, json={"value": [{"n": 1}]}))
     pages = await collect(iter_pages(client, BASE, resume_from=LINK_3))
@@ -123,9 +123,7 @@ async def test_resume_starts_at_the_saved_link(client: httpx.AsyncClient) -> Non
     [{"rows": []}, {"value": {"n": 1}}, {"value": [1, 2]}, [], {"value": [], "nextLink": 5}],
 )
 @respx.mock
-async def test_a_body_without_rows_is_a_bad_response(
-    client: httpx.AsyncClient, body: object
-) -> None:
+async def test_a_body_without_rows_is_a_bad_response(client: ApiClient, body: object) -> None:
     respx.get(BASE).mock(return_value=httpx.Response(200, json=body))
     with pytest.raises(BadResponse):
         await collect(iter_pages(client, BASE))
@@ -133,7 +131,7 @@ async def test_a_body_without_rows_is_a_bad_response(
 
 @respx.mock
 async def test_a_link_that_repeats_is_a_bad_response_not_an_endless_loop(
-    client: httpx.AsyncClient,
+    client: ApiClient,
 ) -> None:
     respx.get(BASE).mock(
         return_value=httpx.Response(200, json={"value": [{"n": 1}], "@odata.nextLink": BASE})

@@ -18,9 +18,8 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import datetime
 
-import httpx
-
 from auditor.errors import AuditorError, PermissionDenied
+from auditor.http import ApiClient
 from auditor.odata import Page, iter_pages
 from auditor.queries import Catalog, QuerySpec
 from auditor.sources.base import (
@@ -150,7 +149,7 @@ class DataverseSource:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: ApiClient,
         catalog: Catalog,
         sink: Sink,
         environment: Environment,

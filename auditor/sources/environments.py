@@ -12,9 +12,8 @@ import difflib
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from auditor.errors import UsageError
+from auditor.http import ApiClient
 from auditor.odata import iter_pages
 from auditor.queries import Catalog
 from auditor.settings import Settings
@@ -29,7 +28,7 @@ def configured(settings: Settings) -> list[Environment]:
     ]
 
 
-async def discover(client: httpx.AsyncClient, catalog: Catalog) -> list[Environment]:
+async def discover(client: ApiClient, catalog: Catalog) -> list[Environment]:
     """Every environment the admin API lists (the client's base URL is the admin API)."""
     spec = catalog["environments"]
     path, params = spec.render()

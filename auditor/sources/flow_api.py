@@ -30,10 +30,9 @@ import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-import httpx
 import pandas as pd
 
-from auditor.http import get_json
+from auditor.http import ApiClient, get_json
 from auditor.odata import iter_pages
 from auditor.queries import Catalog
 from auditor.sources.base import (
@@ -64,7 +63,7 @@ class FlowApiSource:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: ApiClient,
         catalog: Catalog,
         sink: Sink,
         environment: Environment,

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from auditor.http import ApiClient
 from auditor.queries import default_catalog
 from auditor.sources.base import Environment, QueryOutcome, ResumePoint, ScanWindow
 from auditor.sources.dataverse import DataverseSource
@@ -113,7 +114,9 @@ def read(table: Table, sink: MemorySink, since: timedelta) -> QueryOutcome:
 
     async def go() -> QueryOutcome:
         transport = httpx.MockTransport(table.handle)
-        async with httpx.AsyncClient(transport=transport, base_url="https://org.test/") as client:
+        async with ApiClient(
+            transport, base_url="https://org.test/", headers={}, timeout=httpx.Timeout(5)
+        ) as client:
             source = DataverseSource(
                 client,
                 default_catalog(),
