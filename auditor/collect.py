@@ -18,7 +18,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +37,7 @@ from auditor.collect_types import (
 )
 from auditor.errors import CollectionError, Terminated
 from auditor.host_limiter import HostLimiter
-from auditor.http import make_client
+from auditor.http import ApiClient, make_client, request_url
 from auditor.queries import Catalog, default_catalog
 from auditor.settings import Settings
 from auditor.sources import dataverse, environments, flow_api
@@ -54,6 +54,8 @@ from auditor.store import Store, StoreError, StoreUnwritable
 from auditor.store.sink import StoreSink
 from auditor.tokens import BearerAuth, TokenProvider
 
+# A client of one API root and token scope (`ApiClients.client`).
+MakeClient = Callable[[str, str], ApiClient]
 log = logging.getLogger(__name__)
 
 
@@ -214,7 +216,7 @@ async def _until_store_fails(
 
 
 async def _environments(
-    settings: Settings, catalog: Catalog, options: CollectOptions, client: Any
+    settings: Settings, catalog: Catalog, options: CollectOptions, client: MakeClient
 ) -> list[Environment]:
     if settings.discover_environments:
         admin = client(settings.admin_api_url + "/", settings.admin_api_scope)
@@ -230,7 +232,7 @@ async def _environments(
     return chosen
 
 
-async def _tenant_time(envs: list[Environment], clock: ServerClock, client: Any) -> datetime:
+async def _tenant_time(envs: list[Environment], clock: ServerClock, client: MakeClient) -> datetime:
     """The tenant's current time, asked of the first Dataverse when discovery did not tell."""
     if clock.first is None:
         first = next((e for e in envs if e.dataverse_url), None)
@@ -239,7 +241,7 @@ async def _tenant_time(envs: list[Environment], clock: ServerClock, client: Any)
                 f"{first.dataverse_url}/api/data/v9.2/", f"{first.dataverse_url}/.default"
             )
             try:
-                await probe.get("organizations", params={"$select": "organizationid"})
+                await probe.get(request_url(probe, "organizations", {"$select": "organizationid"}))
             except httpx.HTTPError as exc:
                 log.warning("could not read the tenant's clock: %s", exc)
     moment = clock.first or datetime.now(UTC)
@@ -254,7 +256,7 @@ async def _environment(
     env: Environment,
     window: ScanWindow,
     options: CollectOptions,
-    client: Any,
+    client: MakeClient,
     progress: Progress,
 ) -> EnvironmentResult:
     """The queries of one environment; a failed store ends it quietly, as it ends every
@@ -277,7 +279,7 @@ async def _collect_environment(
     env: Environment,
     window: ScanWindow,
     options: CollectOptions,
-    client: Any,
+    client: MakeClient,
     progress: Progress,
 ) -> EnvironmentResult:
     sink = StoreSink(store, scan_id, env.id, progress)
