@@ -160,6 +160,10 @@ def test_collect_matches_the_ground_truth_and_rescans_incrementally(
     # The environment without Dataverse is reported as such, and the scan says what it did.
     assert "no Dataverse database" in first.output
     assert " requests, " in first.output
+    # Dataverse's server-affinity cookie is never sent back (Learn: send-parallel-requests).
+    trust = ssl.create_default_context(cafile=str(sim.folder / "ca.pem"))
+    stats = httpx.get(f"{sim.base_url}/_sim/stats", verify=trust).json()
+    assert stats["affinity_cookies"] == 0
 
     sim.advance(100)  # about 1 % new data
     second = sim.collect(path)

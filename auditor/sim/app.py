@@ -50,6 +50,11 @@ from auditor.sim.identity import (
 from auditor.sim.model import SimOptions, SimTenant
 from auditor.sim.protection import ServiceProtection
 
+# Dataverse's server-affinity cookie (see `SimApp._affinity`): its name inferred, and the one
+# web server the simulator is.
+AFFINITY_COOKIE = "ARRAffinity"
+AFFINITY_SERVER = "5f1b0c2e9d8a7f6b5f1b0c2e9d8a7f6b"
+
 
 class SimulatedReset(Exception):
     """Raised inside the ASGI app to make uvicorn drop a connection mid-response."""
@@ -219,6 +224,8 @@ class SimApp:
                 self.stats.faults[fault] += 1
                 await anyio.sleep(self.options.timeout_s)
             reply = self._handle(request, api, record)
+            if api.family == DATAVERSE:
+                self._affinity(request, reply)
             if fault == "badjson" and reply.status == 200:
                 self.stats.faults[fault] += 1
                 reply.body = reply.body[: max(1, len(reply.body) // 2)]
@@ -227,6 +234,19 @@ class SimApp:
             await self._send(send, reply, cut=fault == "reset")
         finally:
             self.protection.release(key)
+
+    def _affinity(self, request: Request, reply: Reply) -> None:
+        """Dataverse answers with a server-affinity cookie that routes a client's later
+        requests to the same web server; Learn advises clients sending requests in parallel
+        to drop it (https://learn.microsoft.com/power-apps/developer/data-platform/send-parallel-requests#server-affinity).
+        Its name is inferred (Azure's application request routing cookie, ARRAffinity). Requests
+        that send it back are counted."""
+        if f"{AFFINITY_COOKIE}=" in request.headers.get("cookie", ""):
+            self.stats.affinity_cookies += 1
+        reply.headers = [
+            *reply.headers,
+            ("set-cookie", f"{AFFINITY_COOKIE}={AFFINITY_SERVER}; Path=/; Secure; HttpOnly"),
+        ]
 
     def _handle(self, request: Request, api: Route, caller: TokenRecord) -> Reply:
         if request.method != "GET":

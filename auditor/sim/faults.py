@@ -107,7 +107,8 @@ class SimStats:
 
     `requests` counts API requests (identity requests are in `token_requests`); `faults`
     counts injected faults per kind; `throttled` counts service-protection 429s (not the
-    injected ones); `unauthorized` counts 401s for missing, wrong or expired tokens.
+    injected ones); `unauthorized` counts 401s for missing, wrong or expired tokens;
+    `affinity_cookies` counts Dataverse requests that sent the server-affinity cookie back.
     """
 
     requests: int = 0
@@ -115,6 +116,7 @@ class SimStats:
     faults: Counter[str] = field(default_factory=Counter)
     throttled: int = 0
     unauthorized: int = 0
+    affinity_cookies: int = 0  # Dataverse requests that sent the server-affinity cookie back
 
     def snapshot(self) -> dict[str, object]:
         """A plain copy of the counters, safe to keep while the server goes on counting."""
@@ -124,4 +126,5 @@ class SimStats:
             "faults": {kind: self.faults.get(kind, 0) for kind in FAULT_KINDS},
             "throttled": self.throttled,
             "unauthorized": self.unauthorized,
+            "affinity_cookies": self.affinity_cookies,
         }

@@ -849,3 +849,17 @@ def test_repetition_count_only_when_included(sim: Sim) -> None:
         "type": "Foreach",
     }
     assert counted["properties"]["actions"]["Apply_to_each"]["repetitionCount"] == 3
+
+
+def test_dataverse_sets_an_affinity_cookie_and_counts_requests_that_send_it_back() -> None:
+    """Dataverse routes a client that keeps its affinity cookie to one web server; the
+    simulator counts such requests, so a collector that kept cookies would be seen."""
+    with serving(make_tenant(), SimOptions(seed=7, scale="tiny", max_requests=100_000)) as sim:
+        first = sim.dv(PROD, "organizations")
+        assert first.status_code == 200
+        assert first.headers["set-cookie"].startswith("ARRAffinity=")
+        assert sim.server.stats.affinity_cookies == 0
+        flows = sim.flow(f"{sim.server.tenant.environments[0].env_id}/flows")
+        assert "set-cookie" not in flows.headers  # a Dataverse cookie, not the flow API's
+        sim.dv(PROD, "organizations")  # httpx.Client keeps cookies: this one sends it back
+        assert sim.server.stats.affinity_cookies == 1
