@@ -128,7 +128,7 @@ class ApiClient:
 
     httpx.AsyncClient wraps every request in what a scan does not use (redirects, auth flows,
     event-hook plumbing) and a cookie jar it fills from every answer: together about a fifth
-    of the event loop's CPU in a collection, a request being one page. The jar also kept
+    of the event loop's samples in a collection (py-spy). The jar also kept
     Dataverse's server-affinity cookie, which pins a client's parallel requests to one web
     server; Microsoft advises clients sending requests in parallel to drop it
     (https://learn.microsoft.com/power-apps/developer/data-platform/send-parallel-requests#server-affinity).

@@ -2,7 +2,7 @@
 
 httpcore's default backend under asyncio goes through anyio: TLS decrypted by anyio in Python
 (`ssl.MemoryBIO`) a read at a time, and a cancel scope opened for every read's and write's
-timeout; in a collection those reads and writes were a fifth of the event loop's CPU. Here
+timeout; those reads and writes were a fifth of the event loop's samples (py-spy). Here
 each connection is an asyncio stream (`asyncio.open_connection`, TLS by the event loop's SSL
 transport), a timeout is an `asyncio.timeout`, and a read that finds bytes already buffered
 returns them at once. A network backend is httpcore's documented extension point

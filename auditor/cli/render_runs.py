@@ -23,7 +23,7 @@ STATUSES = ("pass", "fail", "not-assessed", "error")
 def collect_progress() -> Progress:
     """The live display of a collection, on stderr; gone when it ends. Not drawn when stderr
     is not a terminal (a scheduled scan's log, a pipe): it would show nothing there, and
-    drawing it ten times a second was a twentieth of a collection's CPU."""
+    drawing it ten times a second was a twentieth of a collection's samples (py-spy)."""
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

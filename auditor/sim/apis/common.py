@@ -57,7 +57,7 @@ class Context:
 def json_bytes(value: Any) -> bytes:
     """Compact and UTF-8 like the real services; sort-free so field order stays documented."""
     try:
-        return orjson.dumps(value)  # json.dumps was a tenth of the simulator's CPU
+        return orjson.dumps(value)  # a twentieth of json.dumps's time for a page
     except TypeError:
         # Nested deeper than orjson writes (254 levels): the hostile tenant's scopes.
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
