@@ -37,7 +37,7 @@ from auditor.collect_types import (
 )
 from auditor.errors import CollectionError, Terminated
 from auditor.host_limiter import HostLimiter
-from auditor.http import ApiClient, make_client, request_url
+from auditor.http import ApiClient, make_client
 from auditor.queries import Catalog, default_catalog
 from auditor.settings import Settings
 from auditor.sources import dataverse, environments, flow_api
@@ -241,7 +241,7 @@ async def _tenant_time(envs: list[Environment], clock: ServerClock, client: Make
                 f"{first.dataverse_url}/api/data/v9.2/", f"{first.dataverse_url}/.default"
             )
             try:
-                await probe.get(request_url(probe, "organizations", {"$select": "organizationid"}))
+                await probe.get("organizations", {"$select": "organizationid"})
             except httpx.HTTPError as exc:
                 log.warning("could not read the tenant's clock: %s", exc)
     moment = clock.first or datetime.now(UTC)

@@ -49,8 +49,8 @@ def default_headers() -> dict[str, str]:
     """Headers every API expects (Dataverse wants the OData version headers)."""
     return {
         "Accept": "application/json",
-        # Pages of JSON compress several times over; httpx decodes both (as httpx's own
-        # client asks for them).
+        # As httpx's own client sends them: pages of JSON compress several times over, and
+        # httpx decodes gzip and deflate.
         "Accept-Encoding": "gzip, deflate",
         "Connection": "keep-alive",
         "OData-MaxVersion": "4.0",
@@ -149,12 +149,38 @@ class ApiClient:
         self._headers = httpx.Headers(headers)
         self._extensions = {"timeout": timeout.as_dict()}
 
-    async def get(self, url: httpx.URL, headers: Mapping[str, str] | None = None) -> httpx.Response:
-        """The answer to GET `url`, its body read; transport failures raise httpx's errors."""
+    def url(self, url: str, params: Mapping[str, str] | None = None) -> httpx.URL:
+        """The absolute URL of a request, parsed once.
+
+        Given a path and parameters, httpx parses the URL three times (to join it to the
+        client's base URL, then to add each parameter) with per-character checks that were a
+        tenth of a collection's CPU. Here the string is put together first, the way httpx
+        joins and encodes it, then parsed once; a URL that already has a query is left to
+        httpx.
+        """
+        if not url.startswith(("https://", "http://")):
+            base = str(self.base_url)
+            url = base + ("" if base.endswith("/") else "/") + url.lstrip("/")
+        if params and "?" in url:
+            return httpx.URL(url, params=params)
+        if params:
+            url += "?" + str(httpx.QueryParams(params))
+        return httpx.URL(url)
+
+    async def get(
+        self,
+        url: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """The answer to GET `url` (joined to the base URL, with `params`), its body read;
+        transport failures raise httpx's errors."""
         sent = self._headers.copy()
         if headers:
             sent.update(headers)
-        request = httpx.Request("GET", url, headers=sent, extensions=self._extensions)
+        request = httpx.Request(
+            "GET", self.url(url, params), headers=sent, extensions=self._extensions
+        )
         response = await self._transport.handle_async_request(request)
         response.request = request
         for hook in self.on_response:
@@ -206,24 +232,6 @@ def make_client(
     )
 
 
-def request_url(client: ApiClient, url: str, params: Mapping[str, str] | None = None) -> httpx.URL:
-    """The absolute URL of a request, parsed once.
-
-    Given a path and parameters, httpx parses the URL three times (to join it to the client's
-    base URL, then to add each parameter) with per-character checks that were a tenth of a
-    collection's CPU. Here the string is put together first, the way httpx joins and encodes
-    it, then parsed once; a URL that already has a query is left to httpx.
-    """
-    if not url.startswith(("https://", "http://")):
-        base = str(client.base_url)
-        url = base + ("" if base.endswith("/") else "/") + url.lstrip("/")
-    if params and "?" in url:
-        return httpx.URL(url, params=params)
-    if params:
-        url += "?" + str(httpx.QueryParams(params))
-    return httpx.URL(url)
-
-
 async def get_json(
     client: ApiClient,
     url: str,
@@ -234,7 +242,7 @@ async def get_json(
 ) -> Any:
     """GET a JSON document; every failure becomes a typed `CollectionError` with a hint."""
     try:
-        response = await client.get(request_url(client, url, params), headers=headers)
+        response = await client.get(url, params, headers=headers)
     except httpx.TransportError as exc:
         raise TransportFailure(
             f"GET {safe_url(str(exc.request.url) if has_request(exc) else url)} failed: "

@@ -23,7 +23,7 @@ from auditor.errors import (
     TransportFailure,
 )
 from auditor.host_limiter import HostLimiter
-from auditor.http import ApiClient, get_json, make_client, request_url
+from auditor.http import ApiClient, get_json, make_client
 from auditor.request_stats import RequestStats, current_stats
 from auditor.retry import RetryPolicy, retry_after_seconds
 from auditor.settings import Settings
@@ -495,4 +495,4 @@ def test_a_request_url_is_what_httpx_would_build_from_one_parse(
         timeout=httpx.Timeout(1),
     )
     built = httpx.AsyncClient(base_url=base).build_request("GET", url, params=params)
-    assert request_url(ours, url, params) == built.url
+    assert ours.url(url, params) == built.url

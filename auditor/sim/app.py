@@ -199,10 +199,12 @@ class SimApp:
                 await anyio.sleep(latency)
             await self._send(send, fault_reply(api, fault, self.options, self.identity.authority()))
             return
-        # Each environment's Dataverse has its own budget (api-limits: per user and web
-        # server, and every environment is its own organization). The flow API publishes no
-        # numbers for direct calls: inferred, each environment's flow API routes get a budget
-        # of their own with Dataverse's numbers; the tenant-wide admin API one more.
+        # Each environment's Dataverse has its own budget (per user and web server, and every
+        # environment is its own organization:
+        # https://learn.microsoft.com/power-apps/developer/data-platform/api-limits). The flow
+        # API publishes no numbers for direct calls: inferred, each environment's flow API
+        # routes get a budget of their own with Dataverse's numbers; the tenant-wide admin API
+        # one more.
         key = (record.appid, f"{api.family}:{api.env_key}")
         rejection = self.protection.acquire(key)
         if rejection is not None:
