@@ -53,8 +53,8 @@ class _Host:
 class HostLimiter:
     """A cap on requests in flight per environment API ("host"), shared by every client.
 
-    Each slot is a lane: a request holds lane n while it runs, and lane n has one keep-alive
-    connection of its own (`LanePool`), so the connection pool never searches or queues.
+    Each slot is a lane: a request holds lane n while it runs, so at most the host's limit
+    of keep-alive connections is in use at once, and the connection pool never queues.
     A host's limit starts at the cap and comes down when the service refuses concurrency
     (`lower`); a request-count refusal pauses every request of the same budget (one
     environment's API) until its Retry-After (`pause`), because every request sent before then

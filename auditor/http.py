@@ -1,8 +1,8 @@
 """HTTP clients for the tenant's APIs: timeouts, keep-alive, TLS trust, one retry policy, one cap.
 
 `make_client` puts `auditor.retry.RetryTransport` (the retry policy, and the per-host cap of
-`auditor.host_limiter`) over the scan's connections (`LanePool`: one keep-alive connection per
-lane); `get_json` turns every failure into a typed error (`auditor.http_errors`).
+`auditor.host_limiter`) over the scan's connections (`auditor.aiohttp_transport`);
+`get_json` turns every failure into a typed error (`auditor.http_errors`).
 """
 
 from __future__ import annotations
@@ -15,19 +15,17 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import httpcore
 import httpx
 
 from auditor import __version__
 from auditor.access import Access
+from auditor.aiohttp_transport import AiohttpTransport
 from auditor.errors import BadResponse, TransportFailure
 from auditor.host_limiter import HostLimiter
 from auditor.http_errors import has_request, raise_for_status, safe_url
-from auditor.network_backend import AsyncioBackend
 from auditor.request_budget import RequestBudget
 from auditor.retry import (
     JSON_EXTENSION,
-    LANE_EXTENSION,
     Authorizer,
     Clock,
     RetryPolicy,
@@ -59,50 +57,9 @@ def default_headers() -> dict[str, str]:
     }
 
 
-class LanePool(httpx.AsyncBaseTransport):
-    """Connections by lane: lane n of an environment's API (the limiter's key) has one
-    keep-alive connection of its own.
-
-    httpcore's pool scans every connection (and polls each socket) on every request and
-    response, which made its bookkeeping a third of a scan's CPU; the limiter already hands
-    out one lane per request in flight, so a pool of one connection per lane has nothing to
-    search. Requests without a lane share lane 0's pool.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self._verify = ssl_context(settings)
-        self._pools: dict[tuple[bytes, bytes, str, int], httpx.AsyncHTTPTransport] = {}
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        owner, lane = request.extensions.get(LANE_EXTENSION, ("", 0))
-        key = (request.url.raw_scheme, request.url.netloc, str(owner), int(lane))
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = httpx.AsyncHTTPTransport(verify=self._verify)
-            # httpx takes no network backend, so its pool is replaced by the same pool over
-            # ours (`auditor.network_backend`: asyncio streams, TLS by the event loop).
-            pool._pool = httpcore.AsyncConnectionPool(
-                ssl_context=self._verify,
-                http1=True,
-                http2=False,
-                # Idle connections are dropped before the 5 s idle timeout common to servers
-                # and proxies, so none is reused at the moment the other end closes it.
-                max_connections=None,
-                max_keepalive_connections=1,
-                keepalive_expiry=4.0,
-                network_backend=AsyncioBackend(),
-            )
-        return await pool.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            await pool.aclose()
-
-
-def make_transport(settings: Settings) -> LanePool:
-    """The connections of a scan, shared by its clients (keep-alive, HTTP/1.1, by lane)."""
-    return LanePool(settings)
+def make_transport(settings: Settings) -> AiohttpTransport:
+    """The connections of a scan, shared by its clients (keep-alive, HTTP/1.1)."""
+    return AiohttpTransport(ssl_context(settings))
 
 
 class _Shared(httpx.AsyncBaseTransport):

@@ -49,8 +49,6 @@ from auditor.request_stats import count
 log = logging.getLogger("auditor.http")
 
 JSON_EXTENSION = "auditor.json"  # response extension holding the body already parsed
-# Request extension: the (budget key, lane) whose connection the request is sent on.
-LANE_EXTENSION = "auditor.lane"
 # Dataverse's "Number of concurrent requests exceeded the limit" (Web API error.code).
 CONCURRENCY_LIMIT_CODE = "0x80072326"
 
@@ -214,20 +212,19 @@ class RetryTransport(httpx.AsyncBaseTransport):
             await self.budget.reserve(key)
         sent = False
         try:
-            async with self.limiter.slot(key) as lane:
+            async with self.limiter.slot(key):
                 if self.limiter.paused_until(key) > max(waited, self.clock()):
                     return None, 0
                 sent = True
-                return await self._attempt(request, key, lane)
+                return await self._attempt(request, key)
         finally:
             if self.budget is not None and not sent:
                 self.budget.release(key)
 
     async def _attempt(
-        self, request: httpx.Request, key: str, lane: int
+        self, request: httpx.Request, key: str
     ) -> tuple[httpx.Response | httpx.TransportError, int]:
         count(requests=1)
-        request.extensions[LANE_EXTENSION] = (key, lane)
         in_flight = self.limiter.in_flight(key)
         started = time.monotonic()
         try:

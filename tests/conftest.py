@@ -4,12 +4,53 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, ClassVar
 
+import httpx
 import pytest
+import respx.mocks
 
+from auditor.aiohttp_transport import AiohttpTransport
 from auditor.logs import install_redaction
 
 install_redaction()
+
+
+class ScanTransportMocker(respx.mocks.HTTPCoreMocker):
+    """respx's default mocker (httpcore's pools, under httpx's own transports and MSAL's
+    sign-in), extended to the scan's aiohttp transport, whose requests and responses are
+    httpx's already. respx picks a mocker by name (`respx.mock(using=...)`)."""
+
+    name = "httpcore-and-scan"
+    targets: ClassVar[list[str]] = [
+        *respx.mocks.HTTPCoreMocker.targets,
+        "auditor.aiohttp_transport.AiohttpTransport",
+    ]
+
+    @classmethod
+    def to_httpx_request(cls, **kwargs: Any) -> httpx.Request:
+        request = kwargs["request"]
+        if isinstance(request, httpx.Request):
+            # A copy, as the request was when sent: a retry signs the same request again.
+            return httpx.Request(
+                request.method,
+                request.url,
+                headers=request.headers.copy(),
+                content=request.content,
+                extensions=dict(request.extensions),
+            )
+        return super().to_httpx_request(**kwargs)  # type: ignore[no-any-return]
+
+    @classmethod
+    async def from_async_httpx_response(
+        cls, httpx_response: httpx.Response, target: object, **kwargs: Any
+    ) -> Any:
+        if isinstance(target, AiohttpTransport):
+            return httpx_response
+        return await super().from_async_httpx_response(httpx_response, target, **kwargs)
+
+
+respx.mocks.DEFAULT_MOCKER = ScanTransportMocker.name
 
 # A pytest-xdist worker starts with COLUMNS=80 and LINES=24 in its environment. The command
 # line's rich consoles are made when auditor.cli is imported (at collection) and would keep

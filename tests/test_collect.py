@@ -370,9 +370,8 @@ def stopped_and_resumed(sim: Simulator, path: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(Store, "write_page", disk_full_after_a_few_pages)
     stopped = sim.collect(path)
-    # The stop cancels the requests in flight, as Ctrl-C does. httpcore closes a connection
-    # whose TLS handshake fails, not one whose handshake is cancelled; the auditor's network
-    # backend closes it. A socket left to the garbage collector would warn here.
+    # The stop cancels the requests in flight, as Ctrl-C does, some of them mid-handshake:
+    # each connection must be closed, not left to the garbage collector, which would warn.
     gc.collect()
     assert stopped.exit_code == 3, stopped.output
     errors = [line for line in stopped.output.splitlines() if line.startswith("error:")]

@@ -29,8 +29,9 @@ SEED = 8
 
 # The simulator runs in this process. A collector killed mid-TLS-handshake leaves the server
 # side of its connection to be finalised by asyncio in the simulator's thread, which warns
-# "unclosed transport"; with a lane per environment API a killed run has dozens of
-# connections open. Those warnings are about the kill, not about the store this test proves.
+# "unclosed transport"; with many requests in flight per environment API a killed run has
+# dozens of connections open. Those warnings are about the kill, not about the store this
+# test proves.
 @pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning",
     "ignore:Exception ignored in. <function _SelectorTransport.__del__"

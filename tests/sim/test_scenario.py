@@ -18,7 +18,7 @@ from auditor.sim import odata
 from auditor.sim.apis.common import Context, Limits, stamp7
 from auditor.sim.apis.flow_runs import FlowRuns
 from auditor.sim.model import NAVIGATIONS, PRIMARY_KEYS, SimEnvironment, SimOptions, SimTenant
-from auditor.sim.names import HOSTILE, guids
+from auditor.sim.names import HOSTILE, guid_list, guids
 from auditor.sim.scenario import generate, render_actions
 
 QUERIES = Path(__file__).resolve().parents[2] / "queries" / "dataverse"
@@ -472,6 +472,8 @@ def test_ids_drawn_at_once_equal_ids_drawn_a_few_at_a_time() -> None:
     apart = [str(i) for n in (1, 3, 5, 1) for i in guids(rng, n)]
     assert [str(i) for i in together] == apart
     assert all(UUID(i).version == 4 and str(UUID(i)) == i for i in apart)
+    # The list form render_actions uses gives the same ids from the same draw.
+    assert guid_list(np.random.Generator(np.random.PCG64(11)), 10) == apart
 
 
 def test_a_run_read_through_the_api_equals_its_row(tiny: SimTenant) -> None:

@@ -10,15 +10,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditor.sim.flow_runs import THROTTLE_MESSAGE, ActionResult, execute, run_span
+from auditor.sim.flow_runs import THROTTLE_MESSAGE, ActionResult, RunResult, execute, run_span
 from auditor.sim.model import SimEnvironment, SimTenant
-from auditor.sim.names import guids
+from auditor.sim.names import guid_list
 from auditor.sim.scenario.columns import iso7
 
 
 @lru_cache(maxsize=4096)
 def _parsed(definition: str, plan: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return json.loads(definition), json.loads(plan)
+
+
+@lru_cache(maxsize=16384)
+def _played(definition: str, plan: str, outcome: int, retry: int, variant: int) -> RunResult:
+    """The definition played for one intended outcome, once per distinct play: runs of a flow
+    share a handful of them. The result is only read."""
+    parsed, parsed_plan = _parsed(definition, plan)
+    return execute(parsed, parsed_plan, outcome, retry, variant)
 
 
 def _to_ns(value: Any) -> int:
@@ -39,10 +47,9 @@ def render_actions(
     from the run's start and end, the ids from the run's `_sim_seed`.
     """
     del tenant, env  # the flow and run rows carry everything needed
-    definition, plan = _parsed(str(flow["definition"]), str(flow["_sim_plan"]))
-    result = execute(
-        definition,
-        plan,
+    result = _played(
+        str(flow["definition"]),
+        str(flow["_sim_plan"]),
         int(run["_sim_outcome"]),
         int(run["_sim_retry"]),
         int(run["_sim_variant"]),
@@ -58,7 +65,7 @@ def render_actions(
     cursor = float(start + length * 0.02)  # the trigger takes the first moments
     # Every id of the run in one draw: the same ids, in the same order, as one draw per
     # action (the generator's bytes are a single stream), at one numpy call per run.
-    ids = iter(guids(rng, sum(_ids_needed(r) for r in result.actions)).tolist())
+    ids = iter(guid_list(rng, sum(_ids_needed(r) for r in result.actions)))
     for r in result.actions:
         cursor = _layout(r, cursor, scale, ids, client, out)
     return out

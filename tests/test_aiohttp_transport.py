@@ -1,14 +1,16 @@
-"""Connections over `auditor.network_backend` (asyncio streams, TLS by the event loop).
+"""The scan's connections (`auditor.aiohttp_transport`: aiohttp behind httpx's interface).
 
 An idle keep-alive connection the server closed is noticed, not reused; TLS works with the
-trust the scan was given; every failure reaches the retry policy as the httpx error it
-expects (connect, TLS handshake and read timeouts, refusals); a handshake that never ends
-leaves no socket open.
+trust the scan was given, and an untrusted certificate is not retried; every failure reaches
+the retry policy as the httpx error it expects (connect, TLS handshake and read timeouts,
+refusals); a handshake that never ends leaves no socket open; the headers sent are the
+caller's alone, no cookie comes back and a gzip body is decoded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import ssl
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 import trustme
 
 from auditor.http import make_transport
+from auditor.retry import _retryable_error
 from auditor.settings import Settings
 
 
@@ -129,3 +132,64 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
             )
     finally:
         await transport.aclose()
+
+
+@pytest.mark.anyio
+async def test_an_untrusted_certificate_is_a_connect_error_not_retried(tmp_path: Path) -> None:
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(served)  # a CA nobody was given
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0, ssl=served)
+    port = server.sockets[0].getsockname()[1]
+    trusted = trustme.CA()
+    trusted.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    transport = make_transport(Settings(ca_bundle=tmp_path / "ca.pem"))
+    try:
+        with pytest.raises(httpx.ConnectError) as refused:
+            await transport.handle_async_request(
+                httpx.Request("GET", f"https://127.0.0.1:{port}/x", extensions=_timeouts(5))
+            )
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()
+    assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)
+    assert not _retryable_error(refused.value)
+
+
+@pytest.mark.anyio
+async def test_only_the_callers_headers_no_cookie_back_and_a_gzip_body_decoded() -> None:
+    heads: list[bytes] = []
+    page = gzip.compress(b'{"value": []}')
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(2):
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Encoding: gzip\r\nSet-Cookie: ARRAffinity=abc; Path=/\r\n"
+                b"Content-Length: " + str(len(page)).encode() + b"\r\n\r\n" + page
+            )
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = make_transport(Settings())
+    sent = {"Accept": "application/json", "User-Agent": "pp-telemetry-auditor/test"}
+    try:
+        for _ in range(2):
+            response = await transport.handle_async_request(
+                # A host name: cookie jars refuse cookies from an IP address.
+                httpx.Request("GET", f"http://localhost:{port}/x", headers=sent)
+            )
+            assert response.json() == {"value": []}
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()
+    for head in heads:
+        names = [line.split(b":")[0].lower() for line in head.split(b"\r\n")[1:] if line]
+        assert names.count(b"user-agent") == 1
+        assert b"cookie" not in names
+        assert b"accept-encoding" not in names  # not asked for by the caller, so not sent
+    assert b"user-agent: pp-telemetry-auditor/test" in heads[0].lower()
