@@ -123,7 +123,11 @@ def collect(
     with CHILD_CPU_LOCK if cpu else contextlib.nullcontext():
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
-        subprocess.run(command, env=environment, check=True, stdout=subprocess.DEVNULL)
+        # Run from the store's folder: `python -m` puts the working directory first on the
+        # path, and from the repository root that would import this code, not `code`.
+        subprocess.run(
+            command, env=environment, check=True, stdout=subprocess.DEVNULL, cwd=store.parent
+        )
         seconds = time.monotonic() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
