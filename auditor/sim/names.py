@@ -119,11 +119,17 @@ _HI = np.array([0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34])
 _DASHES = np.array([8, 13, 18, 23])
 
 
-def guids(rng: np.random.Generator, n: int) -> npt.NDArray[np.object_]:
-    """`n` random version-4 GUIDs as lower-case strings, built without a Python loop per id."""
+def _guid_bytes(rng: np.random.Generator, n: int) -> npt.NDArray[np.uint8]:
+    """The 16 bytes of `n` random version-4 GUIDs (RFC 4122 version and variant bits set)."""
     raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    return raw
+
+
+def guids(rng: np.random.Generator, n: int) -> npt.NDArray[np.object_]:
+    """`n` random version-4 GUIDs as lower-case strings, built without a Python loop per id."""
+    raw = _guid_bytes(rng, n)
     text = np.empty((n, 36), dtype=np.uint8)
     text[:, _HI] = _HEX[raw >> 4]
     text[:, _HI + 1] = _HEX[raw & 0x0F]
@@ -135,10 +141,7 @@ def guids(rng: np.random.Generator, n: int) -> npt.NDArray[np.object_]:
 def guid_list(rng: np.random.Generator, n: int) -> list[str]:
     """The GUIDs `guids` makes from the same draw of `rng`, as a list: for the few ids of one
     answer, where numpy's cost per call is more than a loop over them."""
-    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    h = raw.tobytes().hex()
+    h = _guid_bytes(rng, n).tobytes().hex()
     return [
         f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-{h[i + 16 : i + 20]}-"
         f"{h[i + 20 : i + 32]}"
