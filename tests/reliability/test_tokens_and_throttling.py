@@ -54,8 +54,9 @@ def test_tokens_expiring_every_few_seconds_are_refreshed_once_per_expiry(
     serve: Any, clean_tiny: tuple[Path, float], tmp_path: Path
 ) -> None:
     lifetime = 1
-    # 40 ms per request: the scan lasts several token lifetimes.
-    tenant = serve("tiny", token_lifetime_s=lifetime, latency_ms=40)
+    # 150 ms per request: the scan lasts several token lifetimes however fast the collector
+    # is (at 40 ms a collection of this tiny tenant took under two).
+    tenant = serve("tiny", token_lifetime_s=lifetime, latency_ms=150)
     seconds, counts = _collect(tenant, tmp_path / "s.duckdb")
     assert_same_store(clean_tiny[0], tmp_path / "s.duckdb")
 
