@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import yarl
 
 
 def client_timeout(extensions: dict[str, Any]) -> aiohttp.ClientTimeout:
@@ -39,8 +40,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
       has closed is not reused.
     - No cookie jar: Dataverse's server-affinity cookie must not come back on parallel
       requests (https://learn.microsoft.com/power-apps/developer/data-platform/send-parallel-requests#server-affinity).
-    - Only the caller's headers are sent, and the body is passed on as it came: httpx decodes
-      gzip and deflate by the answer's Content-Encoding.
+    - Only the caller's headers are sent, the URL exactly as httpx encoded it, and the body
+      is passed on as it came: httpx decodes gzip and deflate by the answer's
+      Content-Encoding.
     - No redirects: an API answering a GET with one is reported, not followed.
     """
 
@@ -64,7 +66,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             async with session.request(
                 request.method,
-                str(request.url),
+                # Already encoded by httpx: sent as it is, not re-quoted by aiohttp.
+                yarl.URL(str(request.url), encoded=True),
                 headers=request.headers.multi_items(),
                 data=request.content or None,
                 timeout=client_timeout(request.extensions),

@@ -193,3 +193,34 @@ async def test_only_the_callers_headers_no_cookie_back_and_a_gzip_body_decoded()
         assert b"cookie" not in names
         assert b"accept-encoding" not in names  # not asked for by the caller, so not sent
     assert b"user-agent: pp-telemetry-auditor/test" in heads[0].lower()
+
+
+@pytest.mark.anyio
+async def test_the_url_goes_out_as_httpx_encoded_it() -> None:
+    lines: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        lines.append((await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")[0])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = make_transport(Settings())
+    # An OData filter with what a re-quoting client would change: a `$`, quotes, a `+` in a
+    # value and a time offset, a `%` and a comma.
+    url = httpx.URL(
+        f"http://127.0.0.1:{port}/api/data/v9.2/workflows",
+        params={
+            "$filter": "name eq 'a+b c%d' and modifiedon ge 2026-11-08T12:00:00+00:00",
+            "$select": "name,workflowid",
+        },
+    )
+    try:
+        await transport.handle_async_request(httpx.Request("GET", url))
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()
+    assert lines == [b"GET " + url.raw_path + b" HTTP/1.1"]
