@@ -2,8 +2,9 @@
 
 A "host" here is a budget key (`auditor.request_budget.budget_key`): a Dataverse organization
 (a host of its own) or one environment's routes on the flow API's shared host, so each
-environment is read with its own lanes, side by side with the others. Inferred for the flow
-API, which publishes no concurrency limit: its environments are capped apart like Dataverse's.
+environment is read with its own share of the cap, side by side with the others. Inferred for
+the flow API, which publishes no concurrency limit: its environments are capped apart like
+Dataverse's.
 
 Apart from the retry transport because it is the scan's one piece of shared state: one limiter
 per run, handed to every client, whatever API it talks to.
@@ -28,13 +29,12 @@ MAX_CONCURRENCY = 50  # below Dataverse's 52 concurrent requests per user and we
 
 
 class _Host:
-    """One host's share of the cap: its limit, its lanes, its waiters and its pause."""
+    """One host's share of the cap: its limit, its requests in flight and its waiters."""
 
     def __init__(self, cap: int) -> None:
         self.limit = cap
         self.in_flight = 0
         self.peak = 0
-        self.lanes = list(range(cap - 1, -1, -1))  # free lanes; the lowest is reused first
         self.waiters: deque[asyncio.Future[None]] = deque()
 
     def wake(self) -> None:
@@ -53,12 +53,11 @@ class _Host:
 class HostLimiter:
     """A cap on requests in flight per environment API ("host"), shared by every client.
 
-    Each slot is a lane: a request holds lane n while it runs, so at most the host's limit
-    of keep-alive connections is in use at once, and the connection pool never queues.
-    A host's limit starts at the cap and comes down when the service refuses concurrency
-    (`lower`); a request-count refusal pauses every request of the same budget (one
-    environment's API) until its Retry-After (`pause`), because every request sent before then
-    would be refused too and lengthen the penalty; other environments go on.
+    A request holds one of its host's slots while it runs. A host's limit starts at the cap
+    and comes down when the service refuses concurrency (`lower`); a request-count refusal
+    pauses every request of the same budget (one environment's API) until its Retry-After
+    (`pause`), because every request sent before then would be refused too and lengthen the
+    penalty; other environments go on.
     """
 
     def __init__(self, cap: int = 16) -> None:
@@ -105,8 +104,8 @@ class HostLimiter:
         return self._paused.get(key, 0.0)
 
     @contextlib.asynccontextmanager
-    async def slot(self, host: str) -> AsyncIterator[int]:
-        """Hold one of the host's slots for the duration of the block; yields its lane."""
+    async def slot(self, host: str) -> AsyncIterator[None]:
+        """Hold one of the host's slots for the duration of the block."""
         state = self._host(host)
         if state.waiters or state.in_flight >= state.limit:
             waiter = asyncio.get_running_loop().create_future()
@@ -120,9 +119,7 @@ class HostLimiter:
         else:
             state.in_flight += 1
         state.peak = max(state.peak, state.in_flight)
-        lane = state.lanes.pop()
         try:
-            yield lane
+            yield
         finally:
-            state.lanes.append(lane)
             state.release()

@@ -89,7 +89,8 @@ class ApiClient:
     Dataverse's server-affinity cookie, which pins a client's parallel requests to one web
     server; Microsoft advises clients sending requests in parallel to drop it
     (https://learn.microsoft.com/power-apps/developer/data-platform/send-parallel-requests#server-affinity).
-    Headers, timeouts and the transport are httpx's own.
+    Requests, headers and timeouts are httpx's; the connections are aiohttp's, behind httpx's
+    transport interface (`auditor.aiohttp_transport`).
     """
 
     def __init__(

@@ -204,11 +204,11 @@ class RetryTransport(httpx.AsyncBaseTransport):
     async def _send(
         self, request: httpx.Request, key: str, waited: float
     ) -> tuple[httpx.Response | httpx.TransportError | None, int]:
-        """One attempt on a free lane, within the budget: (the response or the error, requests
+        """One attempt in a free slot, within the budget: (the response or the error, requests
         in flight then); (None, 0) when the budget was paused while the request waited."""
         if self.budget is not None:
             # Before the slot: a request held back by its environment's budget must not hold
-            # a lane that another environment's requests could use.
+            # a slot that another environment's requests could use.
             await self.budget.reserve(key)
         sent = False
         try:

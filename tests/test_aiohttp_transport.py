@@ -18,8 +18,9 @@ import httpx
 import pytest
 import trustme
 
-from auditor.http import make_transport
-from auditor.retry import _retryable_error
+from auditor.errors import TransportFailure
+from auditor.host_limiter import HostLimiter
+from auditor.http import get_json, make_client, make_transport
 from auditor.settings import Settings
 
 
@@ -135,25 +136,29 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
 
 
 @pytest.mark.anyio
-async def test_an_untrusted_certificate_is_a_connect_error_not_retried(tmp_path: Path) -> None:
+async def test_an_untrusted_certificate_fails_at_once_naming_the_cause(tmp_path: Path) -> None:
     served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     trustme.CA().issue_cert("127.0.0.1").configure_cert(served)  # a CA nobody was given
     server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0, ssl=served)
     port = server.sockets[0].getsockname()[1]
     trusted = trustme.CA()
     trusted.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    transport = make_transport(Settings(ca_bundle=tmp_path / "ca.pem"))
+    waits: list[float] = []
+
+    async def backoff(seconds: float) -> None:
+        waits.append(seconds)
+
+    client = make_client(
+        Settings(ca_bundle=tmp_path / "ca.pem"), limiter=HostLimiter(), sleep=backoff
+    )
     try:
-        with pytest.raises(httpx.ConnectError) as refused:
-            await transport.handle_async_request(
-                httpx.Request("GET", f"https://127.0.0.1:{port}/x", extensions=_timeouts(5))
-            )
+        with pytest.raises(TransportFailure, match="CERTIFICATE_VERIFY_FAILED"):
+            await get_json(client, f"https://127.0.0.1:{port}/x")
     finally:
-        await transport.aclose()
+        await client.aclose()
         server.close()
         await server.wait_closed()
-    assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)
-    assert not _retryable_error(refused.value)
+    assert waits == []  # not retried: a certificate does not become trusted by waiting
 
 
 @pytest.mark.anyio

@@ -142,7 +142,8 @@ async def test_an_affinity_cookie_is_not_sent_back_and_pages_may_come_compressed
     client: ApiClient,
 ) -> None:
     """Learn advises clients sending requests in parallel to drop Dataverse's server-affinity
-    cookie (send-parallel-requests#server-affinity); pages compress several times over."""
+    cookie (send-parallel-requests#server-affinity); pages compress several times over.
+    This is the client's layer; the connections' own is tested in test_aiohttp_transport."""
     answer = httpx.Response(
         200,
         content=gzip.compress(b'{"value": [{"id": 0}]}'),
@@ -382,7 +383,7 @@ async def test_the_concurrency_cap_is_never_exceeded() -> None:
 
 
 @respx.mock
-async def test_environments_on_one_host_each_have_their_own_lanes_and_pause() -> None:
+async def test_environments_on_one_host_each_have_their_own_cap() -> None:
     """The flow API serves every environment from one host (so does the simulator for
     Dataverse): each environment's routes get the cap of their own."""
     flow = "https://api.flow.microsoft.com/providers/Microsoft.ProcessSimple/scopes/admin"
