@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import pandas as pd
 
 from auditor.checks import REGISTRY, Check, Finding, limits_for, run_checks, validate_thresholds
 from auditor.frames import DEFAULT_WINDOW, Window
-from auditor.scan_view import open_scan
+from auditor.scan_view import ScanView, open_scan
 from auditor.settings import Settings
 from auditor.store import Store, StoreError
 
@@ -33,8 +33,10 @@ class Analysis:
     window: Window
     environments: dict[str, str]  # id -> name, the environments analysed
     findings: list[Finding]
-    rows: int  # event and configuration rows read from the store
+    rows: int  # event and configuration rows measured
     seconds: float
+    engine: str = "duckdb"  # what reduced the row tables
+    sources: dict[str, str] = field(default_factory=dict)  # row table -> where it was read
 
 
 def open_existing(
@@ -80,48 +82,78 @@ def analyze(
     window_length: timedelta = DEFAULT_WINDOW,
     environments: Sequence[str] = (),
     checks: Sequence[Check] = REGISTRY,
+    engine: str = "duckdb",
+    lake: Path | None = None,
 ) -> Analysis:
-    """Runs the checks on the store's latest scan and stores the findings under it."""
+    """Runs the checks on the store's latest scan and stores the findings under it.
+
+    The row tables are reduced by `engine` (duckdb, spark) where they are: in the store, or
+    in the `lake` folder for the tables it holds (`auditor.engine.sources`).
+    """
     validate_thresholds(settings)
     started = time.perf_counter()
-    with open_existing(settings) as store:
+    # A store opened for writing reads no other file (`Store.open`); a lake or Spark's
+    # Parquet copies need file access, so the analysis then reads a read-only store and
+    # the findings are written after it is closed.
+    apart = lake is not None or engine != "duckdb"
+    with open_existing(settings, read_only=apart) as store:
         scan = store.latest_scan()
         if scan is None:
             raise StoreError(
                 f"the store {settings.store_path} holds no scan yet",
                 hint="Run `auditor collect` first.",
             )
-        view = open_scan(store, scan, window=window_length, environments=environments)
-        findings = run_checks(view.evidence, settings, checks)
-        store.replace_findings(
-            scan.scan_id,
-            analyzed=datetime.now(UTC),
-            window_start=view.window.start,
-            window_end=view.window.end,
-            environments=view.environments,
-            thresholds={c.id: limits_for(c.meta, settings) for c in checks},
-            findings=findings_frame(findings),
+        view = open_scan(
+            store,
+            scan,
+            window=window_length,
+            environments=environments,
+            engine=engine,
+            lake=lake,
         )
-    rows = sum(
+        try:
+            findings = run_checks(view.evidence, settings, checks)
+            measured = view.evidence.reducer.row_counts()
+            sources = view.evidence.reducer.sources
+            names = view.evidence.environment_names
+        finally:
+            view.evidence.close()
+        if not apart:
+            _store_findings(store, view, settings, checks, findings)
+    if apart:
+        with open_existing(settings) as store:
+            _store_findings(store, view, settings, checks, findings)
+    rows = sum(measured.values()) + sum(
         len(view.frames.table(name))
-        for name in (
-            "plugintracelogs",
-            "asyncoperations",
-            "flowruns",
-            "flow_api_runs",
-            "flow_run_actions",
-            "flows",
-            "workflows",
-            "plugin_steps",
-        )
+        for name in ("asyncoperations", "flow_run_actions", "flows", "workflows", "plugin_steps")
     )
     return Analysis(
         scan_id=scan.scan_id,
         window=view.window,
-        environments=view.evidence.environment_names,
+        environments=names,
         findings=findings,
         rows=rows,
         seconds=time.perf_counter() - started,
+        engine=engine,
+        sources=sources,
+    )
+
+
+def _store_findings(
+    store: Store,
+    view: ScanView,
+    settings: Settings,
+    checks: Sequence[Check],
+    findings: Sequence[Finding],
+) -> None:
+    store.replace_findings(
+        view.scan.scan_id,
+        analyzed=datetime.now(UTC),
+        window_start=view.window.start,
+        window_end=view.window.end,
+        environments=view.environments,
+        thresholds={c.id: limits_for(c.meta, settings) for c in checks},
+        findings=findings_frame(findings),
     )
 
 

@@ -9,7 +9,7 @@ its store type declares: timestamps timezone-aware UTC, integers `Int64`, decima
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -195,11 +195,13 @@ def load_frames(
     *,
     window: Window | None = None,
     environments: Sequence[str] | None = None,
+    skip: Collection[str] = (),
 ) -> Frames:
     """Reads the analysis frames: event rows within the window, of the given environments.
 
     The default window is the 7 days up to the latest scan's window end (the tenant's clock
-    at that scan), so a store analysed later gives the same answer.
+    at that scan), so a store analysed later gives the same answer. Tables in `skip` are
+    left empty: an engine reduces their rows where they are (`auditor.engine`).
     """
     scan = store.latest_scan()
     if window is None:
@@ -209,9 +211,12 @@ def load_frames(
         window.start,
         window.end,
         environments,
-        {table: list(dtypes(table)) for table in FRAME_TABLES},
+        {table: list(dtypes(table)) for table in FRAME_TABLES if table not in skip},
     )
-    loaded = {table: typed(rows[table], table) for table in FRAME_TABLES}
+    loaded = {
+        table: typed(rows[table], table) if table in rows else empty_frame(table)
+        for table in FRAME_TABLES
+    }
     scan_id = scan.scan_id if scan is not None else None
     return Frames(window=window, scan_id=scan_id, **loaded)
 

@@ -21,11 +21,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 
 from auditor.checks.base import Finding
 from auditor.checks.evidence import Evidence
+from auditor.engine.reducer import Reducer
+from auditor.engine.sources import ROW_TABLES
 from auditor.errors import UsageError
 from auditor.frames import Frames, Window, load_frames
 from auditor.store import FINDING_COLUMNS, ScanInfo, Store, StoreError
@@ -76,10 +79,18 @@ def open_scan(
     *,
     window: timedelta | None = None,
     environments: Sequence[str] = (),
+    engine: str | None = "duckdb",
+    lake: Path | None = None,
 ) -> ScanView:
     """The view of a scan: with `window`, a fresh window that long up to the scan's window
     end, of the `environments` named (names or ids; none: all) and without findings;
-    without it, the window, environments and findings `auditor analyze` stored."""
+    without it, the window, environments and findings `auditor analyze` stored.
+
+    With an `engine` (duckdb, spark) the row tables stay where they are (the store, or the
+    `lake` folder where it holds them) and are reduced there; the view's evidence then
+    needs the store open. Without one, every row is loaded into pandas (the investigation
+    commands, which list rows, and outlive the store).
+    """
     if window is None:
         analysed = open_analysis(store, scan)
     else:
@@ -91,14 +102,29 @@ def open_scan(
                 columns=list(FINDING_COLUMNS)
             ),  # stored ones judged another window
         )
-    frames = load_frames(store, window=analysed.window, environments=analysed.environments)
+    if engine is None:
+        frames = load_frames(store, window=analysed.window, environments=analysed.environments)
+        evidence = Evidence(frames)
+    else:
+        frames = load_frames(
+            store, window=analysed.window, environments=analysed.environments, skip=ROW_TABLES
+        )
+        reducer = Reducer.over_store(
+            store, analysed.window, analysed.environments, engine=engine, lake=lake
+        )
+        evidence = Evidence(frames, reducer)
+        try:
+            evidence.reduce()
+        except BaseException:
+            evidence.close()
+            raise
     return ScanView(
         scan=analysed.scan,
         window=analysed.window,
         environments=analysed.environments,
         findings=analysed.findings,
         frames=frames,
-        evidence=Evidence(frames),
+        evidence=evidence,
     )
 
 

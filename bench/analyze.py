@@ -37,9 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from collect import collect  # bench/collect.py: the same `auditor collect` run
+from collect import Simulator, collect  # bench/collect.py: the same `auditor collect` run
 
-from auditor.sim.launch import serve_process
 from auditor.store import Store
 
 BENCH = Path(__file__).resolve().parent
@@ -85,15 +84,10 @@ def store_for(scale: str, seed: int, sample: int, *, refresh: bool) -> Path:
     started = time.monotonic()
     # No request-count window: at scale large the action sample alone is about 12 k requests
     # per environment, over the 6000 per 300 s of Dataverse's service protection.
-    process, _ = serve_process(
-        work / "sim", seed=seed, scale=scale, extra=("--max-requests", str(10**9))
-    )
-    try:
-        partial = work / "store.duckdb"  # moved into the cache only once complete
-        collect(work / "sim", partial, "--action-sample", str(sample))
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    extra = ("--seed", str(seed), "--max-requests", str(10**9))
+    partial = work / "store.duckdb"  # moved into the cache only once complete
+    with Simulator(work / "sim", scale, 0.0, extra) as sim:
+        collect(sim, partial, "--all-environments", "--action-sample", str(sample))
     partial.replace(path)
     shutil.rmtree(work, ignore_errors=True)
     print(f"collected scale {scale} in {time.monotonic() - started:.0f}s into {path}", flush=True)

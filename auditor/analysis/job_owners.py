@@ -28,9 +28,9 @@ from auditor.analysis.jobs import (
     group_stats,
     message_clusters,
     prepared_jobs,
-    utc_time,
 )
 from auditor.analysis.statuses import FAILED
+from auditor.engine.reducer import Reducer
 
 # How an owner's outcomes were measured.
 BY_JOBS, BY_TRACES, NOT_MEASURABLE = "system jobs", "trace logs", "not measurable"
@@ -146,7 +146,12 @@ def _ordered_owners(owners: pd.DataFrame) -> pd.DataFrame:
 
 
 def measured_owners(
-    owners: pd.DataFrame, steps: pd.DataFrame, traces: pd.DataFrame, trace_all: set[str]
+    owners: pd.DataFrame,
+    steps: pd.DataFrame,
+    traces: pd.DataFrame | None,
+    trace_all: set[str],
+    *,
+    outcomes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """`job_stats_by_owner` with the async steps that auto-delete successful jobs measured
     from their trace logs where trace logging is All (`trace_all`: environment ids), and
@@ -192,7 +197,7 @@ def measured_owners(
     merged.loc[flag & ~measurable, "measured_by"] = NOT_MEASURABLE
     merged.loc[flag & ~measurable, "failure_rate"] = np.nan
     merged.loc[measurable, "measured_by"] = BY_TRACES
-    executed = _trace_outcomes(traces)
+    executed = outcomes if outcomes is not None else _trace_outcomes(traces)
     if measurable.any():
         chosen = merged.loc[measurable, keys].merge(executed, on=keys, how="left")
         chosen = chosen.fillna({c: 0 for c in ("executions", "failures", "max", "current")})
@@ -209,45 +214,11 @@ def measured_owners(
     return _ordered_owners(merged)
 
 
-def _trace_outcomes(traces: pd.DataFrame) -> pd.DataFrame:
-    """Per step: asynchronous executions, failures and failure streaks from trace rows."""
-    traces = traces.reindex(
-        columns=[
-            "environment_id",
-            "pluginstepid",
-            "plugintracelogid",
-            "mode",
-            "exceptiondetails",
-            "performanceexecutionstarttime",
-            "createdon",
-        ]
-    )
-    rows = traces[number(traces["mode"]) == 1]
-    details = rows["exceptiondetails"].astype("str")
-    frame = pd.DataFrame(
-        {
-            "environment_id": rows["environment_id"].astype("str"),
-            "owner_id": rows["pluginstepid"].astype("str"),
-            "start": utc_time(rows["performanceexecutionstarttime"]).fillna(
-                utc_time(rows["createdon"])
-            ),
-            "id": rows["plugintracelogid"].astype("str"),
-            "failed": rows["exceptiondetails"].notna() & (details.str.strip() != ""),
-        }
-    ).sort_values(["environment_id", "owner_id", "start", "id"], kind="stable")
-    if frame.empty:
-        columns = ["environment_id", "owner_id", "executions", "failures", "max", "current"]
-        return pd.DataFrame(columns=columns)
-    group = frame.groupby(["environment_id", "owner_id"], sort=False).ngroup()
-    per_group = _failure_streaks(group, frame["failed"])
-    counts = (
-        frame.assign(group=group)
-        .groupby("group")
-        .agg(
-            environment_id=("environment_id", "first"),
-            owner_id=("owner_id", "first"),
-            executions=("failed", "size"),
-            failures=("failed", "sum"),
-        )
-    )
-    return counts.join(per_group).reset_index(drop=True)
+def _trace_outcomes(traces: pd.DataFrame | None) -> pd.DataFrame:
+    """Per step: asynchronous executions, failures and failure streaks from trace rows
+    (`auditor.engine.reductions.async_trace_outcomes`, run by DuckDB over the frame)."""
+    reducer = Reducer.over_frames({"plugintracelogs": traces} if traces is not None else {})
+    try:
+        return reducer.async_trace_outcomes()
+    finally:
+        reducer.close()

@@ -19,22 +19,22 @@ and https://learn.microsoft.com/power-apps/developer/data-platform/analyze-perfo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import pandas as pd
 
-from auditor.analysis.common import number, percentiles, typed
+from auditor.analysis.common import number, typed
+from auditor.engine.reducer import Reducer
+from auditor.frames import empty_frame
 
 _KEYS = ["environment_id", "stepid"]
+
+# The defaults of `step_stats` (its docstring gives the sources).
+SYNC_GUIDELINE_MS = 2000.0
+TIMEOUT_MS = 120_000.0
+NEAR_TIMEOUT_SHARE = 0.9
+LOOP_DEPTH = 8
 _STEP_COLUMNS = ["name", "message_name", "primary_entity", "mode", "stage"]
-_TRACE_COLUMNS = [
-    "environment_id",
-    "pluginstepid",
-    "performanceexecutionduration",
-    "depth",
-    "mode",
-    "exceptiondetails",
-]
 
 # Column names and dtypes of the frames this module returns, declared once. Strings are
 # pandas' "str" (missing = NaN), optional integers nullable "Int64", percentiles float (NaN
@@ -116,44 +116,49 @@ _UNKNOWN_SETTING = (
 )
 
 
-def _duration(series: pd.Series) -> pd.Series:
-    """Milliseconds as floats; NaN for nulls, junk and negatives (a clock error, not a run
-    faster than nothing, which would drag the percentiles below zero)."""
-    values = number(series)
-    return values.where(values >= 0)
-
-
 def _present(series: pd.Series) -> pd.Series:
     """Whether a text column holds something other than null or blanks."""
     text = series.astype("str")
     return (text.notna() & (text.str.strip() != "")).astype(bool)
 
 
-def _percentiles(values: pd.Series, keys: Sequence[pd.Series]) -> pd.DataFrame:
-    """p50 / p95 / p99 / max per group, nulls ignored."""
-    return percentiles(
-        values.groupby(list(keys), dropna=False, sort=False),
-        {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99},
-        maximum="max_ms",
+def step_modes(steps: pd.DataFrame) -> pd.DataFrame:
+    """(environment_id, stepid, mode) of each registered step, the last row of a repeated
+    one: a trace row without a mode takes its step's."""
+    frame = (
+        steps.reindex(columns=[*_KEYS, *_STEP_COLUMNS])
+        .astype({"environment_id": "str", "stepid": "str"})
+        .dropna(subset=["stepid"])
+        .drop_duplicates(_KEYS, keep="last")
     )
+    return pd.DataFrame(
+        {
+            "environment_id": frame["environment_id"],
+            "stepid": frame["stepid"],
+            "mode": number(frame["mode"]),
+        }
+    ).reset_index(drop=True)
 
 
 def step_stats(
     steps: pd.DataFrame,
-    traces: pd.DataFrame,
+    traces: pd.DataFrame | None = None,
     *,
-    sync_guideline_ms: float = 2000,
-    timeout_ms: float = 120_000,
-    near_timeout_share: float = 0.9,
-    loop_depth: int = 8,
+    reduced: pd.DataFrame | None = None,
+    sync_guideline_ms: float = SYNC_GUIDELINE_MS,
+    timeout_ms: float = TIMEOUT_MS,
+    near_timeout_share: float = NEAR_TIMEOUT_SHARE,
+    loop_depth: int = LOOP_DEPTH,
 ) -> pd.DataFrame:
     """One row per step and environment: how often it ran, failed, how long and how deep.
 
-    `steps` has the columns of the store's `plugin_steps`, `traces` those of
-    `plugintracelogs`. Synchronous is the trace row's `mode`, or the step's when the row has
-    none. Thresholds: `sync_guideline_ms` (synchronous plug-ins should finish within 2 s),
-    `near_timeout_share` of `timeout_ms` (the 2-minute limit), `loop_depth` (Dataverse stops
-    a chain at depth 8 by default).
+    `steps` has the columns of the store's `plugin_steps`. The trace rows are reduced per
+    step where they are (`auditor.engine.reductions.step_traces`): `reduced` is that
+    reduction, made by the caller's engine with the same thresholds; without it, `traces`
+    (the columns of `plugintracelogs`) are reduced by DuckDB here. Synchronous is the trace
+    row's `mode`, or the step's when the row has none. Thresholds: `sync_guideline_ms`
+    (synchronous plug-ins should finish within 2 s), `near_timeout_share` of `timeout_ms`
+    (the 2-minute limit), `loop_depth` (Dataverse stops a chain at depth 8 by default).
     """
     step_frame = (
         steps.reindex(columns=[*_KEYS, *_STEP_COLUMNS])
@@ -161,42 +166,20 @@ def step_stats(
         .dropna(subset=["stepid"])
         .drop_duplicates(_KEYS, keep="last")
     )
-    traces = traces.reindex(columns=_TRACE_COLUMNS)
-    rows = pd.DataFrame(
-        {
-            "environment_id": traces["environment_id"].astype("str"),
-            "stepid": traces["pluginstepid"].astype("str"),
-            "duration": _duration(traces["performanceexecutionduration"]),
-            "depth": number(traces["depth"]),
-            "trace_mode": number(traces["mode"]),
-            "failed": _present(traces["exceptiondetails"]),
-        }
-    )
-    step_mode = step_frame.set_index(_KEYS)["mode"]
-    rows_key = pd.MultiIndex.from_frame(rows[_KEYS])
-    mode = rows["trace_mode"].fillna(
-        pd.Series(number(step_mode.reindex(rows_key)).to_numpy(), index=rows.index)
-    )
-    near = rows["duration"] > near_timeout_share * timeout_ms
-    rows = rows.assign(
-        over=(mode == 0) & (rows["duration"] > sync_guideline_ms),
-        near=near,
-        nested=rows["depth"] > 1,
-        loop=rows["depth"] >= loop_depth,
-    )
-    keys = [rows["environment_id"], rows["stepid"]]
-    grouped = rows.groupby(keys, dropna=False, sort=False)
-    counts = grouped.agg(
-        executions=("failed", "size"),
-        failures=("failed", "sum"),
-        timed_executions=("duration", "count"),
-        sync_over_guideline=("over", "sum"),
-        near_timeout=("near", "sum"),
-        max_depth=("depth", "max"),
-        nested_executions=("nested", "sum"),
-        loop_executions=("loop", "sum"),
-    )
-    measured = counts.join(_percentiles(rows["duration"], keys)).reset_index()
+    if reduced is None:
+        reducer = Reducer.over_frames(
+            {"plugintracelogs": traces if traces is not None else empty_frame("plugintracelogs")}
+        )
+        try:
+            reduced = reducer.step_traces(
+                step_modes(steps),
+                sync_guideline_ms=sync_guideline_ms,
+                near_timeout_ms=near_timeout_share * timeout_ms,
+                loop_depth=loop_depth,
+            )
+        finally:
+            reducer.close()
+    measured = reduced.astype({"environment_id": "str", "stepid": "str"})
     merged = step_frame.assign(known_step=True).merge(measured, on=_KEYS, how="outer", sort=False)
     zero = [
         "executions",
@@ -211,7 +194,7 @@ def step_stats(
     merged["known_step"] = merged["known_step"].fillna(False).astype(bool)
     executions = merged["executions"].astype("float64")
     merged["failure_rate"] = merged["failures"] / executions.where(executions > 0)
-    merged["max_depth"] = merged["max_depth"].round()
+    merged["max_depth"] = merged["max_depth"].astype("float64").round()
     merged[["mode", "stage"]] = merged[["mode", "stage"]].apply(number).round()
     ordered = merged.sort_values(
         ["environment_id", "executions", "stepid"],
@@ -224,15 +207,13 @@ def step_stats(
 
 def depth_distribution(traces: pd.DataFrame) -> pd.DataFrame:
     """Executions per step and depth: how deep chains go, to find loops and long cascades."""
-    rows = pd.DataFrame(
-        {
-            "environment_id": traces["environment_id"].astype("str"),
-            "stepid": traces["pluginstepid"].astype("str"),
-            "depth": number(traces["depth"]).round(),
-        }
-    )
-    counts = rows.groupby(list(rows.columns), dropna=False).size().rename("executions")
-    return typed(counts.reset_index(), DEPTH_DTYPES)
+    reducer = Reducer.over_frames({"plugintracelogs": traces})
+    try:
+        counts = reducer.trace_depths()
+    finally:
+        reducer.close()
+    counts = counts.sort_values(["environment_id", "stepid", "depth"], na_position="last")
+    return typed(counts, DEPTH_DTYPES)
 
 
 def unfiltered_update_steps(steps: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame:

@@ -21,12 +21,12 @@ successful Dataverse run as undocumented.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from auditor.analysis.common import percentiles
-from auditor.analysis.statuses import DATAVERSE_FLOWRUN, FLOW_API, RUN_VOCABULARIES, RunVocabulary
-from auditor.frames import Frames, flow_definitions
+from auditor.analysis.common import typed
+from auditor.analysis.statuses import RUN_VOCABULARIES
+from auditor.engine.reducer import Reducer
+from auditor.frames import Frames, empty_frame, flow_definitions
 
 NO_DETAIL = "(no error detail)"
 
@@ -44,6 +44,7 @@ RUN_DTYPES: dict[str, str] = {
     "failed": "bool",
     "cancelled": "bool",
     "source": "str",  # flow-api / dataverse
+    "known_status": "bool",  # the status is a word of its source's vocabulary
 }
 
 SUMMARY_DTYPES: dict[str, str] = {
@@ -126,75 +127,50 @@ def normalise_messages(messages: pd.Series, *, length: int = 200) -> pd.Series:
     return text.str.strip().str.slice(0, length)
 
 
-def _lowered(status: pd.Series) -> pd.Series:
-    """Statuses in lower case, missing ones left missing (statuses match case-insensitively)."""
-    return status.astype("string").str.lower()
+def flow_ids(definitions: pd.DataFrame | None) -> pd.DataFrame:
+    """(environment_id, workflowid, flow_id) of each flow with a workflowid: how a Dataverse
+    run, which names its workflow, finds the flow API's flow id."""
+    if definitions is None:
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in _FLOW_IDS})
+    known = definitions.loc[definitions["workflowid"].notna(), _FLOW_IDS]
+    return known.drop_duplicates(["environment_id", "workflowid"]).reset_index(drop=True)
 
 
-def _among(lowered: pd.Series, words: frozenset[str]) -> pd.Series:
-    return lowered.isin(words).fillna(False).astype(bool)
+_FLOW_IDS = ["environment_id", "workflowid", "flow_id"]
 
 
-def _status_flags(
-    status: pd.Series, end_time: pd.Series, vocabulary: RunVocabulary
-) -> tuple[pd.Series, ...]:
-    """finished, failed, cancelled per run, read with the vocabulary of the run's source.
-
-    A run without an end time has no outcome. With an end time, a flow API run is finished
-    unless its status says it is still going (or is missing); a Dataverse run only when its
-    status is a final one, since that table records runs once they have ended.
-    """
-    lowered = _lowered(status)
-    if vocabulary.final is None:
-        final = status.notna().astype(bool) & ~_among(lowered, vocabulary.unfinished)
-    else:
-        final = _among(lowered, vocabulary.final)
-    finished = (end_time.notna().astype(bool) & final).astype(bool)
-    failed = finished & _among(lowered, vocabulary.failed)
-    cancelled = finished & _among(lowered, vocabulary.cancelled)
-    return finished, failed, cancelled
-
-
-def _unknown_status(runs: pd.DataFrame) -> pd.Series:
-    """Runs whose status is missing or not in the vocabulary of their source."""
-    lowered = _lowered(runs["status"])
-    known = pd.Series(False, index=runs.index, dtype=bool)
-    for source, vocabulary in RUN_VOCABULARIES.items():
-        known |= (runs["source"] == source).fillna(False).astype(bool) & _among(
-            lowered, vocabulary.known
-        )
-    return ~known
+def combined_runs(
+    flow_api_runs: pd.DataFrame,
+    flowruns: pd.DataFrame | None = None,
+    definitions: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Every flow's runs from the flow API, or from Dataverse for flows the API gave none
+    (`auditor.engine.reductions.combined_runs`, run by DuckDB over the frames). Without
+    `definitions` Dataverse runs cannot be placed and are left out."""
+    dataverse = flowruns if flowruns is not None and definitions is not None else None
+    frames = {"flow_api_runs": flow_api_runs}
+    if dataverse is not None:
+        frames["flowruns"] = dataverse
+    reducer = Reducer.over_frames(frames)
+    try:
+        rows = reducer.combined_runs(flow_ids(definitions), RUN_VOCABULARIES)
+    finally:
+        reducer.close()
+    return typed_runs(rows)
 
 
-def _duration_ms(start: pd.Series, end: pd.Series) -> pd.Series:
-    ms = (end - start).dt.total_seconds() * 1000
-    # A negative duration is a clock error, not a fast run.
-    return ms.where(ms >= 0).astype("Float64")
+def typed_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """Run rows from an engine in the common run shape (times UTC, whether the engine kept
+    their zone or, like the store, holds them naive in UTC)."""
+    rows = rows.reindex(columns=list(RUN_DTYPES))
+    for column in ("start_time", "end_time"):
+        rows[column] = pd.to_datetime(rows[column], utc=True)
+    return typed(rows, RUN_DTYPES)
 
 
 def api_runs(flow_api_runs: pd.DataFrame) -> pd.DataFrame:
     """The flow API's runs in the common run shape."""
-    runs = flow_api_runs
-    finished, failed, cancelled = _status_flags(runs["status"], runs["end_time"], FLOW_API)
-    out = pd.DataFrame(
-        {
-            "environment_id": runs["environment_id"],
-            "flow_id": runs["flow_name"],
-            "run_name": runs["run_name"],
-            "start_time": runs["start_time"],
-            "end_time": runs["end_time"],
-            "status": runs["status"],
-            "error_code": runs["error_code"],
-            "error_message": runs["error_message"],
-            "duration_ms": _duration_ms(runs["start_time"], runs["end_time"]),
-            "finished": finished,
-            "failed": failed,
-            "cancelled": cancelled,
-            "source": "flow-api",
-        },
-        index=runs.index,
-    )
-    return out.astype(RUN_DTYPES).reset_index(drop=True)
+    return combined_runs(flow_api_runs)
 
 
 def dataverse_runs(flowruns: pd.DataFrame, definitions: pd.DataFrame) -> pd.DataFrame:
@@ -203,91 +179,12 @@ def dataverse_runs(flowruns: pd.DataFrame, definitions: pd.DataFrame) -> pd.Data
     A run's flow is found through its workflowid; one the definitions do not know keeps the
     workflowid as its flow id.
     """
-    ids = definitions.loc[definitions["workflowid"].notna(), ["environment_id", "workflowid"]]
-    ids = ids.assign(flow_id=definitions["flow_id"]).drop_duplicates(
-        ["environment_id", "workflowid"]
-    )
-    workflow = flowruns["workflowid"].fillna(flowruns["workflow_ref"])
-    keyed = pd.DataFrame(
-        {"environment_id": flowruns["environment_id"], "workflowid": workflow},
-        index=flowruns.index,
-    ).merge(ids, on=["environment_id", "workflowid"], how="left")
-    keyed.index = flowruns.index
-    flow_id = keyed["flow_id"].fillna(keyed["workflowid"])
-    finished, failed, cancelled = _status_flags(
-        flowruns["status"], flowruns["endtime"], DATAVERSE_FLOWRUN
-    )
-    measured = _duration_ms(flowruns["starttime"], flowruns["endtime"])
-    stated = flowruns["duration"].astype("Float64")
-    out = pd.DataFrame(
-        {
-            "environment_id": flowruns["environment_id"],
-            "flow_id": flow_id,
-            "run_name": flowruns["name"].fillna(flowruns["flowrunid"]),
-            "start_time": flowruns["starttime"],
-            "end_time": flowruns["endtime"],
-            "status": flowruns["status"],
-            "error_code": flowruns["errorcode"],
-            "error_message": flowruns["errormessage"],
-            "duration_ms": measured.fillna(stated.where(stated >= 0)),
-            "finished": finished,
-            "failed": failed,
-            "cancelled": cancelled,
-            "source": "dataverse",
-        },
-        index=flowruns.index,
-    )
-    out = out[out["flow_id"].notna()]
-    return out.astype(RUN_DTYPES).reset_index(drop=True)
-
-
-def combined_runs(
-    flow_api_runs: pd.DataFrame,
-    flowruns: pd.DataFrame | None = None,
-    definitions: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Every flow's runs from the flow API, or from Dataverse for flows the API gave none."""
-    api = api_runs(flow_api_runs)
-    if flowruns is None or flowruns.empty or definitions is None:
-        return api
-    dv = dataverse_runs(flowruns, definitions)
-    covered = pd.MultiIndex.from_frame(api[_KEY].drop_duplicates())
-    dv = dv[~pd.MultiIndex.from_frame(dv[_KEY]).isin(covered)]
-    if dv.empty:
-        return api
-    if api.empty:
-        return dv.reset_index(drop=True)
-    return pd.concat([api, dv], ignore_index=True).astype(RUN_DTYPES)
+    return combined_runs(empty_frame("flow_api_runs"), flowruns, definitions)
 
 
 def runs_from_frames(frames: Frames) -> pd.DataFrame:
     """`combined_runs` over the loaded frames."""
     return combined_runs(frames.flow_api_runs, frames.flowruns, flow_definitions(frames))
-
-
-def failure_streaks(runs: pd.DataFrame) -> pd.Series:
-    """Longest run of consecutive Failed runs per flow (runs ordered by start, then name).
-
-    An unfinished run has no outcome yet, so it ends a streak, as in the ground truth.
-    """
-    if runs.empty:
-        return pd.Series(dtype="int64", index=pd.MultiIndex.from_arrays([[], []], names=_KEY))
-    ordered = runs.sort_values([*_KEY, "start_time", "run_name"], kind="stable")
-    failed = ordered["failed"].to_numpy(dtype=bool)
-    breaks = np.cumsum(~failed)
-    streak = (
-        pd.DataFrame(
-            {
-                "environment_id": ordered["environment_id"].to_numpy(),
-                "flow_id": ordered["flow_id"].to_numpy(),
-                "block": breaks,
-                "failed": failed.astype(np.int64),
-            }
-        )
-        .groupby([*_KEY, "block"], sort=False)["failed"]
-        .sum()
-    )
-    return streak.groupby(level=[0, 1]).max().astype("int64")
 
 
 def error_clusters(runs: pd.DataFrame, *, top: int = 3, length: int = 200) -> pd.DataFrame:
@@ -339,35 +236,27 @@ def run_summary(
     flows: pd.DataFrame | None = None,
     top_errors: int = 3,
     message_length: int = 200,
+    stats: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per flow: outcome counts and rates, runs per day, longest failure streak, duration
-    percentiles (finished runs, linear: `common.percentiles`) and the top error cluster.
+    percentiles (finished runs, linear) and the top error cluster.
 
+    `stats` are the per-flow statistics `auditor.engine.reductions.run_stats` made where the
+    rows are; without them they are made by DuckDB from `runs`. `runs` must then hold every
+    run; with them, the failed runs are enough (their messages are clustered here).
     `flows` (environment_id, flow_id), when given, adds flows without runs as zero rows, so a
     silent flow is visible rather than missing; runs of a flow it lacks (no definition was
     collected) are kept, not dropped.
     """
     if window_days <= 0:
         raise ValueError("window_days must be positive")
-    grouped = runs.groupby(_KEY, sort=True)
-    counts = grouped.agg(
-        source=("source", "first"),
-        runs=("run_name", "size"),
-        finished=("finished", "sum"),
-        failed=("failed", "sum"),
-        cancelled=("cancelled", "sum"),
-    )
-    bare = runs["failed"] & runs["error_message"].isna()
-    counts["failed_without_message"] = bare.groupby([runs[k] for k in _KEY]).sum()
-    odd = _unknown_status(runs)
-    counts["unknown_status"] = odd.groupby([runs[k] for k in _KEY]).sum()
-    durations = runs.loc[runs["finished"] & runs["duration_ms"].notna(), [*_KEY, "duration_ms"]]
-    durations = durations.astype({"duration_ms": "float64"})
-    if not durations.empty:
-        by_flow = durations.groupby(_KEY)["duration_ms"]
-        levels = {"duration_p50_ms": 0.5, "duration_p95_ms": 0.95, "duration_p99_ms": 0.99}
-        counts = counts.join(percentiles(by_flow, levels, maximum="duration_max_ms"))
-    counts = counts.join(failure_streaks(runs).rename("failure_streak"))
+    if stats is None:
+        reducer = Reducer.over_frames({})
+        try:
+            stats = reducer.run_stats_of(runs.loc[:, list(RUN_DTYPES)])
+        finally:
+            reducer.close()
+    counts = stats.set_index(_KEY).sort_index()
     clusters = error_clusters(runs, top=max(top_errors, 1), length=message_length)
     if not clusters.empty:
         first = clusters[clusters["rank"] == 1].set_index(_KEY)

@@ -18,8 +18,20 @@ from auditor.analysis.definitions import definition_frames
 from auditor.analysis.flows import catch_paths, flow_facts
 from auditor.analysis.job_owners import job_stats_by_owner, measured_owners
 from auditor.analysis.jobs import job_stats, queue_latency_p95
-from auditor.analysis.plugins import step_stats, trace_coverage, unfiltered_update_steps
-from auditor.analysis.runs import combined_runs, run_summary
+from auditor.analysis.plugins import (
+    LOOP_DEPTH,
+    NEAR_TIMEOUT_SHARE,
+    SYNC_GUIDELINE_MS,
+    TIMEOUT_MS,
+    step_modes,
+    step_stats,
+    trace_coverage,
+    unfiltered_update_steps,
+)
+from auditor.analysis.runs import flow_ids, run_summary, typed_runs
+from auditor.analysis.statuses import RUN_VOCABULARIES
+from auditor.engine.reducer import Reducer, RunReduction
+from auditor.engine.sources import ROW_TABLES
 from auditor.frames import Frames, flow_definitions
 
 _KEY = ["environment_id", "flow_id"]
@@ -45,10 +57,35 @@ class Gap:
 
 
 class Evidence:
-    """Frames plus every derived analysis frame the checks read."""
+    """Frames plus every derived analysis frame the checks read.
 
-    def __init__(self, frames: Frames) -> None:
+    The row tables (flow runs, plug-in trace logs) are reduced by `reducer`, the engine that
+    holds them (the store's DuckDB, a lake folder's DuckDB or Spark); without one, DuckDB
+    reduces the frames' own rows in memory. Either way the same SQL runs.
+    """
+
+    def __init__(self, frames: Frames, reducer: Reducer | None = None) -> None:
         self.frames = frames
+        self._reducer = reducer
+
+    @cached_property
+    def reducer(self) -> Reducer:
+        """The engine over the row tables."""
+        if self._reducer is not None:
+            return self._reducer
+        return Reducer.over_frames({t: self.frames.table(t) for t in ROW_TABLES})
+
+    def reduce(self) -> None:
+        """Runs every reduction of the row tables now, before any check: they are the
+        analysis's reading of its rows, and a store that cannot be read fails here, as a
+        whole, rather than as one check's error."""
+        for name in ("_run_reduction", "steps", "_async_outcomes"):
+            getattr(self, name)
+
+    def close(self) -> None:
+        """Releases the reducer's engine (its Spark views, its Parquet copies)."""
+        if "reducer" in self.__dict__:
+            self.reducer.close()
 
     # Environments and coverage ------------------------------------------------------------
 
@@ -197,13 +234,34 @@ class Evidence:
     # Runs and actions ---------------------------------------------------------------------
 
     @cached_property
+    def _run_reduction(self) -> RunReduction:
+        actions = self.frames.flow_run_actions
+        sampled = actions.loc[:, ["environment_id", "flow_name", "run_name"]].drop_duplicates()
+        return self.reducer.runs(flow_ids(self.definitions), sampled, RUN_VOCABULARIES)
+
+    @cached_property
     def runs(self) -> pd.DataFrame:
-        return combined_runs(self.frames.flow_api_runs, self.frames.flowruns, self.definitions)
+        """The runs read one by one: every failed run and every run sampled with action
+        detail (`analysis.runs` shape). Counts and percentiles are in `run_summary`."""
+        return typed_runs(self._run_reduction.kept)
+
+    @cached_property
+    def all_runs(self) -> pd.DataFrame:
+        """Every run in the window (`auditor flow show` lists one flow's by day)."""
+        return typed_runs(self.reducer.combined_runs(flow_ids(self.definitions), RUN_VOCABULARIES))
+
+    @cached_property
+    def run_days(self) -> pd.DataFrame:
+        """day (YYYY-MM-DD, UTC), runs, failed: every flow's runs per day of their start."""
+        days = self._run_reduction.days.sort_values("day").reset_index(drop=True)
+        return days.astype({"day": "str", "runs": "int64", "failed": "int64"})
 
     @cached_property
     def run_summary(self) -> pd.DataFrame:
         days = max(self.frames.window.days, 1 / 24)
-        return run_summary(self.runs, window_days=days, flows=self.definitions)
+        return run_summary(
+            self.runs, window_days=days, flows=self.definitions, stats=self._run_reduction.stats
+        )
 
     @cached_property
     def action_results(self) -> dict[str, pd.DataFrame]:
@@ -225,7 +283,25 @@ class Evidence:
     @cached_property
     def steps(self) -> pd.DataFrame:
         """Per step: executions, failures, duration percentiles (`analysis.plugins`)."""
-        return step_stats(self.frames.plugin_steps, self.frames.plugintracelogs)
+        reduced = self.reducer.step_traces(
+            step_modes(self.frames.plugin_steps),
+            sync_guideline_ms=SYNC_GUIDELINE_MS,
+            near_timeout_ms=NEAR_TIMEOUT_SHARE * TIMEOUT_MS,
+            loop_depth=LOOP_DEPTH,
+        )
+        return step_stats(self.frames.plugin_steps, reduced=reduced)
+
+    def trace_owners_near(self, limit_ms: float) -> pd.DataFrame:
+        """Per step (or plug-in type): executions, usable durations, those over `limit_ms`
+        and the longest (`auditor.engine.reductions.trace_owners_near`)."""
+        found = self._near.get(limit_ms)
+        if found is None:
+            found = self._near[limit_ms] = self.reducer.trace_owners_near(limit_ms)
+        return found
+
+    @cached_property
+    def _near(self) -> dict[float, pd.DataFrame]:
+        return {}
 
     @cached_property
     def unfiltered_steps(self) -> pd.DataFrame:
@@ -243,9 +319,14 @@ class Evidence:
         return measured_owners(
             job_stats_by_owner(self.frames.asyncoperations),
             self.frames.plugin_steps,
-            self.frames.plugintracelogs,
+            None,
             trace_all,
+            outcomes=self._async_outcomes,
         )
+
+    @cached_property
+    def _async_outcomes(self) -> pd.DataFrame:
+        return self.reducer.async_trace_outcomes()
 
     @cached_property
     def queue_latency(self) -> pd.Series:

@@ -34,26 +34,14 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     """Each step that ran: how many executions were longer than the limit. Executions
     without a step (custom workflow activities) count too, grouped by plug-in type."""
     limit = float(limits["near_timeout_ms"])
-    traces = evidence.frames.plugintracelogs
-    duration = traces["performanceexecutionduration"].astype("Float64")
     # A negative duration is a clock error, not a measurement (it is left out of the max).
-    duration = duration.where(duration >= 0)
-    near = traces.assign(
-        near=(duration > limit).fillna(False),
-        duration=duration,
-        has_step=traces["pluginstepid"].notna(),
-        owner=traces["pluginstepid"].fillna(traces["typename"]),
-    )
-    counts = near.groupby(["environment_id", "has_step", "owner"], dropna=False).agg(
-        executions=("near", "size"),
-        usable=("duration", "count"),
-        near=("near", "sum"),
-        max_ms=("duration", "max"),
+    counts = evidence.trace_owners_near(limit).sort_values(
+        ["environment_id", "has_step", "owner"], na_position="last", kind="stable"
     )
     steps = evidence.steps.dropna(subset=["stepid"])
     names = steps.set_index(["environment_id", "stepid"])["name"]
     out = []
-    for row in rows(counts.reset_index()):
+    for row in rows(counts):
         env, owner = row.environment_id, None if pd.isna(row.owner) else str(row.owner)
         name = names.get((env, owner)) if row.has_step else None
         failing = row.near > 0

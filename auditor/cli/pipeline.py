@@ -21,6 +21,7 @@ from auditor.cli.render_runs import (
     print_written,
 )
 from auditor.cli.render_verdicts import print_verdicts
+from auditor.engine.engines import ENGINES
 from auditor.errors import UsageError
 
 if TYPE_CHECKING:
@@ -66,14 +67,23 @@ def run_analyze(
     *,
     quiet: bool,
     worst: int = 3,
+    engine: str = "duckdb",
+    lake: Path | None = None,
 ) -> None:
     """Runs every check on the store and prints the findings per check (not with --quiet)."""
     from auditor.analyze import analyze
 
+    if engine not in ENGINES:
+        raise UsageError(
+            f"--engine takes {' or '.join(ENGINES)}; got {engine!r}",
+            hint="duckdb runs embedded; spark needs PySpark and a Java runtime.",
+        )
     result = analyze(
         settings,
         window_length=duration(window, "--window"),
         environments=tuple(environment or ()),
+        engine=engine,
+        lake=lake,
     )
     if not quiet:
         print_analysis(result, worst)

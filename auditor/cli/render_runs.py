@@ -190,6 +190,15 @@ def print_analysed(result: Any, settings: Settings) -> None:
         f" {result.rows:,} rows in {result.seconds:.1f}s. Stored in {markup(settings.store_path)}",
         soft_wrap=True,
     )
+    outside = {t: w for t, w in getattr(result, "sources", {}).items() if w != "store"}
+    if outside or getattr(result, "engine", "duckdb") != "duckdb":
+        where = (
+            "; ".join(f"{t} from {w}" for t, w in sorted(outside.items())) or "all from the store"
+        )
+        out.print(
+            f"Rows reduced by {result.engine}: {markup(where)}; everything else from the store.",
+            soft_wrap=True,
+        )
 
 
 def print_written(written: list[Path], out_dir: Path) -> None:

@@ -62,7 +62,7 @@ def load_evidence(
     """The analysis of the latest scan's window (read-only), as `auditor analyze` sees it."""
     with open_existing(settings, read_only=True) as store:
         scan = store.scan(require_scan(store))
-        view = open_scan(store, scan, window=window, environments=list(environments))
+        view = open_scan(store, scan, window=window, environments=list(environments), engine=None)
     return view.evidence
 
 

@@ -258,7 +258,7 @@ def flow_show(
     env, flow_id = str(flow["environment_id"]), str(flow["flow_id"])
     workflowid = value(flow.get("workflowid"))
     summary = _one(evidence.run_summary, env, flow_id)
-    runs = _one(evidence.runs, env, flow_id)
+    runs = _one(evidence.all_runs, env, flow_id)
     run_facts = records(summary)[0] if not summary.empty else {}
     durations = _one(evidence.action_results["durations"], env, flow_id)
     retries = _one(evidence.action_results["retries"], env, flow_id)

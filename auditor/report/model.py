@@ -137,16 +137,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def chart_data(evidence: Evidence, names: Mapping[str, str]) -> Charts:
     """The figures the HTML charts draw: runs and failures per day, the slowest steps and
     flows by p95, the noisiest flows, and queue latency per environment."""
-    runs = evidence.runs
-    per_day = pd.DataFrame(columns=["day", "runs", "failed"])
-    if not runs.empty:
-        day = runs["start_time"].dt.strftime("%Y-%m-%d")
-        per_day = (
-            runs.assign(day=day)
-            .groupby("day", dropna=True)
-            .agg(runs=("run_name", "size"), failed=("failed", "sum"))
-            .reset_index()
-        )
+    per_day = evidence.run_days
     flows = evidence.flow_names().set_index(["environment_id", "flow_id"])["display_name"]
 
     def flow_name(env: Any, flow_id: Any) -> str:
@@ -154,7 +145,9 @@ def chart_data(evidence: Evidence, names: Mapping[str, str]) -> Charts:
         return str(name) if isinstance(name, str) else str(flow_id)
 
     steps = evidence.steps
-    steps = steps[steps["p95_ms"].notna()].sort_values("p95_ms", ascending=False).head(CHART_ROWS)
+    # Steps only: trace rows without a step (workflow activities) have no name to chart.
+    steps = steps[steps["p95_ms"].notna() & steps["stepid"].notna()]
+    steps = steps.sort_values("p95_ms", ascending=False).head(CHART_ROWS)
     slowest_steps = tuple(
         SlowStep(
             environment=names.get(str(r.environment_id), str(r.environment_id)),

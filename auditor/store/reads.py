@@ -10,9 +10,12 @@ their time column.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from auditor.store.connection import StoreConnection
@@ -113,6 +116,23 @@ class Reads(StoreConnection):
         if "scans" in columns:
             loaded["scans"] = self._frame(f"SELECT {_select(columns['scans'])} FROM scans")  # noqa: S608
         return loaded
+
+    def engine_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the store's database, for the reductions
+        (`auditor.engine`), which read the tables in place; run its queries in
+        `engine_guard`."""
+        return self._con.cursor()
+
+    def engine_guard(self) -> AbstractContextManager[None]:
+        """Turns DuckDB's errors meaning the store is damaged into the store's errors, as
+        for the store's own reads."""
+        return self._guard(writing=False)
+
+    def copy_rows(self, query: str, target: Path) -> None:
+        """Writes the rows of a query over the store to a Parquet file (for Spark)."""
+        quoted = str(target).replace("'", "''")
+        with self._guard(writing=False):
+            self._con.execute(f"COPY ({query}) TO '{quoted}' (FORMAT parquet)")
 
     def duration_rows(
         self, start: datetime, end: datetime, environments: Sequence[str]

@@ -754,7 +754,7 @@ def _coerced_jobs(evidence: Evidence, env: str) -> None:
 
 
 def _runs_kept_actions_dropped(evidence: Evidence, env: str) -> None:
-    runs = evidence.runs
+    runs = evidence.all_runs
     runs = runs[runs["flow_id"].eq("odd") & runs["environment_id"].eq(env)].set_index("run_name")
     assert runs["start_time"].isna().to_dict() == {
         **{"r1": False, "r2": True, "r3": False},

@@ -1,0 +1,319 @@
+"""Every row-level reduction of the analysis, written once as SQL both engines run.
+
+The analysis measures millions of rows (flow runs, plug-in trace logs) but reasons about
+thousands of groups (flows, steps). Each function here returns the SQL that turns rows into
+those groups: counts, exact percentiles, failure streaks and the few rows read one by one
+(failed runs, whose messages are clustered in pandas, and the runs sampled with action
+detail). DuckDB runs it over the store, an `auditor export` folder or a lake folder; Spark
+runs it over the same tables in a notebook or with `spark-submit`. The pandas analysis
+(`auditor.analysis`) finishes the reduced frames: rates, thresholds, names and checks.
+
+Relations are named in braces (`{flow_api_runs}`) and given by the source as a table name
+or a parenthesised query, with the store's column names (docs/data-model.md): a lake's
+Dataverse columns are renamed by the source, not here.
+
+Ordered windows (failure streaks) order by time, then by the row's id, then by every other
+column that could differ, with nulls last written out, so that the same rows give the same
+streak on every engine and every run.
+"""
+
+# Relations are table names or queries made by a source; values are literals made by
+# `auditor.engine.dialect` (quotes doubled) or numbers formatted here.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from auditor.engine.dialect import Dialect, texts
+
+PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+
+
+class Vocabulary(Protocol):
+    """The status words of a run source (`auditor.analysis.statuses.RunVocabulary`)."""
+
+    @property
+    def unfinished(self) -> frozenset[str]: ...
+    @property
+    def final(self) -> frozenset[str] | None: ...
+    @property
+    def failed(self) -> frozenset[str]: ...
+    @property
+    def cancelled(self) -> frozenset[str]: ...
+    @property
+    def known(self) -> frozenset[str]: ...
+
+
+def _among(column: str, words: frozenset[str]) -> str:
+    """`column` (already lower-cased) is one of `words`; false for null, as in pandas."""
+    if not words:
+        return "FALSE"
+    return f"coalesce({column} IN {texts(words)}, FALSE)"
+
+
+def _tally(condition: str) -> str:
+    """How many rows of the group meet `condition` (a null condition counts as not met)."""
+    return f"CAST(sum(CASE WHEN {condition} THEN 1 ELSE 0 END) AS BIGINT)"
+
+
+def _number(column: str) -> str:
+    """A float, null for nulls and for what is not a number (tenant data is untrusted)."""
+    return f"TRY_CAST({column} AS DOUBLE)"
+
+
+def _span_ms(d: Dialect, start: str, end: str) -> str:
+    """Milliseconds from start to end; null when either is missing or the span is negative
+    (a clock error, not a fast run)."""
+    span = f"({d.epoch_us(end)} - {d.epoch_us(start)})"
+    return f"CASE WHEN {span} >= 0 THEN {span} / 1000.0 END"
+
+
+def _flags(vocabulary: Vocabulary, end_time: str) -> str:
+    """finished, failed, cancelled, known_status columns of a run, from its lower-cased
+    status `st`, read with the vocabulary of its source (`analysis.runs` says why)."""
+    if vocabulary.final is None:
+        final = f"(st IS NOT NULL AND NOT {_among('st', vocabulary.unfinished)})"
+    else:
+        final = _among("st", vocabulary.final)
+    finished = f"({end_time} IS NOT NULL AND {final})"
+    return (
+        f"{finished} AS finished,"
+        f" ({finished} AND {_among('st', vocabulary.failed)}) AS failed,"
+        f" ({finished} AND {_among('st', vocabulary.cancelled)}) AS cancelled,"
+        f" {_among('st', vocabulary.known)} AS known_status"
+    )
+
+
+def combined_runs(
+    d: Dialect, rel: Mapping[str, str], api: Vocabulary, dataverse: Vocabulary
+) -> str:
+    """Every flow's runs in one shape: the flow API's, and Dataverse `flowruns` for flows the
+    API gave none (`analysis.runs.combined_runs`), each read with its source's status words.
+    Needs `flow_api_runs`, `flowruns` and `flow_ids` (environment_id, workflowid, flow_id:
+    the definitions' keys). `sort_1`, `sort_2` give the rows the store's key order."""
+    return f"""
+    WITH api_rows AS (
+        SELECT environment_id, flow_name AS flow_id, run_name, start_time, end_time, status,
+               error_code, error_message,
+               {_span_ms(d, "start_time", "end_time")} AS duration_ms,
+               lower(status) AS st
+        FROM {rel["flow_api_runs"]} api_in
+    ),
+    covered AS (SELECT DISTINCT environment_id, flow_id FROM api_rows),
+    dv_keyed AS (
+        SELECT r.environment_id,
+               coalesce(i.flow_id, coalesce(r.workflowid, r.workflow_ref)) AS flow_id,
+               coalesce(r.name, r.flowrunid) AS run_name,
+               r.starttime AS start_time, r.endtime AS end_time, r.status,
+               r.errorcode AS error_code, r.errormessage AS error_message,
+               coalesce({_span_ms(d, "r.starttime", "r.endtime")},
+                        CASE WHEN {_number("r.duration")} >= 0 THEN {_number("r.duration")} END)
+                   AS duration_ms,
+               lower(r.status) AS st, r.flowrunid
+        FROM {rel["flowruns"]} r
+        LEFT JOIN {rel["flow_ids"]} i
+          ON i.environment_id = r.environment_id
+         AND i.workflowid = coalesce(r.workflowid, r.workflow_ref)
+    ),
+    dv AS (
+        SELECT k.* FROM dv_keyed k
+        LEFT JOIN covered c ON c.environment_id = k.environment_id AND c.flow_id = k.flow_id
+        WHERE k.flow_id IS NOT NULL AND c.flow_id IS NULL
+    )
+    SELECT environment_id, flow_id, run_name, start_time, end_time, status, error_code,
+           error_message, duration_ms, {_flags(api, "end_time")}, 'flow-api' AS source,
+           0 AS sort_0, flow_id AS sort_1, run_name AS sort_2
+    FROM api_rows
+    UNION ALL
+    SELECT environment_id, flow_id, run_name, start_time, end_time, status, error_code,
+           error_message, duration_ms, {_flags(dataverse, "end_time")},
+           'dataverse' AS source, 1 AS sort_0, flowrunid AS sort_1, '' AS sort_2
+    FROM dv
+    """
+
+
+def _percentile_columns(d: Dialect, value: str, prefix: str, suffix: str = "") -> str:
+    parts = [
+        f"{d.percentile(value, level)} AS {prefix}{name}{suffix}" for name, level in PERCENTILES
+    ]
+    parts.append(f"max({value}) AS {prefix}max{suffix}")
+    return ", ".join(parts)
+
+
+def run_stats(d: Dialect, runs: str) -> str:
+    """Per flow: outcome counts, duration percentiles of finished runs and the longest
+    streak of consecutive failed runs (by start time, then run name; an unfinished run ends
+    a streak). `runs` is a relation of `combined_runs`' shape."""
+    order = (
+        "start_time ASC NULLS LAST, run_name ASC NULLS LAST, end_time ASC NULLS LAST,"
+        " status ASC NULLS LAST, source ASC"
+    )
+    finished_ms = "CASE WHEN finished THEN duration_ms END"
+    return f"""
+    WITH keyed AS (
+        SELECT * FROM {runs} runs_in
+        WHERE environment_id IS NOT NULL AND flow_id IS NOT NULL
+    ),
+    blocks AS (
+        SELECT environment_id, flow_id, failed,
+               sum(CASE WHEN failed THEN 0 ELSE 1 END) OVER (
+                   PARTITION BY environment_id, flow_id ORDER BY {order}
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS block
+        FROM keyed
+    ),
+    streaks AS (
+        SELECT environment_id, flow_id, max(n) AS failure_streak FROM (
+            SELECT environment_id, flow_id, block,
+                   {_tally("failed")} AS n
+            FROM blocks GROUP BY environment_id, flow_id, block
+        ) b GROUP BY environment_id, flow_id
+    ),
+    counts AS (
+        SELECT environment_id, flow_id, max(source) AS source,
+               count(*) AS runs,
+               {_tally("finished")} AS finished,
+               {_tally("failed")} AS failed,
+               {_tally("cancelled")} AS cancelled,
+               {_tally("failed AND error_message IS NULL")}
+                   AS failed_without_message,
+               {_tally("NOT known_status")} AS unknown_status,
+               {_percentile_columns(d, finished_ms, "duration_", "_ms")}
+        FROM keyed GROUP BY environment_id, flow_id
+    )
+    SELECT c.*, s.failure_streak
+    FROM counts c JOIN streaks s
+      ON s.environment_id = c.environment_id AND s.flow_id = c.flow_id
+    """
+
+
+def run_days(runs: str) -> str:
+    """Runs and failed runs per UTC day of their start (the report's chart)."""
+    return f"""
+    SELECT CAST(CAST(start_time AS DATE) AS VARCHAR) AS day, count(*) AS runs,
+           {_tally("failed")} AS failed
+    FROM {runs} runs_in WHERE start_time IS NOT NULL
+    GROUP BY CAST(CAST(start_time AS DATE) AS VARCHAR)
+    """
+
+
+def kept_runs(runs: str, sampled: str) -> str:
+    """The runs the analysis reads one by one: failed ones (their messages are clustered)
+    and finished flow API runs sampled with action detail (`sampled`: environment_id,
+    flow_name, run_name of `flow_run_actions`)."""
+    return f"""
+    SELECT r.* FROM {runs} r
+    LEFT JOIN (SELECT DISTINCT environment_id, flow_name, run_name FROM {sampled} sampled_in) s
+      ON s.environment_id = r.environment_id AND s.flow_name = r.flow_id
+     AND s.run_name = r.run_name AND r.source = 'flow-api'
+    WHERE r.failed OR s.run_name IS NOT NULL
+    """
+
+
+def _trace_rows(d: Dialect, traces: str, step_modes: str) -> str:
+    """Trace rows with typed measures and the step's mode where the row has none."""
+    duration = _number("t.performanceexecutionduration")
+    return f"""
+        SELECT t.environment_id, t.pluginstepid AS stepid,
+               CASE WHEN {duration} >= 0 THEN {duration} END AS duration,
+               {_number("t.depth")} AS depth,
+               coalesce({_number("t.mode")}, {_number("m.mode")}) AS mode,
+               {d.has_text("t.exceptiondetails")} AS failed
+        FROM {traces} t
+        LEFT JOIN {step_modes} m
+          ON m.environment_id = t.environment_id AND m.stepid = t.pluginstepid
+    """
+
+
+def step_traces(
+    d: Dialect,
+    traces: str,
+    step_modes: str,
+    *,
+    sync_guideline_ms: float,
+    near_timeout_ms: float,
+    loop_depth: int,
+) -> str:
+    """Per step: executions, failures, durations and depths from its trace rows
+    (`analysis.plugins.step_stats` says what each count means). `step_modes` is the steps'
+    (environment_id, stepid, mode), one row per step."""
+    return f"""
+    SELECT environment_id, stepid,
+           count(*) AS executions,
+           {_tally("failed")} AS failures,
+           count(duration) AS timed_executions,
+           {_tally(f"mode = 0 AND duration > {float(sync_guideline_ms)!r}")}
+               AS sync_over_guideline,
+           {_tally(f"duration > {float(near_timeout_ms)!r}")} AS near_timeout,
+           max(depth) AS max_depth,
+           {_tally("depth > 1")} AS nested_executions,
+           {_tally(f"depth >= {int(loop_depth)}")} AS loop_executions,
+           {_percentile_columns(d, "duration", "", "_ms")}
+    FROM ({_trace_rows(d, traces, step_modes)}) r
+    GROUP BY environment_id, stepid
+    """
+
+
+def trace_depths(traces: str) -> str:
+    """Executions per step and depth."""
+    depth = f"round({_number('depth')})"
+    return f"""
+    SELECT environment_id, pluginstepid AS stepid, {depth} AS depth, count(*) AS executions
+    FROM {traces} traces_in GROUP BY environment_id, pluginstepid, {depth}
+    """
+
+
+def trace_owners_near(traces: str, limit_ms: float) -> str:
+    """Per step (or plug-in type, for executions without a step): executions, those with a
+    usable duration, those longer than `limit_ms`, and the longest."""
+    duration = f"CASE WHEN {_number('performanceexecutionduration')} >= 0" + (
+        f" THEN {_number('performanceexecutionduration')} END"
+    )
+    return f"""
+    SELECT environment_id, pluginstepid IS NOT NULL AS has_step,
+           coalesce(pluginstepid, typename) AS owner,
+           count(*) AS executions, count({duration}) AS usable,
+           {_tally(f"{duration} > {float(limit_ms)!r}")} AS near,
+           max({duration}) AS max_ms
+    FROM {traces} traces_in
+    GROUP BY environment_id, pluginstepid IS NOT NULL, coalesce(pluginstepid, typename)
+    """
+
+
+def async_trace_outcomes(d: Dialect, traces: str) -> str:
+    """Per step, from its asynchronous trace rows (mode 1): executions, failures, the
+    longest streak of consecutive failures and the current one (the failures since the last
+    success), by execution start, then trace id."""
+    order = "started ASC NULLS LAST, plugintracelogid ASC NULLS LAST"
+    return f"""
+    WITH rows AS (
+        SELECT environment_id, pluginstepid AS owner_id,
+               {d.has_text("exceptiondetails")} AS failed,
+               coalesce(performanceexecutionstarttime, createdon) AS started, plugintracelogid
+        FROM {traces} traces_in
+        WHERE {_number("mode")} = 1 AND environment_id IS NOT NULL AND pluginstepid IS NOT NULL
+    ),
+    blocks AS (
+        SELECT environment_id, owner_id, failed,
+               sum(CASE WHEN failed THEN 0 ELSE 1 END) OVER (
+                   PARTITION BY environment_id, owner_id ORDER BY {order}
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS block
+        FROM rows
+    ),
+    per_block AS (
+        SELECT environment_id, owner_id, block, count(*) AS executions,
+               {_tally("failed")} AS n
+        FROM blocks GROUP BY environment_id, owner_id, block
+    ),
+    last_block AS (
+        SELECT environment_id, owner_id, max(block) AS block FROM per_block
+        GROUP BY environment_id, owner_id
+    )
+    SELECT p.environment_id, p.owner_id, CAST(sum(p.executions) AS BIGINT) AS executions,
+           CAST(sum(p.n) AS BIGINT) AS failures, max(p.n) AS max,
+           max(CASE WHEN p.block = l.block THEN p.n ELSE 0 END) AS current
+    FROM per_block p JOIN last_block l
+      ON l.environment_id = p.environment_id AND l.owner_id = p.owner_id
+    GROUP BY p.environment_id, p.owner_id
+    """

@@ -1,0 +1,271 @@
+"""Where the reductions' rows come from: the store, an `auditor export` folder, or a lake
+folder laid out as Link to Microsoft Fabric or Azure Synapse Link export Dataverse.
+
+Every source gives the engine the same relations (`ROW_TABLES`), with the store's column
+names and types and cut to the analysis window and environments by the store's own rule
+(`auditor.store.reads.TIME_COLUMNS`), so one SQL text serves them all.
+
+A lake folder holds one folder per Dataverse table, named by its logical name (`flowrun`,
+`plugintracelog`), either directly (one environment) or under a folder per environment id.
+Each table is Delta (a `_delta_log` folder: its live files are read, never every file in
+the folder) or plain Parquet. Dataverse's columns are kept (the store uses the same logical
+names) but for a few renames, and a lake's own rows are cleaned as Microsoft documents:
+- deleted rows: both links soft-delete, flagging the row with `IsDelete` ("If True this
+  record is deleted"), spelt `isDeleted` on other pages; either spelling is read
+  (https://learn.microsoft.com/power-apps/maker/data-platform/azure-synapse-link-select-fno-data#working-with-data-and-metadata;
+  https://learn.microsoft.com/power-apps/maker/data-platform/fabric-link-faq).
+- append-only rows: "take the latest row per Id by versionnumber and SinkModifiedOn, then
+  drop deleted rows" (https://learn.microsoft.com/power-apps/maker/data-platform/export-data-lake-faq).
+  Fabric's Delta tables are merged in place, where this changes nothing.
+"""
+
+# Relations and column names are made here from the lake's schema and the store's
+# tables; values are literals made by `auditor.engine.dialect`.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from auditor.engine.dialect import text, texts, timestamp
+from auditor.engine.engines import DuckDBEngine, Engine, SparkEngine
+from auditor.errors import UsageError
+from auditor.frames import Window
+from auditor.store import TABLES, Store
+from auditor.store.reads import KEPT_UNFINISHED, TIME_COLUMNS
+
+# The row tables the reductions read (the rest of the analysis reads the store's frames).
+ROW_TABLES: tuple[str, ...] = ("flow_api_runs", "flowruns", "plugintracelogs")
+
+
+@dataclass(frozen=True)
+class LakeTable:
+    """How a store table appears in a Dataverse lake export."""
+
+    logical_name: str  # the Dataverse table, and the lake folder's name
+    id_column: str
+    renames: Mapping[str, str] = field(default_factory=dict)  # lake column -> store column
+
+
+# Dataverse tables by logical name; the store keeps their column logical names except where
+# renamed. flowrun's `workflow` is its lookup to the flow (the Web API's `_workflow_value`,
+# stored as `workflow_ref`):
+# https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/flowrun
+# https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/plugintracelog
+LAKE_TABLES: dict[str, LakeTable] = {
+    "flowruns": LakeTable("flowrun", "flowrunid", {"workflow": "workflow_ref"}),
+    "plugintracelogs": LakeTable("plugintracelog", "plugintracelogid"),
+}
+
+_DELETE_FLAGS = ("isdelete", "isdeleted")
+_SPARK_TYPES = {"VARCHAR": "STRING"}  # DuckDB reads STRING as VARCHAR too
+
+
+@dataclass
+class Placed:
+    """Where each relation's rows came from (`store`, or a folder), for the coverage."""
+
+    sources: dict[str, str] = field(default_factory=dict)
+    temporary: list[Path] = field(default_factory=list)
+
+    def cleanup(self) -> None:
+        for folder in self.temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.temporary.clear()
+
+
+def window_condition(table: str, window: Window, environments: Sequence[str] | None) -> str:
+    """The store's rule for a table's rows in a window (`Reads.window_rows`), as literals."""
+    conditions = ["TRUE"]
+    if environments is not None:
+        conditions.append(f"environment_id IN {texts(environments)}" if environments else "FALSE")
+    if table in TIME_COLUMNS:
+        time = TIME_COLUMNS[table]
+        kept = f" OR {KEPT_UNFINISHED[table]}" if table in KEPT_UNFINISHED else ""
+        start, end = timestamp(window.start), timestamp(window.end)
+        conditions.append(f"({time} IS NULL OR ({time} >= {start} AND {time} <= {end}){kept})")
+    return " AND ".join(conditions)
+
+
+def place_rows(
+    engine: Engine,
+    store: Store | None,
+    window: Window,
+    environments: Sequence[str] | None,
+    lake: Path | None = None,
+) -> Placed:
+    """Gives the engine every relation of `ROW_TABLES`: from the lake where it holds the
+    table, else from the store."""
+    placed = Placed()
+    from_lake = _lake_tables(engine, lake, environments, store) if lake is not None else {}
+    for table in ROW_TABLES:
+        condition = window_condition(table, window, environments)
+        if table in from_lake:
+            relation, where = from_lake[table]
+            engine.relations[table] = f"(SELECT * FROM {relation} lake WHERE {condition})"
+            placed.sources[table] = where
+        elif store is not None:
+            engine.relations[table] = _store_relation(engine, store, table, condition, placed)
+            placed.sources[table] = "store"
+        else:
+            raise UsageError(
+                f"the lake {lake} has no {table} table and no store was given",
+                hint="Run with --store, or add the table to the lake folder.",
+            )
+    return placed
+
+
+def _store_relation(
+    engine: Engine, store: Store, table: str, condition: str, placed: Placed
+) -> str:
+    """The store's rows of a table: read in place by DuckDB, copied to Parquet for Spark."""
+    query = f'SELECT * FROM "{table}" WHERE {condition}'
+    if isinstance(engine, DuckDBEngine):
+        return f"({query})"
+    folder = Path(tempfile.mkdtemp(prefix=f"auditor-{table}-"))
+    placed.temporary.append(folder)
+    target = folder / f"{table}.parquet"
+    store.copy_rows(query, target)
+    return engine.parquet(table, [str(target)])
+
+
+def _lake_tables(
+    engine: Engine, lake: Path, environments: Sequence[str] | None, store: Store | None
+) -> dict[str, tuple[str, str]]:
+    """table -> (relation in store shape, where it came from) for each table the lake has."""
+    if not lake.is_dir():
+        raise UsageError(f"the lake folder {lake} does not exist", hint="Give a folder.")
+    found: dict[str, tuple[str, str]] = {}
+    for table in ROW_TABLES:
+        exported = lake / f"{table}.parquet"  # `auditor export`: store names and columns
+        if exported.is_file():
+            relation = engine.parquet(table, [str(exported)])
+            found[table] = (_store_shape(engine, table, relation), f"export {exported}")
+            continue
+        spec = LAKE_TABLES.get(table)
+        if spec is None:
+            continue
+        folders = _environment_folders(lake, spec.logical_name, environments, store)
+        if not folders:
+            continue
+        parts = [
+            _dataverse_rows(engine, table, spec, env, folder) for env, folder in folders.items()
+        ]
+        union = " UNION ALL ".join(f"SELECT * FROM {p} part" for p in parts)
+        names = ", ".join(f"{env}: {folder}" for env, folder in folders.items())
+        found[table] = (f"({union})", f"lake {names}")
+    return found
+
+
+def _environment_folders(
+    lake: Path, logical_name: str, environments: Sequence[str] | None, store: Store | None
+) -> dict[str, Path]:
+    """environment id -> the folder of a Dataverse table in the lake."""
+    direct = lake / logical_name
+    if direct.is_dir():
+        wanted = list(environments) if environments is not None else _store_environments(store)
+        if len(wanted) != 1:
+            raise UsageError(
+                f"the lake folder {lake} holds one environment's tables but the analysis"
+                f" covers {len(wanted)} environments",
+                hint="Put each environment's tables under <lake>/<environment id>/, or analyse"
+                " one environment with --environment.",
+            )
+        return {wanted[0]: direct}
+    out = {}
+    for child in sorted(lake.iterdir()):
+        if (child / logical_name).is_dir() and (environments is None or child.name in environments):
+            out[child.name] = child / logical_name
+    return out
+
+
+def _store_environments(store: Store | None) -> list[str]:
+    return sorted(store.environment_names()) if store is not None else []
+
+
+def _table_files(folder: Path) -> tuple[list[str], str]:
+    """The live Parquet files of a lake table folder, and its format."""
+    if (folder / "_delta_log").is_dir():
+        from deltalake import DeltaTable
+
+        table = DeltaTable(str(folder))
+        features = set(table.protocol().reader_features or [])
+        if "deletionVectors" in features:
+            raise UsageError(
+                f"the Delta table {folder} uses deletion vectors, which this reader cannot apply",
+                hint="Run the analysis with --engine spark in a Fabric or Synapse notebook,"
+                " whose Spark reads Delta itself.",
+            )
+        return [str(uri) for uri in table.file_uris()], "delta"
+    files = sorted(
+        str(path)
+        for path in folder.rglob("*.parquet")
+        if not any(part.startswith(("_", ".")) for part in path.relative_to(folder).parts)
+    )
+    if not files:
+        raise UsageError(
+            f"the lake table {folder} has neither a Delta log nor Parquet files",
+            hint="Azure Synapse Link's CSV export is not read: use Link to Microsoft Fabric,"
+            " or Synapse Link's Delta Lake option.",
+        )
+    return files, "parquet"
+
+
+def _dataverse_rows(engine: Engine, table: str, spec: LakeTable, env: str, folder: Path) -> str:
+    """One environment's lake table in store shape: latest version per id, deletes dropped."""
+    relation = engine.delta(table, folder) if (folder / "_delta_log").is_dir() else None
+    if relation is None:
+        files, _ = _table_files(folder)
+        relation = engine.parquet(table, files)
+    columns = {c.lower(): c for c in engine.columns(relation)}
+    flag = next((columns[c] for c in _DELETE_FLAGS if c in columns), None)
+    order = [
+        f"{_quote(engine, columns[c])} DESC NULLS LAST"
+        for c in ("versionnumber", "sinkmodifiedon")
+        if c in columns
+    ]
+    rows = relation
+    if order and spec.id_column in columns:
+        ranked = (
+            f"SELECT *, row_number() OVER (PARTITION BY {_quote(engine, columns[spec.id_column])}"
+            f" ORDER BY {', '.join(order)}) AS auditor_version_rank FROM {relation}"
+        )
+        rows = f"(SELECT * FROM ({ranked}) ranked WHERE auditor_version_rank = 1)"
+    keep = f"NOT coalesce(CAST({_quote(engine, flag)} AS BOOLEAN), FALSE)" if flag else "TRUE"
+    renamed = {store: lake for lake, store in spec.renames.items()}
+    select = []
+    for name, sql_type in TABLES[table].columns:
+        if name == "environment_id":
+            select.append(f"{text(env)} AS environment_id")
+            continue
+        source = columns.get(renamed.get(name, name).lower())
+        if source is None:
+            kind = _SPARK_TYPES.get(sql_type, sql_type)
+            select.append(f"CAST(NULL AS {kind}) AS {name}")
+        else:
+            select.append(f"{_quote(engine, source)} AS {name}")
+    return f"(SELECT {', '.join(select)} FROM {rows} lake_rows WHERE {keep})"
+
+
+def _store_shape(engine: Engine, table: str, relation: str) -> str:
+    """An exported table (store names) with exactly the store's columns."""
+    columns = {c.lower(): c for c in engine.columns(relation)}
+    select = []
+    for name, sql_type in TABLES[table].columns:
+        source = columns.get(name.lower())
+        if source is None:
+            kind = _SPARK_TYPES.get(sql_type, sql_type)
+            select.append(f"CAST(NULL AS {kind}) AS {name}")
+        else:
+            select.append(f"{_quote(engine, source)} AS {name}")
+    return f"(SELECT {', '.join(select)} FROM {relation} exported)"
+
+
+def _quote(engine: Engine, name: str) -> str:
+    if isinstance(engine, SparkEngine):
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
