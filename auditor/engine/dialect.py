@@ -10,7 +10,9 @@ its own way is here:
   (https://spark.apache.org/docs/latest/api/sql/index.html#percentile). Never
   `percentile_approx` or `approx_quantile`: they return a value of the column within an
   error bound, and the findings would move from run to run.
-- Microseconds since the epoch: DuckDB `epoch_us`, Spark `unix_micros`.
+- Microseconds since the epoch: DuckDB `epoch_us`, Spark `unix_micros`, of the value cast to
+  TIMESTAMP: Spark's `unix_micros` refuses TIMESTAMP_NTZ, which naive UTC times (the
+  store's, through Parquet) become in Spark.
 - "holds a character that is not white space": a regular expression, since `trim` removes
   only spaces in both engines (Python's `str.strip`, used before, removed all white space).
 - Null ordering is always written out: DuckDB sorts nulls last by default, Spark first.
@@ -37,8 +39,9 @@ class Dialect:
         return f"{self.percentile_function}({expression}, {float(level)!r})"
 
     def epoch_us(self, expression: str) -> str:
-        """Microseconds since 1970-01-01 UTC of a timestamp expression."""
-        return f"{self.epoch_us_function}({expression})"
+        """Microseconds since 1970-01-01 UTC of a timestamp expression (with a zone, or
+        without one and then UTC: the session's zone is UTC on both engines)."""
+        return f"{self.epoch_us_function}(CAST({expression} AS TIMESTAMP))"
 
     def has_text(self, expression: str) -> str:
         """True when the text holds something besides white space; false for null."""

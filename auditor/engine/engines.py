@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 from contextlib import AbstractContextManager
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
@@ -21,6 +20,8 @@ from auditor.engine.dialect import DUCKDB, SPARK, Dialect
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
+
+    import pyarrow as pa
 
 ENGINES = ("duckdb", "spark")
 
@@ -74,6 +75,7 @@ class DuckDBEngine:
         relations: Mapping[str, str] | None = None,
         guard: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
+        self.in_store = connection is not None  # a connection to the store's database
         self.connection = connection if connection is not None else _in_memory().cursor()
         self._guard = guard
         self.connection.execute("SET TimeZone = 'UTC'")
@@ -85,6 +87,13 @@ class DuckDBEngine:
         self.connection.register(view, frame)
         self._views.append(view)
         self.relations[name] = view
+
+    def add_arrow(self, name: str, rows: pa.Table) -> str:
+        """Makes an Arrow table a relation; returns its name."""
+        view = _unique(name)
+        self.connection.register(view, rows)
+        self._views.append(view)
+        return view
 
     def parquet(self, name: str, files: Sequence[str]) -> str:
         return f"read_parquet({_list(files)}, union_by_name = true)"
@@ -106,6 +115,17 @@ class DuckDBEngine:
             self.connection.unregister(view)
         self._views.clear()
         self.connection.close()
+
+
+def write_parquet(rows: pa.Table, target: Path) -> None:
+    """An Arrow table as a Parquet file (written by DuckDB in memory, as `auditor export`)."""
+    connection = _in_memory().cursor()
+    try:
+        connection.register("rows_to_write", rows)
+        quoted = str(target).replace("'", "''")
+        connection.execute(f"COPY rows_to_write TO '{quoted}' (FORMAT parquet)")
+    finally:
+        connection.close()
 
 
 _MEMORY: list[duckdb.DuckDBPyConnection] = []
@@ -175,8 +195,23 @@ class SparkEngine:
         return list(self.session.sql(f"SELECT * FROM {relation} LIMIT 0").columns)  # noqa: S608
 
     def frame(self, sql: str) -> pd.DataFrame:
-        result: pd.DataFrame = self.session.sql(sql).toPandas()
-        return result
+        """Collected rows, not `toPandas`: its Arrow path depends on the pandas version in the
+        session's Python. Timestamps travel as microseconds since the epoch, since
+        `collect` would give local times of the driver's time zone."""
+        from pyspark.sql import types
+
+        data = self.session.sql(sql)
+        times = [f.name for f in data.schema.fields if isinstance(f.dataType, types.TimestampType)]
+        if times:
+            data = data.selectExpr(
+                *(f"unix_micros(`{c}`) AS `{c}`" if c in times else f"`{c}`" for c in data.columns)
+            )
+        frame = pd.DataFrame.from_records(
+            [tuple(row) for row in data.collect()], columns=list(data.columns)
+        )
+        for column in times:
+            frame[column] = pd.to_datetime(frame[column], unit="us", utc=True)
+        return frame
 
     def close(self) -> None:
         for view in self._views:
@@ -219,11 +254,16 @@ def local_spark(app: str = "auditor", cores: int | None = None) -> Any:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "8")
         .getOrCreate()
     )
 
 
 def _list(files: Sequence[str]) -> str:
-    return "[" + ", ".join("'" + str(PurePath(f)).replace("'", "''") + "'" for f in files) + "]"
+    return "[" + ", ".join("'" + _local(f).replace("'", "''") + "'" for f in files) + "]"
+
+
+def _local(uri: str) -> str:
+    """A local path for a `file://` URI (what deltalake lists for a local table)."""
+    return uri.removeprefix("file://") if uri.startswith("file:///") else uri

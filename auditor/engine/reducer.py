@@ -71,7 +71,8 @@ class Reducer:
     ) -> Reducer:
         """The rows of a window from the lake where it holds them, else from the store."""
         if engine == "duckdb":
-            if store is not None:
+            # The store's connection reads no other file: a lake is read in memory.
+            if store is not None and lake is None:
                 chosen: Engine = DuckDBEngine(store.engine_cursor(), guard=store.engine_guard)
             else:
                 chosen = DuckDBEngine()

@@ -191,10 +191,10 @@ def run_stats(d: Dialect, runs: str) -> str:
 def run_days(runs: str) -> str:
     """Runs and failed runs per UTC day of their start (the report's chart)."""
     return f"""
-    SELECT CAST(CAST(start_time AS DATE) AS VARCHAR) AS day, count(*) AS runs,
+    SELECT CAST(CAST(start_time AS DATE) AS STRING) AS day, count(*) AS runs,
            {_tally("failed")} AS failed
     FROM {runs} runs_in WHERE start_time IS NOT NULL
-    GROUP BY CAST(CAST(start_time AS DATE) AS VARCHAR)
+    GROUP BY CAST(CAST(start_time AS DATE) AS STRING)
     """
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auditor.engine.dialect import text, texts, timestamp
-from auditor.engine.engines import DuckDBEngine, Engine, SparkEngine
+from auditor.engine.engines import DuckDBEngine, Engine, SparkEngine, write_parquet
 from auditor.errors import UsageError
 from auditor.frames import Window
 from auditor.store import TABLES, Store
@@ -122,14 +122,19 @@ def place_rows(
 def _store_relation(
     engine: Engine, store: Store, table: str, condition: str, placed: Placed
 ) -> str:
-    """The store's rows of a table: read in place by DuckDB, copied to Parquet for Spark."""
+    """The store's rows of a table: read in place by DuckDB when the engine is a connection
+    to the store; otherwise fetched once (the store reads no other file, so the engine
+    cannot reach it) and handed over as Arrow (DuckDB) or a Parquet copy (Spark)."""
     query = f'SELECT * FROM "{table}" WHERE {condition}'
-    if isinstance(engine, DuckDBEngine):
+    if isinstance(engine, DuckDBEngine) and engine.in_store:
         return f"({query})"
+    rows = store.arrow_rows(query)
+    if isinstance(engine, DuckDBEngine):
+        return engine.add_arrow(table, rows)
     folder = Path(tempfile.mkdtemp(prefix=f"auditor-{table}-"))
     placed.temporary.append(folder)
     target = folder / f"{table}.parquet"
-    store.copy_rows(query, target)
+    write_parquet(rows, target)
     return engine.parquet(table, [str(target)])
 
 

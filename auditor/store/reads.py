@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
@@ -21,6 +20,9 @@ import pandas as pd
 from auditor.store.connection import StoreConnection
 from auditor.store.schema import BOOKKEEPING, TABLES
 from auditor.store.times import naive
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # Event tables and the column placing a row in time (a SQL expression over the table).
 TIME_COLUMNS: dict[str, str] = {
@@ -128,11 +130,11 @@ class Reads(StoreConnection):
         for the store's own reads."""
         return self._guard(writing=False)
 
-    def copy_rows(self, query: str, target: Path) -> None:
-        """Writes the rows of a query over the store to a Parquet file (for Spark)."""
-        quoted = str(target).replace("'", "''")
-        with self._guard(writing=False):
-            self._con.execute(f"COPY ({query}) TO '{quoted}' (FORMAT parquet)")
+    def arrow_rows(self, query: str) -> pa.Table:
+        """The rows of a query over the store as an Arrow table (for an engine that cannot
+        read the store itself)."""
+        with self._lock, self._guard(writing=False):
+            return self._con.sql(query).to_arrow_table()
 
     def duration_rows(
         self, start: datetime, end: datetime, environments: Sequence[str]
