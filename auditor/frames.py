@@ -107,6 +107,8 @@ def _empty_dtype(dtype: str) -> Any:
 
 
 def _cast(series: pd.Series, dtype: str) -> pd.Series:
+    if series.dtype == dtype:  # already so (read through Arrow): no copy
+        return series
     if dtype.startswith("datetime64"):
         values = pd.to_datetime(series, utc=True, errors="coerce")
         return values.astype("datetime64[us, UTC]")

@@ -109,6 +109,7 @@ def open_scan(
         frames = load_frames(
             store, window=analysed.window, environments=analysed.environments, skip=ROW_TABLES
         )
+        store.release_cache()
         reducer = Reducer.over_store(
             store, analysed.window, analysed.environments, engine=engine, lake=lake
         )
@@ -118,6 +119,7 @@ def open_scan(
         except BaseException:
             evidence.close()
             raise
+        store.release_cache()
     return ScanView(
         scan=analysed.scan,
         window=analysed.window,

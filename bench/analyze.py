@@ -63,6 +63,10 @@ STAGES = (
     "queue_latency",
 )
 
+# The bar for the DuckDB path at scale large (docs/large-tenants.md).
+BAR_ENGINE_SECONDS = 8.0
+BAR_ENGINE_MB = 1024
+
 # The analysis bar of docs/architecture.md, "Quality bars".
 BAR_SECONDS = 30.0
 BAR_MB = 3 * 1024
@@ -94,9 +98,78 @@ def store_for(scale: str, seed: int, sample: int, *, refresh: bool) -> Path:
     return path
 
 
-def analyse_in_child(store: Path, *, profile: bool) -> dict[str, Any]:
+# The tables a synthetic copy multiplies: every event table, each row copied with a new key.
+SYNTHETIC_KEYS = {
+    "plugintracelogs": "plugintracelogid",
+    "flow_api_runs": "run_name",
+    "flowruns": "flowrunid",
+    "asyncoperations": "asyncoperationid",
+    "flow_run_actions": "run_name",
+}
+
+
+def synthetic_store(source: Path, factor: int) -> Path:
+    """`source` with every event table `factor` times over (copy k of a row gets its key
+    suffixed `~k`: same flows, steps and times, so each flow and step has `factor` times the
+    runs and executions). Built once into bench/.cache."""
+    import duckdb
+
+    path = source.with_name(f"{source.stem}-x{factor}.duckdb")
+    if path.exists():
+        return path
+    print(f"building {path.name} ({factor}x {source.name}) ...", flush=True)
+    partial = path.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    shutil.copy(source, partial)
+    with duckdb.connect(str(partial)) as connection:
+        for table, key in SYNTHETIC_KEYS.items():
+            columns = [row[0] for row in connection.execute(f"DESCRIBE {table}").fetchall()]
+            select = ", ".join(f"{c} || '~' || k AS {c}" if c == key else c for c in columns)
+            connection.execute(
+                f"INSERT INTO {table} SELECT {select} FROM {table},"  # noqa: S608 - our names
+                f" range(1, {factor}) AS copies(k)"
+            )
+        connection.execute("CHECKPOINT")
+    partial.replace(path)
+    return path
+
+
+def engines_report(results: dict[str, dict[str, Any]]) -> None:
+    """Seconds, peak memory and rows per core-second of each engine run."""
+    cores = os.cpu_count() or 1
+    print(
+        f"\n{'run':<22} {'rows':>12} {'reduce s':>9} {'total s':>8} {'peak MB':>8}"
+        f" {'rows/core-s':>12}"
+    )
+    for name, result in results.items():
+        rows = groups(result)["total"]
+        total = _total(result)
+        print(
+            f"{name:<22} {rows:>12,} {result['reduce_s']:>9.1f} {total:>8.1f}"
+            f" {result['peak_mb']:>8,.0f} {rows / total / cores:>12,.0f}"
+        )
+    base, big = results.get("large duckdb"), results.get("large x10 duckdb")
+    if base and big:
+        rows = groups(big)["total"] / groups(base)["total"]
+        seconds = _total(big) / _total(base)
+        memory = big["peak_mb"] / base["peak_mb"]
+        print(
+            f"large -> x10 (duckdb): rows x{rows:.2f}, time x{seconds:.2f}, peak MB x{memory:.2f}"
+            f" ({'at most linear' if seconds <= rows and memory <= rows else 'MORE than linear'})"
+        )
+    if base:
+        met = _total(base) < BAR_ENGINE_SECONDS and base["peak_mb"] < BAR_ENGINE_MB
+        print(
+            f"large, duckdb: {_total(base):.1f} s (bar {BAR_ENGINE_SECONDS:.0f} s),"
+            f" {base['peak_mb']:,.0f} MB peak (bar {BAR_ENGINE_MB:,} MB):"
+            f" {'MET' if met else 'NOT MET'}"
+        )
+
+
+def analyse_in_child(store: Path, *, profile: bool, engine: str = "duckdb") -> dict[str, Any]:
     """Runs this file with --child in a fresh interpreter; its last stdout line is JSON."""
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(store)]
+    command += ["--engine", engine]
     if profile:
         command.append("--profile-child")
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
@@ -108,27 +181,49 @@ def analyse_in_child(store: Path, *, profile: bool) -> dict[str, Any]:
 
 
 def peak_mb() -> float:
-    """Peak resident set of this process (Linux reports ru_maxrss in KB)."""
+    """Peak resident set of this process: VmHWM, which starts afresh with the process's own
+    memory; ru_maxrss keeps the parent's peak across fork and exec (a parent that built the
+    synthetic store reported its 2.3 GB as every child's peak)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(store_path: Path, *, profile: bool) -> None:
-    """Loads, analyses and checks one store; prints the figures as one JSON line."""
+def child(store_path: Path, *, profile: bool, engine: str) -> None:
+    """Loads, reduces, analyses and checks one store; prints the figures as one JSON line."""
     from auditor.checks import REGISTRY, run_checks
     from auditor.checks.evidence import Evidence
-    from auditor.frames import FRAME_TABLES, load_frames
+    from auditor.engine.reducer import Reducer
+    from auditor.engine.sources import ROW_TABLES
+    from auditor.frames import DEFAULT_WINDOW, FRAME_TABLES, Window, load_frames
     from auditor.settings import Settings
     from auditor.store import Store
 
+    spark = None
+    if engine == "spark":
+        from auditor.engine.engines import local_spark
+
+        spark = local_spark("auditor-bench")
     baseline = peak_mb()  # the interpreter and its imports
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
     started = time.perf_counter()
-    with Store.open(store_path, read_only=True) as store:
-        frames = load_frames(store)
+    store = Store.open(store_path, read_only=True)
+    scan = store.latest_scan()
+    assert scan is not None
+    window = Window.last(DEFAULT_WINDOW, scan.window_end)
+    frames = load_frames(store, window=window, skip=ROW_TABLES)
+    store.release_cache()  # as `open_scan` does
     loaded = time.perf_counter()
-    evidence = Evidence(frames)
+    reducer = Reducer.over_store(store, window, None, engine=engine, spark=spark)
+    evidence = Evidence(frames, reducer)
+    evidence.reduce()
+    store.release_cache()
+    reduced = time.perf_counter()
+    row_counts = reducer.row_counts()
     stages: dict[str, float] = {}
     for stage in STAGES:
         before = time.perf_counter()
@@ -144,6 +239,8 @@ def child(store_path: Path, *, profile: bool) -> None:
         findings.extend(run_checks(evidence, settings, [check]))
         checks[check.id] = time.perf_counter() - before
     checked = time.perf_counter()
+    evidence.close()
+    store.close()
     if profiler is not None:
         profiler.disable()
         stats = pstats.Stats(profiler, stream=sys.stderr)
@@ -152,6 +249,7 @@ def child(store_path: Path, *, profile: bool) -> None:
 
     actions = frames.flow_run_actions
     rows = {name: len(frames.table(name)) for name in FRAME_TABLES}
+    rows.update(row_counts)  # the row tables, reduced where they are
     statuses: dict[str, int] = {}
     for finding in findings:
         statuses[finding.status] = statuses.get(finding.status, 0) + 1
@@ -163,6 +261,7 @@ def child(store_path: Path, *, profile: bool) -> None:
                     actions[["environment_id", "flow_name", "run_name"]].drop_duplicates().shape[0]
                 ),
                 "load_s": loaded - started,
+                "reduce_s": reduced - loaded,
                 "stages_s": stages,
                 "analysis_s": analysed - loaded,
                 "checks_s": checked - analysed,
@@ -301,16 +400,38 @@ def main() -> None:
         "--profile", default="", help="comma-separated scales to run under cProfile (stderr)"
     )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--engine", default="duckdb", help=argparse.SUPPRESS)
     parser.add_argument("--profile-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--engines",
+        action="store_true",
+        help="scale large on DuckDB, a synthetic 10x large on DuckDB, and large on Spark local",
+    )
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child, profile=args.profile_child)
+        child(args.child, profile=args.profile_child, engine=args.engine)
         return
 
     scales = [s.strip() for s in args.scales.split(",") if s.strip()]
     unknown = set(scales) - set(SCALES)
     if unknown:
         parser.error(f"unknown scale(s): {', '.join(sorted(unknown))}")
+    if args.engines:
+        large = store_for("large", args.seed, args.action_sample, refresh=args.refresh)
+        runs = {
+            "large duckdb": (large, "duckdb"),
+            "large x10 duckdb": (synthetic_store(large, 10), "duckdb"),
+            "large spark local": (large, "spark"),
+        }
+        measured: dict[str, dict[str, Any]] = {}
+        for name, (store, engine) in runs.items():
+            load = os.getloadavg()[0]
+            print(f"analysing {name} (load average {load:.2f}) ...", flush=True)
+            measured[name] = analyse_in_child(store, profile=False, engine=engine)
+            measured[name]["load_before"] = load
+        engines_report(measured)
+        print(json.dumps(measured))
+        return
     profiled = {s.strip() for s in args.profile.split(",") if s.strip()}
     # Collect every store first: no analysis runs while the simulator holds a core.
     stores = {

@@ -97,6 +97,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 _LONGEST_FIRST = (
     "tests/reliability/test_fault_soak.py",
     "tests/analysis/test_truth_metrics.py",
+    "tests/engine/test_parity.py",
     "tests/test_collect.py",
     "tests/reliability/test_crash_resume.py",
     "tests/hostile/test_interrupts.py",

@@ -81,13 +81,14 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     totals = retries.groupby(["environment_id", "flow_id", "display_name"], dropna=False)[
         ["executions", "retried", "recovered", "exhausted", "throttled"]
     ].sum()
-    retries_of = per_flow(retries)
+    # Each flow's retried actions, most retried first: filtered and sorted once, not per flow.
+    retried = retries[retries["retried"] > 0].sort_values("retried", ascending=False, kind="stable")
+    retries_of = per_flow(retried)
     for row in rows(totals.reset_index()):
         env, flow_id, name = row.environment_id, row.flow_id, row.display_name
         if (env, flow_id) in flagged:
             continue
         top = retries_of(env, flow_id)
-        top = top[top["retried"] > 0].sort_values("retried", ascending=False)
         out.append(
             make(
                 META,

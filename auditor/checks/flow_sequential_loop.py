@@ -97,7 +97,10 @@ def sequential_loops(actions: pd.DataFrame) -> pd.DataFrame:
     flow) and sets no variable, with the number of such calls inside (`calls`)."""
     concurrency = actions["foreach_concurrency"]
     loops = actions[_foreach(actions) & (concurrency.isna() | concurrency.le(1))]
-    of_flow = per_flow(actions)
+    # Only the columns read below: each flow's rows are sliced out once.
+    of_flow = per_flow(
+        actions.loc[:, ["environment_id", "flow_id", "scope_path", "type", "is_external_call"]]
+    )
     found = []
     for loop in rows(loops):
         inside = _path(loop.scope_path, loop.action_name)

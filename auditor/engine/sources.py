@@ -13,9 +13,12 @@ names) but for a few renames, and a lake's own rows are cleaned as Microsoft doc
 - deleted rows: both links soft-delete, flagging the row with `IsDelete` ("If True this
   record is deleted"), spelt `isDeleted` on other pages; either spelling is read
   (https://learn.microsoft.com/power-apps/maker/data-platform/azure-synapse-link-select-fno-data#working-with-data-and-metadata;
-  https://learn.microsoft.com/power-apps/maker/data-platform/fabric-link-faq).
-- append-only rows: "take the latest row per Id by versionnumber and SinkModifiedOn, then
-  drop deleted rows" (https://learn.microsoft.com/power-apps/maker/data-platform/export-data-lake-faq).
+  https://learn.microsoft.com/power-apps/maker/data-platform/fabric-link-faq). In an
+  append-only export a delete is a new row whose body is empty (same page): such a marker is
+  dropped. A deleted row that keeps its data is kept (see `_dataverse_rows`: for these log
+  tables a delete is retention, inferred).
+- versions: in append-only data take "the latest row per Id by versionnumber and
+  SinkModifiedOn" (https://learn.microsoft.com/power-apps/maker/data-platform/export-data-lake-faq).
   Fabric's Delta tables are merged in place, where this changes nothing.
 """
 
@@ -221,26 +224,21 @@ def _table_files(folder: Path) -> tuple[list[str], str]:
 
 
 def _dataverse_rows(engine: Engine, table: str, spec: LakeTable, env: str, folder: Path) -> str:
-    """One environment's lake table in store shape: latest version per id, deletes dropped."""
+    """One environment's lake table in store shape: delete markers dropped, then the latest
+    version of each row.
+
+    A delete marker is a row flagged deleted that has no time (`TIME_COLUMNS`): what an
+    append-only export writes for a delete, whose body is empty. A row flagged deleted that
+    still has its data (Fabric's tables are merged in place) is kept. Inferred, not
+    documented: for these log tables a delete is Dataverse's retention removing the record
+    (plug-in trace logs after 24 hours, flow runs after their time to live), not a sign the
+    execution did not happen, so a week of a lake holds more than the table itself does.
+    """
     relation = engine.delta(table, folder) if (folder / "_delta_log").is_dir() else None
     if relation is None:
         files, _ = _table_files(folder)
         relation = engine.parquet(table, files)
     columns = {c.lower(): c for c in engine.columns(relation)}
-    flag = next((columns[c] for c in _DELETE_FLAGS if c in columns), None)
-    order = [
-        f"{_quote(engine, columns[c])} DESC NULLS LAST"
-        for c in ("versionnumber", "sinkmodifiedon")
-        if c in columns
-    ]
-    rows = relation
-    if order and spec.id_column in columns:
-        ranked = (
-            f"SELECT *, row_number() OVER (PARTITION BY {_quote(engine, columns[spec.id_column])}"
-            f" ORDER BY {', '.join(order)}) AS auditor_version_rank FROM {relation}"
-        )
-        rows = f"(SELECT * FROM ({ranked}) ranked WHERE auditor_version_rank = 1)"
-    keep = f"NOT coalesce(CAST({_quote(engine, flag)} AS BOOLEAN), FALSE)" if flag else "TRUE"
     renamed = {store: lake for lake, store in spec.renames.items()}
     select = []
     for name, sql_type in TABLES[table].columns:
@@ -253,7 +251,29 @@ def _dataverse_rows(engine: Engine, table: str, spec: LakeTable, env: str, folde
             select.append(f"CAST(NULL AS {kind}) AS {name}")
         else:
             select.append(f"{_quote(engine, source)} AS {name}")
-    return f"(SELECT {', '.join(select)} FROM {rows} lake_rows WHERE {keep})"
+    store_columns = ", ".join(name for name, _ in TABLES[table].columns)
+    flag = next((columns[c] for c in _DELETE_FLAGS if c in columns), None)
+    select.append(
+        f"coalesce(CAST({_quote(engine, flag)} AS BOOLEAN), FALSE) AS auditor_deleted"
+        if flag
+        else "FALSE AS auditor_deleted"
+    )
+    versions = [columns[c] for c in ("versionnumber", "sinkmodifiedon") if c in columns]
+    identity = columns.get(spec.id_column) or columns.get("id")
+    for i, column in enumerate(versions):
+        select.append(f"{_quote(engine, column)} AS auditor_version_{i}")
+    select.append(f"{_quote(engine, identity)} AS auditor_id" if identity else "NULL AS auditor_id")
+    shaped = f"SELECT {', '.join(select)} FROM {relation} lake_rows"
+    marker = f"auditor_deleted AND {TIME_COLUMNS[table]} IS NULL"
+    unmarked = f"SELECT * FROM ({shaped}) shaped WHERE NOT ({marker})"
+    if not versions or identity is None:
+        return f"(SELECT {store_columns} FROM ({unmarked}) unmarked)"
+    order = ", ".join(f"auditor_version_{i} DESC NULLS LAST" for i in range(len(versions)))
+    ranked = (
+        f"SELECT *, row_number() OVER (PARTITION BY auditor_id ORDER BY {order})"
+        f" AS auditor_rank FROM ({unmarked}) unmarked"
+    )
+    return f"(SELECT {store_columns} FROM ({ranked}) ranked WHERE auditor_rank = 1)"
 
 
 def _store_shape(engine: Engine, table: str, relation: str) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Self
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from auditor import __version__
 from auditor.store import schema
@@ -37,6 +38,16 @@ from auditor.store.file_checks import (
     owner_only,
 )
 from auditor.terminal import clean
+
+# Arrow types read as pandas' own nullable types, so nothing goes through Python objects.
+_ARROW_TYPES = {
+    pa.string(): pd.StringDtype("pyarrow", na_value=np.nan),
+    pa.large_string(): pd.StringDtype("pyarrow", na_value=np.nan),
+    pa.int32(): pd.Int64Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.float64(): pd.Float64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
 
 
 class StoreConnection:
@@ -258,8 +269,16 @@ class StoreConnection:
         """Runs a query of the store's own and returns its result with timestamps as
         timezone-aware UTC."""
         # Reading: a failed write here is a file the query writes (an export), not the store.
+        # Through Arrow: text stays in Arrow arrays (pandas' "str"), rather than becoming a
+        # Python string per cell and then an Arrow array again.
         with self._lock, self._guard(writing=False):
-            result = self._con.execute(sql, list(params)).df()
+            table = self._con.sql(sql, params=list(params) or None).to_arrow_table()
+        # self_destruct: each Arrow column is freed once converted, so the rows are not held
+        # twice at the peak.
+        result: pd.DataFrame = table.to_pandas(
+            types_mapper=_ARROW_TYPES.get, self_destruct=True, split_blocks=True
+        )
+        del table
         for column in result.columns:
             dtype = result[column].dtype
             if isinstance(dtype, pd.DatetimeTZDtype):

@@ -125,6 +125,21 @@ class Reads(StoreConnection):
         `engine_guard`."""
         return self._con.cursor()
 
+    def release_cache(self) -> None:
+        """Hands back the memory DuckDB keeps caching the store's blocks once read (by
+        default it may keep up to 80 % of the machine's memory): the analysis calls it once
+        its frames are loaded and its rows reduced, so the pandas stages do not sit on top of
+        a cache of rows it will not read again. Setting a small limit evicts what is not in
+        use (observed with DuckDB 1.x, not documented); the default limit is then restored.
+        Best effort: a limit that cannot be met leaves the cache as it was."""
+        with self._lock:
+            try:
+                self._con.execute("SET memory_limit = '32MB'")
+            except duckdb.Error:
+                pass
+            finally:
+                self._con.execute("RESET memory_limit")
+
     def engine_guard(self) -> AbstractContextManager[None]:
         """Turns DuckDB's errors meaning the store is damaged into the store's errors, as
         for the store's own reads."""
