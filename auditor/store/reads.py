@@ -83,7 +83,7 @@ class Reads(StoreConnection):
             # scan to scan as environments are read side by side, and the reports list
             # findings and evidence in frame order.
             sql += f" ORDER BY {_key_order(table)}"
-            loaded[table] = self._frame(sql, params)
+            loaded[table] = self._frame(sql, params, arrow=True)
         if "flow_run_actions" in columns:
             selected = ", ".join(f'a."{name}"' for name in columns["flow_run_actions"])
             loaded["flow_run_actions"] = self._frame(
@@ -97,6 +97,7 @@ class Reads(StoreConnection):
                 # order.
                 " ORDER BY a.environment_id, a.flow_name, a.run_name, a.action_name",
                 [*bounds, *env_params],
+                arrow=True,
             )
         if "action_samples" in columns:
             # The latest sample of each flow describes what its actions represent.
