@@ -1,10 +1,11 @@
 """Typed frames from the store: one place for the analysis's column names and dtypes.
 
-The analysis reads the store only through `load_frames`, which has the store select the rows
-of an analysis window and of the chosen environments (`Store.window_rows`, in DuckDB, so a
-million trace rows never pass through Python one by one) and gives every column the dtype
-its store type declares: timestamps timezone-aware UTC, integers `Int64`, decimals
-`Float64`, text `str`, booleans `boolean`.
+The analysis reads the store through `load_frames`, which has the store select the rows of
+an analysis window and of the chosen environments (`Store.window_rows`, in DuckDB) and gives
+every column the dtype its store type declares: timestamps timezone-aware UTC, integers
+`Int64`, decimals `Float64`, text `str`, booleans `boolean`. The run and trace tables, which
+hold millions of rows, are left out (`skip`) when an engine reduces them where they are
+(`auditor.engine`); the investigation commands, which list rows, still load them.
 """
 
 from __future__ import annotations
