@@ -69,7 +69,12 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
                 environment_id=env,
                 resource_id=env,
                 resource_name=evidence.environment_name(env),
-                values={"events": len(mine), "lost_runs": lost, "flow_api_runs": covered},
+                values={
+                    "events": len(mine),
+                    "lost_runs": lost,
+                    "flow_api_runs": covered,
+                    **evidence.sources_beyond_store(),
+                },
                 evidence=evidence_rows(
                     mine, ["eventcode", "parentobjectid", "createdon", "eventcontent"]
                 ),

@@ -44,7 +44,7 @@ def trace_setting_findings(meta: CheckMeta, evidence: Evidence, visible: str) ->
                 environment_id=env,
                 resource_id=env,
                 resource_name=evidence.environment_name(env),
-                values={"setting": row["setting"]},
+                values={"setting": row["setting"], **evidence.sources_beyond_store()},
             )
         )
     return out

@@ -82,6 +82,16 @@ class Evidence:
         for name in ("_run_reduction", "steps", "_async_outcomes"):
             getattr(self, name)
 
+    def sources_beyond_store(self) -> dict[str, str]:
+        """Where the row tables came from, when any came from outside the store (a lake or
+        an export folder): `<table>_from` -> the folder, and `rest_from` -> `store` (the trace
+        setting, steps, system jobs, definitions and action samples). Empty when every row
+        came from the store: the coverage findings name a source only when it is not."""
+        sources = self.reducer.sources
+        if all(where in ("store", "memory") for where in sources.values()):
+            return {}
+        return {**{f"{t}_from": w for t, w in sorted(sources.items())}, "rest_from": "store"}
+
     def close(self) -> None:
         """Releases the reducer's engine (its Spark views, its Parquet copies)."""
         if "reducer" in self.__dict__:

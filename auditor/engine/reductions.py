@@ -134,6 +134,19 @@ def combined_runs(
     """
 
 
+def _failure_blocks(key: str, order: str, rows: str) -> str:
+    """Each row of `rows` with its block within its group (environment_id, `key`): the number
+    of rows not failed up to it in `order`, so consecutive failures share a block and the
+    failures of a block are a streak."""
+    return f"""
+        SELECT environment_id, {key}, failed,
+               sum(CASE WHEN failed THEN 0 ELSE 1 END) OVER (
+                   PARTITION BY environment_id, {key} ORDER BY {order}
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS block
+        FROM {rows}
+    """
+
+
 def _percentile_columns(d: Dialect, value: str, prefix: str, suffix: str = "") -> str:
     parts = [
         f"{d.percentile(value, level)} AS {prefix}{name}{suffix}" for name, level in PERCENTILES
@@ -156,13 +169,7 @@ def run_stats(d: Dialect, runs: str) -> str:
         SELECT * FROM {runs} runs_in
         WHERE environment_id IS NOT NULL AND flow_id IS NOT NULL
     ),
-    blocks AS (
-        SELECT environment_id, flow_id, failed,
-               sum(CASE WHEN failed THEN 0 ELSE 1 END) OVER (
-                   PARTITION BY environment_id, flow_id ORDER BY {order}
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS block
-        FROM keyed
-    ),
+    blocks AS ({_failure_blocks("flow_id", order, "keyed")}),
     streaks AS (
         SELECT environment_id, flow_id, max(n) AS failure_streak FROM (
             SELECT environment_id, flow_id, block,
@@ -294,13 +301,7 @@ def async_trace_outcomes(d: Dialect, traces: str) -> str:
         FROM {traces} traces_in
         WHERE {_number("mode")} = 1 AND environment_id IS NOT NULL AND pluginstepid IS NOT NULL
     ),
-    blocks AS (
-        SELECT environment_id, owner_id, failed,
-               sum(CASE WHEN failed THEN 0 ELSE 1 END) OVER (
-                   PARTITION BY environment_id, owner_id ORDER BY {order}
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS block
-        FROM rows
-    ),
+    blocks AS ({_failure_blocks("owner_id", order, "rows")}),
     per_block AS (
         SELECT environment_id, owner_id, block, count(*) AS executions,
                {_tally("failed")} AS n

@@ -310,3 +310,15 @@ def test_analyze_with_spark_on_a_fabric_link_lake_gives_the_store_paths_verdicts
     assert "plugintracelogs from lake" in ran.output
     assert "flow_api_runs from" not in ran.output  # the flow API's runs: from the store
     assert _verdicts(by_lake) == _verdicts(by_store)
+    # The coverage findings say which source fed which figure.
+    with Store.open(by_lake, read_only=True) as store:
+        scan = store.latest_scan()
+        assert scan is not None
+        found = store.findings(scan.scan_id)
+    traces = found[found["check_id"] == "coverage-trace-executions"]
+    judged = [json.loads(m) for m in traces["measured"] if "setting" in json.loads(m)]
+    assert judged  # (environments without Dataverse have a gap finding instead)
+    for values in judged:
+        assert values["plugintracelogs_from"].startswith("lake ")
+        assert values["flowruns_from"].startswith("lake ")
+        assert (values["flow_api_runs_from"], values["rest_from"]) == ("store", "store")
