@@ -80,7 +80,12 @@ class Reducer:
             chosen = SparkEngine(spark if spark is not None else _spark_session())
         else:
             raise UsageError(f"--engine takes duckdb or spark; got {engine!r}")
-        return cls(chosen, place_rows(chosen, store, window, environments, lake))
+        try:
+            placed = place_rows(chosen, store, window, environments, lake)
+        except BaseException:
+            chosen.close()
+            raise
+        return cls(chosen, placed)
 
     def close(self) -> None:
         """Releases the engine's views and any Parquet copied for it."""

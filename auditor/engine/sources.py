@@ -195,8 +195,8 @@ def _store_environments(store: Store | None) -> list[str]:
     return sorted(store.environment_names()) if store is not None else []
 
 
-def _table_files(folder: Path) -> tuple[list[str], str]:
-    """The live Parquet files of a lake table folder, and its format."""
+def _table_files(folder: Path) -> list[str]:
+    """The live Parquet files of a lake table folder: from its Delta log when it has one."""
     if (folder / "_delta_log").is_dir():
         from deltalake import DeltaTable
 
@@ -208,7 +208,7 @@ def _table_files(folder: Path) -> tuple[list[str], str]:
                 hint="Run the analysis with --engine spark in a Fabric or Synapse notebook,"
                 " whose Spark reads Delta itself.",
             )
-        return [str(uri) for uri in table.file_uris()], "delta"
+        return [str(uri) for uri in table.file_uris()]
     files = sorted(
         str(path)
         for path in folder.rglob("*.parquet")
@@ -220,7 +220,7 @@ def _table_files(folder: Path) -> tuple[list[str], str]:
             hint="Azure Synapse Link's CSV export is not read: use Link to Microsoft Fabric,"
             " or Synapse Link's Delta Lake option.",
         )
-    return files, "parquet"
+    return files
 
 
 def _dataverse_rows(engine: Engine, table: str, spec: LakeTable, env: str, folder: Path) -> str:
@@ -236,8 +236,7 @@ def _dataverse_rows(engine: Engine, table: str, spec: LakeTable, env: str, folde
     """
     relation = engine.delta(table, folder) if (folder / "_delta_log").is_dir() else None
     if relation is None:
-        files, _ = _table_files(folder)
-        relation = engine.parquet(table, files)
+        relation = engine.parquet(table, _table_files(folder))
     columns = {c.lower(): c for c in engine.columns(relation)}
     renamed = {store: lake for lake, store in spec.renames.items()}
     select = []
@@ -259,7 +258,8 @@ def _dataverse_rows(engine: Engine, table: str, spec: LakeTable, env: str, folde
         else "FALSE AS auditor_deleted"
     )
     versions = [columns[c] for c in ("versionnumber", "sinkmodifiedon") if c in columns]
-    identity = columns.get(spec.id_column) or columns.get("id")
+    # The export's `Id` first: a delete marker carries it, not the table's own key column.
+    identity = columns.get("id") or columns.get(spec.id_column)
     for i, column in enumerate(versions):
         select.append(f"{_quote(engine, column)} AS auditor_version_{i}")
     select.append(f"{_quote(engine, identity)} AS auditor_id" if identity else "NULL AS auditor_id")
