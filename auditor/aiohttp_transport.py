@@ -97,11 +97,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-            # An SSL connection closes in more than one turn of the event loop (asyncio shuts
-            # its TLS layer down, then the socket), and one that a stop cancelled
-            # mid-handshake is not in the pool aiohttp waits for: without these turns the
-            # loop can end first and leave the socket to the garbage collector ("unclosed
-            # transport"). Seen twice in CI, after a collection stopped by a full store.
+            # An SSL connection closes in more than one turn of the event loop, and one that
+            # a stop cancelled mid-handshake is not in the pool aiohttp waits for: without
+            # these turns the loop can end first and leave its socket to the garbage
+            # collector ("unclosed transport"; aio-libs/aiohttp issue 1925). Seen twice in
+            # CI, after a collection stopped by a store that could not be written.
             for _ in range(_CLOSING_TURNS):
                 await asyncio.sleep(0)
 
