@@ -19,8 +19,6 @@ import aiohttp
 import httpx
 import yarl
 
-_CLOSING_TURNS = 4  # loop turns for closed SSL transports to drop their sockets
-
 
 def client_timeout(extensions: dict[str, Any]) -> aiohttp.ClientTimeout:
     """httpx's timeout extension as aiohttp's: connecting (TCP and TLS handshakes) within
@@ -97,13 +95,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-            # An SSL connection closes in more than one turn of the event loop, and one that
-            # a stop cancelled mid-handshake is not in the pool aiohttp waits for: without
-            # these turns the loop can end first and leave its socket to the garbage
-            # collector ("unclosed transport"; aio-libs/aiohttp issue 1925). Seen twice in
-            # CI, after a collection stopped by a store that could not be written.
-            for _ in range(_CLOSING_TURNS):
-                await asyncio.sleep(0)
 
 
 def as_httpx_error(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
