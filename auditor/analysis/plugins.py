@@ -122,15 +122,20 @@ def _present(series: pd.Series) -> pd.Series:
     return (text.notna() & (text.str.strip() != "")).astype(bool)
 
 
-def step_modes(steps: pd.DataFrame) -> pd.DataFrame:
-    """(environment_id, stepid, mode) of each registered step, the last row of a repeated
-    one: a trace row without a mode takes its step's."""
-    frame = (
+def _registered(steps: pd.DataFrame) -> pd.DataFrame:
+    """The registered steps with their keys as text, the last row of a repeated one."""
+    return (
         steps.reindex(columns=[*_KEYS, *_STEP_COLUMNS])
         .astype({"environment_id": "str", "stepid": "str"})
         .dropna(subset=["stepid"])
         .drop_duplicates(_KEYS, keep="last")
     )
+
+
+def step_modes(steps: pd.DataFrame) -> pd.DataFrame:
+    """(environment_id, stepid, mode) of each registered step: a trace row without a mode
+    takes its step's."""
+    frame = _registered(steps)
     return pd.DataFrame(
         {
             "environment_id": frame["environment_id"],
@@ -160,12 +165,7 @@ def step_stats(
     (synchronous plug-ins should finish within 2 s), `near_timeout_share` of `timeout_ms`
     (the 2-minute limit), `loop_depth` (Dataverse stops a chain at depth 8 by default).
     """
-    step_frame = (
-        steps.reindex(columns=[*_KEYS, *_STEP_COLUMNS])
-        .astype({"environment_id": "str", "stepid": "str"})
-        .dropna(subset=["stepid"])
-        .drop_duplicates(_KEYS, keep="last")
-    )
+    step_frame = _registered(steps)
     if reduced is None:
         reducer = Reducer.over_frames(
             {"plugintracelogs": traces if traces is not None else empty_frame("plugintracelogs")}

@@ -53,9 +53,6 @@ class Reducer:
             engine.add_frame(
                 table, _coerced(frame, table) if frame is not None else empty_frame(table)
             )
-        for name, frame in frames.items():
-            if name not in ROW_TABLES:
-                engine.add_frame(name, frame)
         return cls(engine, Placed({t: "memory" for t in ROW_TABLES}))
 
     @classmethod

@@ -91,8 +91,11 @@ def combined_runs(
 ) -> str:
     """Every flow's runs in one shape: the flow API's, and Dataverse `flowruns` for flows the
     API gave none (`analysis.runs.combined_runs`), each read with its source's status words.
-    Needs `flow_api_runs`, `flowruns` and `flow_ids` (environment_id, workflowid, flow_id:
-    the definitions' keys). `sort_1`, `sort_2` give the rows the store's key order."""
+    Needs `flow_api_runs`, `flow_ids` (environment_id, workflowid, flow_id: the definitions'
+    keys) and `flowruns`, whose `duration` (schema name DurationInMs, milliseconds) stands in
+    when the times cannot give one
+    (https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/flowrun).
+    `sort_0` to `sort_2` give the rows the store's key order."""
     return f"""
     WITH api_rows AS (
         SELECT environment_id, flow_name AS flow_id, run_name, start_time, end_time, status,

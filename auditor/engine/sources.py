@@ -37,7 +37,7 @@ from pathlib import Path
 from auditor.engine.dialect import text, texts, timestamp
 from auditor.engine.engines import DuckDBEngine, Engine, SparkEngine, write_parquet
 from auditor.errors import UsageError
-from auditor.frames import Window
+from auditor.frames import Window, dtypes
 from auditor.store import TABLES, Store
 from auditor.store.reads import KEPT_UNFINISHED, TIME_COLUMNS
 
@@ -131,7 +131,9 @@ def _store_relation(
     query = f'SELECT * FROM "{table}" WHERE {condition}'
     if isinstance(engine, DuckDBEngine) and engine.in_store:
         return f"({query})"
-    rows = store.arrow_rows(query)
+    # A copy leaves out what no reduction reads (a trace's message block can be a megabyte).
+    kept = ", ".join(f'"{c}"' for c in dtypes(table))
+    rows = store.arrow_rows(f'SELECT {kept} FROM "{table}" WHERE {condition}')
     if isinstance(engine, DuckDBEngine):
         return engine.add_arrow(table, rows)
     folder = Path(tempfile.mkdtemp(prefix=f"auditor-{table}-"))
@@ -233,23 +235,17 @@ def _dataverse_rows(engine: Engine, table: str, spec: LakeTable, env: str, folde
     documented: for these log tables a delete is Dataverse's retention removing the record
     (plug-in trace logs after 24 hours, flow runs after their time to live), not a sign the
     execution did not happen, so a week of a lake holds more than the table itself does.
+    Retention: trace logs are deleted after 24 hours
+    (https://learn.microsoft.com/power-apps/developer/data-platform/logging-tracing), flow
+    runs after `flowruntimetoliveinseconds`, 28 days by default
+    (https://learn.microsoft.com/power-automate/dataverse/cloud-flow-run-metadata).
     """
     relation = engine.delta(table, folder) if (folder / "_delta_log").is_dir() else None
     if relation is None:
         relation = engine.parquet(table, _table_files(folder))
     columns = {c.lower(): c for c in engine.columns(relation)}
     renamed = {store: lake for lake, store in spec.renames.items()}
-    select = []
-    for name, sql_type in TABLES[table].columns:
-        if name == "environment_id":
-            select.append(f"{text(env)} AS environment_id")
-            continue
-        source = columns.get(renamed.get(name, name).lower())
-        if source is None:
-            kind = _SPARK_TYPES.get(sql_type, sql_type)
-            select.append(f"CAST(NULL AS {kind}) AS {name}")
-        else:
-            select.append(f"{_quote(engine, source)} AS {name}")
+    select = _store_columns(engine, table, columns, renamed, env)
     store_columns = ", ".join(name for name, _ in TABLES[table].columns)
     flag = next((columns[c] for c in _DELETE_FLAGS if c in columns), None)
     select.append(
@@ -279,15 +275,31 @@ def _dataverse_rows(engine: Engine, table: str, spec: LakeTable, env: str, folde
 def _store_shape(engine: Engine, table: str, relation: str) -> str:
     """An exported table (store names) with exactly the store's columns."""
     columns = {c.lower(): c for c in engine.columns(relation)}
+    select = _store_columns(engine, table, columns, {}, None)
+    return f"(SELECT {', '.join(select)} FROM {relation} exported)"
+
+
+def _store_columns(
+    engine: Engine,
+    table: str,
+    columns: Mapping[str, str],
+    renamed: Mapping[str, str],
+    env: str | None,
+) -> list[str]:
+    """The SELECT list giving a lake table the store's columns, in the store's order: each
+    from the lake column of its name (matched case-insensitively; `renamed`: store name ->
+    lake name), null when the lake has none; `env`, when given, as `environment_id`."""
     select = []
     for name, sql_type in TABLES[table].columns:
-        source = columns.get(name.lower())
+        if name == "environment_id" and env is not None:
+            select.append(f"{text(env)} AS environment_id")
+            continue
+        source = columns.get(renamed.get(name, name).lower())
         if source is None:
-            kind = _SPARK_TYPES.get(sql_type, sql_type)
-            select.append(f"CAST(NULL AS {kind}) AS {name}")
+            select.append(f"CAST(NULL AS {_SPARK_TYPES.get(sql_type, sql_type)}) AS {name}")
         else:
             select.append(f"{_quote(engine, source)} AS {name}")
-    return f"(SELECT {', '.join(select)} FROM {relation} exported)"
+    return select
 
 
 def _quote(engine: Engine, name: str) -> str:

@@ -242,7 +242,12 @@ def fabric_lake(store_path: Path, folder: Path) -> tuple[Path, dict[str, int]]:
     trace rows (each ran near the platform's limit), delete markers (an empty row flagged
     deleted, as an append-only export writes a delete) for some runs and traces, and trace
     rows flagged deleted that keep their data (a table merged in place, after Dataverse's
-    24-hour retention deleted them): none may change a figure."""
+    24-hour retention deleted them): none may change a figure. The layout and columns follow
+    https://learn.microsoft.com/power-apps/maker/data-platform/azure-synapse-link-select-fno-data#working-with-data-and-metadata
+    (Id, IsDelete, versionnumber, SinkModifiedOn) and
+    https://learn.microsoft.com/power-apps/maker/data-platform/export-data-lake-faq (append-only
+    deletes, latest version per Id); the simulator serves the Web API, not a lake, so the
+    lake is built here from its tables."""
     from deltalake import write_deltalake
 
     added = {"superseded": 0, "markers": 0, "deleted_with_data": 0}
