@@ -124,8 +124,7 @@ def analyze(
         with open_existing(settings) as store:
             _store_findings(store, view, settings, checks, findings)
     rows = sum(measured.values()) + sum(
-        len(view.frames.table(name))
-        for name in ("asyncoperations", "flow_run_actions", "flows", "workflows", "plugin_steps")
+        len(view.frames.table(name)) for name in ("flows", "workflows", "plugin_steps")
     )
     return Analysis(
         scan_id=scan.scan_id,

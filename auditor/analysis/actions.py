@@ -5,14 +5,18 @@ in which every effect action of the flow's definition was Skipped or never appea
 run's action results: the flow ran and changed nothing, so a trigger condition could have
 kept it from starting. Only a sample of runs is read with action detail, so the rate comes
 with a Wilson 95 % interval and is extrapolated to the flow's finished runs in the window.
+
+The action rows are reduced where they are held (`auditor.engine.reductions`: effect actions
+that ran per run, retries and durations per action); this module finishes the small frames.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from auditor.analysis.common import percentiles
 from auditor.analysis.definitions import definition_frames
+from auditor.analysis.jobs import EXPANDER_JOB
+from auditor.engine.reducer import ActionReduction
 from auditor.frames import Frames, flow_definitions
 
 Z95 = 1.959963984540054
@@ -77,17 +81,6 @@ TRIGGER_DTYPES: dict[str, str] = {
 _KEY = ["environment_id", "flow_id"]
 _RUN = [*_KEY, "run_name"]
 _ACTION = [*_KEY, "action_name"]
-# Codes an attempt is answered with, by name and number.
-_CODE_NUMBERS = {
-    "toomanyrequests": 429,
-    "requesttimeout": 408,
-    "internalservererror": 500,
-    "notimplemented": 501,
-    "badgateway": 502,
-    "serviceunavailable": 503,
-    "gatewaytimeout": 504,
-}
-EXPANDER_JOB = 79  # asyncoperation operationtype: CallbackRegistration Expander
 # Which flow a CallbackRegistration Expander job runs is inferred, not documented. The
 # bypass page says only that "the CallbackRegistration table manages flow triggers, and
 # there's an internal operation called expander that creates the system jobs"
@@ -104,36 +97,31 @@ def _empty(dtypes: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
 
 
-def _actions_keyed(actions: pd.DataFrame) -> pd.DataFrame:
-    """Store action rows with the flow id column name the analysis uses."""
-    return actions.rename(columns={"flow_name": "flow_id"})
+def effect_actions(definition_actions: pd.DataFrame) -> pd.DataFrame:
+    """environment_id, flow_id, action_name: each effect action of a flow's definition
+    (the frame `definitions.definition_frames` gives), once."""
+    effects = definition_actions.loc[definition_actions["is_effect"].astype(bool), _ACTION]
+    return effects.drop_duplicates().reset_index(drop=True)
 
 
 def classify_runs(
-    actions: pd.DataFrame, definition_actions: pd.DataFrame, runs: pd.DataFrame
+    sampled: pd.DataFrame, definition_actions: pd.DataFrame, runs: pd.DataFrame
 ) -> pd.DataFrame:
     """One row per sampled finished run: how many effect actions ran, and whether none did.
 
-    `actions` are the store's `flow_run_actions`, `definition_actions` the action frame of
-    `definitions.definition_frames`, `runs` the common run frame of `analysis.runs`. A run is
-    sampled when it has action results; runs still going have no outcome and are left out.
+    `sampled` holds each run read with action detail and the distinct effect actions of
+    `effect_actions` that ran in it (`Reducer.actions`), `definition_actions` the action
+    frame of `definitions.definition_frames`, `runs` the common run frame of `analysis.runs`.
+    Runs still going have no outcome and are left out.
     """
-    acts = _actions_keyed(actions)
-    sampled = acts.loc[:, _RUN].drop_duplicates()
     finished = runs.loc[runs["finished"] & (runs["source"] == "flow-api"), _RUN]
+    sampled = sampled.loc[:, [*_RUN, "effects_ran"]]
     sampled = sampled.merge(finished.drop_duplicates(), on=_RUN, how="inner")
     if sampled.empty:
         return _empty(CLASSIFIED_DTYPES)
-    effects = definition_actions.loc[definition_actions["is_effect"].astype(bool), _ACTION]
-    effects = effects.drop_duplicates()
+    effect_count = effect_actions(definition_actions).groupby(_KEY).size()
     defined = definition_actions.loc[:, _KEY].drop_duplicates()
-    effect_count = effects.groupby(_KEY).size().rename("effect_actions")
-    status = acts["status"].astype("str").str.lower()
-    ran_rows = acts.loc[status.ne("skipped").fillna(True), [*_RUN, "action_name"]]
-    ran = ran_rows.merge(effects, on=_ACTION, how="inner").drop_duplicates()
-    ran_count = ran.groupby(_RUN).size().rename("effects_ran")
-    out = sampled.merge(effect_count.reset_index(), on=_KEY, how="left")
-    out = out.merge(ran_count.reset_index(), on=_RUN, how="left")
+    out = sampled.merge(effect_count.rename("effect_actions").reset_index(), on=_KEY, how="left")
     out["effects_ran"] = out["effects_ran"].fillna(0)
     known = pd.MultiIndex.from_frame(out[_KEY]).isin(pd.MultiIndex.from_frame(defined))
     # A flow whose definition has actions but no effect: every run changes nothing.
@@ -193,104 +181,42 @@ def unnecessary_summary(
     return out.loc[:, list(UNNECESSARY_DTYPES)].astype(UNNECESSARY_DTYPES)
 
 
-def _code_numbers(codes: pd.Series) -> pd.Series:
-    """HTTP status numbers from codes given as names (TooManyRequests) or numbers ("429")."""
-    text = codes.astype("str").str.strip()
-    named = text.str.lower().map(_CODE_NUMBERS)
-    numeric = pd.to_numeric(text.where(text.str.fullmatch(r"\d{3}").fillna(False)), errors="coerce")
-    return named.astype("Float64").fillna(numeric.astype("Float64"))
+def typed_summary(reduced: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
+    """A reduced per-action frame (`ActionReduction.retries`, `.durations`, in key
+    order) in its analysis dtypes (RETRY_DTYPES, DURATION_DTYPES)."""
+    if reduced.empty:
+        return _empty(dtypes)
+    return reduced.loc[:, list(dtypes)].astype(dtypes).reset_index(drop=True)
 
 
-def retry_summary(actions: pd.DataFrame) -> pd.DataFrame:
-    """Per action of a flow: retried executions, attempts, recovered and exhausted retries,
-    and the codes that caused them (429 throttling, 5xx, 408) from `retryHistory`."""
-    acts = _actions_keyed(actions)
-    if acts.empty:
-        return _empty(RETRY_DTYPES)
-    retries = acts["retry_count"].astype("Float64").fillna(0).clip(lower=0)
-    status = acts["status"].astype("str").str.lower()
-    retried = retries > 0
-    final = _code_numbers(acts["code"]).fillna(_code_numbers(acts["error_code"]))
-    frame = pd.DataFrame(
-        {
-            "environment_id": acts["environment_id"],
-            "flow_id": acts["flow_id"],
-            "action_name": acts["action_name"],
-            "executions": 1,
-            "retried": retried.astype("int64"),
-            "retries": retries.astype("int64"),
-            "attempts": (retries + 1).where(retried, 0).astype("int64"),
-            "recovered": (retried & (status == "succeeded")).fillna(False).astype("int64"),
-            "exhausted": (retried & (status == "failed")).fillna(False).astype("int64"),
-            "final_throttled": (final == 429).fillna(False).astype("int64"),
-        }
-    )
-    codes = (
-        acts.loc[acts["retry_codes"].notna(), [*_ACTION, "retry_codes"]]
-        .assign(code=lambda f: f["retry_codes"].astype("str").str.split(","))
-        .explode("code")
-    )
-    number = _code_numbers(codes["code"])
-    code_counts = pd.DataFrame(
-        {
-            "environment_id": codes["environment_id"],
-            "flow_id": codes["flow_id"],
-            "action_name": codes["action_name"],
-            "throttled": (number == 429).fillna(False).astype("int64"),
-            "server_errors": ((number >= 500) & (number < 600)).fillna(False).astype("int64"),
-            "timeouts": (number == 408).fillna(False).astype("int64"),
-        }
-    )
-    out = frame.groupby(_ACTION, sort=True).sum()
-    by_code = code_counts.groupby(_ACTION).sum()
-    out = out.join(by_code, how="left").fillna(0)
-    out["throttled"] = out["throttled"] + out.pop("final_throttled")
-    out = out.reset_index()
-    return out.loc[:, list(RETRY_DTYPES)].astype(RETRY_DTYPES)
-
-
-def action_durations(actions: pd.DataFrame) -> pd.DataFrame:
-    """Per action of a flow: p50 / p95 / max duration (end - start, ms) over the executions
-    that ran (not Skipped) and have both times; linear percentiles (`common.percentiles`)."""
-    acts = _actions_keyed(actions)
-    status = acts["status"].astype("str").str.lower()
-    ms = (acts["end_time"] - acts["start_time"]).dt.total_seconds() * 1000
-    keep = status.ne("skipped").fillna(True) & ms.notna() & (ms >= 0)
-    frame = acts.loc[keep, _ACTION].assign(ms=ms[keep].astype("float64"))
-    if frame.empty:
-        return _empty(DURATION_DTYPES)
-    by_action = frame.groupby(_ACTION, sort=True)["ms"]
-    quantiles = percentiles(by_action, {"p50_ms": 0.5, "p95_ms": 0.95}, maximum="max_ms")
-    out = quantiles.join(by_action.size().rename("executions"))
-    return out.reset_index().loc[:, list(DURATION_DTYPES)].astype(DURATION_DTYPES)
-
-
-def expander_jobs(jobs: pd.DataFrame, definitions: pd.DataFrame) -> pd.DataFrame:
-    """The CallbackRegistration Expander jobs (operationtype 79) of `jobs` (the store's
-    `asyncoperations`), one row each, indexed as in `jobs`: environment_id, workflowid (the
-    job's workflowactivationid, lower case) and `linked`: it names a flow of `definitions`.
-
-    The one rule (TRIGGER_LINK, inferred: see above) by which every trigger-execution figure
-    and the `coverage-flow-trigger-jobs` check tie a job to a flow.
-    """
-    expanders = jobs.loc[(jobs["operationtype"] == EXPANDER_JOB).fillna(False).astype(bool)]
+def linked_flows(definitions: pd.DataFrame) -> pd.DataFrame:
+    """environment_id, workflowid (lower case): the flows of `definitions` an Expander job
+    can name, once each. The one rule (TRIGGER_LINK, inferred: see above) by which every
+    trigger-execution figure and the `coverage-flow-trigger-jobs` check tie a job to a flow;
+    the engine applies it to the job rows (`reductions.unlinked_expanders`)."""
+    known = definitions.loc[definitions["workflowid"].notna(), ["environment_id", "workflowid"]]
     out = pd.DataFrame(
         {
-            "environment_id": expanders["environment_id"].astype("str"),
-            "workflowid": expanders["workflowactivationid"].astype("string").str.lower(),
+            "environment_id": known["environment_id"].astype("str"),
+            "workflowid": known["workflowid"].astype("str").str.lower(),
         }
     )
-    known = definitions.loc[definitions["workflowid"].notna(), ["environment_id", "workflowid"]]
-    pairs = pd.MultiIndex.from_arrays(
-        [known["environment_id"].astype("str"), known["workflowid"].astype("str").str.lower()]
+    return out.drop_duplicates().reset_index(drop=True)
+
+
+def expander_links(expanders: pd.DataFrame, definitions: pd.DataFrame) -> pd.DataFrame:
+    """The Expander jobs counted per environment and workflowid (`JobReduction.expanders`),
+    each with `linked`: its workflowid names a flow of `definitions` (`linked_flows`)."""
+    pairs = pd.MultiIndex.from_frame(linked_flows(definitions))
+    keys = pd.MultiIndex.from_arrays(
+        [expanders["environment_id"].astype("str"), expanders["workflowid"].astype("str")]
     )
-    named = pd.MultiIndex.from_arrays([out["environment_id"], out["workflowid"]]).isin(pairs)
-    out["linked"] = out["workflowid"].notna().to_numpy(dtype=bool) & named
-    return out
+    linked = expanders["workflowid"].notna().to_numpy(dtype=bool) & keys.isin(pairs)
+    return expanders.assign(linked=linked)
 
 
 def trigger_executions(
-    jobs: pd.DataFrame,
+    expanders: pd.DataFrame,
     definitions: pd.DataFrame,
     triggers: pd.DataFrame,
     run_counts: pd.DataFrame,
@@ -299,9 +225,10 @@ def trigger_executions(
 
     Each Dataverse event a flow's registration receives is a CallbackRegistration Expander
     job; jobs that started no run are evaluations a trigger condition filtered out, or events
-    the flow did not need. A job is tied to its flow by `expander_jobs` (TRIGGER_LINK), an
-    inference no Microsoft page states, so every row says `link_inferred`: when the inference
-    is wrong the counts are zero, and `coverage-flow-trigger-jobs` says so.
+    the flow did not need. `expanders` counts the jobs per environment and workflowid
+    (`JobReduction.expanders`); a job is tied to its flow by TRIGGER_LINK (`linked_flows`),
+    an inference no Microsoft page states, so every row says `link_inferred`: when the
+    inference is wrong the counts are zero, and `coverage-flow-trigger-jobs` says so.
     """
     dataverse = triggers.loc[triggers["is_dataverse"].astype(bool), _KEY].drop_duplicates()
     flows = dataverse.merge(
@@ -309,13 +236,9 @@ def trigger_executions(
     )
     if flows.empty:
         return _empty(TRIGGER_DTYPES)
-    expanders = expander_jobs(jobs, definitions)
-    executions = (
-        expanders.groupby(["environment_id", "workflowid"])
-        .size()
-        .rename("trigger_executions")
-        .reset_index()
-    )
+    executions = expanders.loc[
+        expanders["workflowid"].notna(), ["environment_id", "workflowid", "jobs"]
+    ].rename(columns={"jobs": "trigger_executions"})
     workflow = flows["workflowid"].astype("str").str.lower()
     out = flows.assign(workflowid=workflow).merge(
         executions, on=["environment_id", "workflowid"], how="left"
@@ -333,18 +256,22 @@ def trigger_executions(
 
 def action_frames(
     frames: Frames,
+    reduced: ActionReduction,
+    expanders: pd.DataFrame,
     runs: pd.DataFrame,
     run_counts: pd.DataFrame,
     *,
     definitions: pd.DataFrame | None = None,
     parsed: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Every action analysis over loaded frames: classified, unnecessary, retries,
-    durations, triggers. `runs` and `run_counts` come from `analysis.runs`; `definitions`
-    and `parsed` (`definition_frames` of them) are computed when not given."""
+    """Every action analysis: classified, unnecessary, retries, durations, triggers.
+    `reduced` holds the action rows reduced by the engine (`Reducer.actions` of
+    `effect_actions`), `expanders` the Expander jobs per workflow; `runs` and `run_counts`
+    come from `analysis.runs`; `definitions` and `parsed` (`definition_frames` of them) are
+    computed when not given."""
     definitions = flow_definitions(frames) if definitions is None else definitions
     triggers, definition_actions, _errors = parsed or definition_frames(definitions)
-    classified = classify_runs(frames.flow_run_actions, definition_actions, runs)
+    classified = classify_runs(reduced.sampled, definition_actions, runs)
     population = run_counts
     if not frames.action_samples.empty:
         # Flows without runs of their own in `run_counts` use the sample's description.
@@ -356,9 +283,9 @@ def action_frames(
     return {
         "classified": classified,
         "unnecessary": unnecessary_summary(classified, population),
-        "retries": retry_summary(frames.flow_run_actions),
-        "durations": action_durations(frames.flow_run_actions),
-        "triggers": trigger_executions(frames.asyncoperations, definitions, triggers, run_counts),
+        "retries": typed_summary(reduced.retries, RETRY_DTYPES),
+        "durations": typed_summary(reduced.durations, DURATION_DTYPES),
+        "triggers": trigger_executions(expanders, definitions, triggers, run_counts),
     }
 
 
@@ -366,12 +293,13 @@ __all__ = [
     "EXPANDER_JOB",
     "TRIGGER_LINK",
     "TRIGGER_LINK_INFERRED",
-    "action_durations",
     "action_frames",
     "classify_runs",
-    "expander_jobs",
-    "retry_summary",
+    "effect_actions",
+    "expander_links",
+    "linked_flows",
     "trigger_executions",
+    "typed_summary",
     "unnecessary_summary",
     "wilson_interval",
 ]

@@ -1,9 +1,10 @@
 """System jobs per owner, each async plug-in step or workflow: streaks, errors, auto-delete.
 
 A job's owner is its step (`owningextensionid`, operationtype 1) or its workflow
-(`workflowactivationid`). These figures reuse the preparation and statistics of `jobs` and add
-what only an owner has: failure streaks (counted, like failure rates, over completed jobs),
-its commonest error and name, and whether its outcomes can be measured at all.
+(`workflowactivationid`). The engine reduces the jobs per owner (`reductions.job_owners`: the
+statistics of `jobs`, failure streaks counted like failure rates over completed jobs, and the
+commonest name); this module adds what the jobs read one by one give, the commonest error,
+and whether an owner's outcomes can be measured at all.
 
 A step with `asyncautodelete` has its successful jobs deleted at once ("all successfully
 completed jobs to be deleted immediately after completion":
@@ -21,15 +22,13 @@ import pandas as pd
 from auditor.analysis.common import number, typed
 from auditor.analysis.jobs import (
     ASYNC_PLUGIN,
-    COMPLETED_STATE,
-    FINAL_STATUSES,
     OPERATION_TYPES,
     STAT_DTYPES,
-    group_stats,
+    finished_stats,
     message_clusters,
     prepared_jobs,
+    reduce_jobs,
 )
-from auditor.analysis.statuses import FAILED
 from auditor.engine.reducer import Reducer
 
 # How an owner's outcomes were measured.
@@ -57,83 +56,51 @@ OWNER_STATS_DTYPES: dict[str, str] = {
 OWNER_STATS_COLUMNS = tuple(OWNER_STATS_DTYPES)
 
 
-def _streaks(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Longest and current run of consecutive failed jobs per group, in creation order.
-
-    Only completed jobs have an outcome: a queued or running job neither fails nor breaks a
-    streak.
-    """
-    rows = rows[(rows["state"] == COMPLETED_STATE) | rows["status"].isin(FINAL_STATUSES)]
-    group = rows.groupby(keys, dropna=False, sort=False).ngroup().rename("group")
-    ordered = pd.DataFrame(
-        {
-            "group": group,
-            "createdon": rows["createdon"],
-            "asyncoperationid": rows["asyncoperationid"],
-            "failed": rows["status"] == FAILED,
-        }
-    ).sort_values(["group", "createdon", "asyncoperationid"], na_position="last", kind="stable")
-    per_group = _failure_streaks(ordered["group"], ordered["failed"]).rename(
-        columns={"max": "max_failure_streak", "current": "current_failure_streak"}
-    )
-    keyed = rows[keys].assign(group=group).drop_duplicates("group").set_index("group")
-    return keyed.join(per_group).reset_index(drop=True)
-
-
-def _failure_streaks(group: pd.Series, failed: pd.Series) -> pd.DataFrame:
-    """Longest (`max`) and last (`current`) run of consecutive failures per group, the rows
-    being in order within each group."""
-    changed = (group.diff() != 0) | (failed != failed.shift())
-    sizes = pd.DataFrame({"group": group, "failed": failed, "block": changed.cumsum()})
-    sizes = sizes.groupby("block").agg(
-        group=("group", "first"), failed=("failed", "first"), size=("failed", "size")
-    )
-    failing = sizes["size"].where(sizes["failed"], 0)
-    return pd.DataFrame(
-        {
-            "max": failing.groupby(sizes["group"]).max(),
-            "current": failing.groupby(sizes["group"]).last(),
-        }
-    )
-
-
-def _commonest_name(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """The most frequent job name per group (ties: the first in name order)."""
-    counts = rows.groupby([*keys, "name"], dropna=False, sort=False).size().rename("n")
-    ranked = counts.reset_index().sort_values(["n", "name"], ascending=[False, True])
-    return ranked.dropna(subset=["name"]).drop_duplicates(keys)[[*keys, "name"]]
-
-
-def job_stats_by_owner(
-    jobs: pd.DataFrame, *, max_chars: int = 2000, example_chars: int = 300
+def owner_stats(
+    by_owner: pd.DataFrame,
+    kept: pd.DataFrame,
+    *,
+    max_chars: int = 2000,
+    example_chars: int = 300,
 ) -> pd.DataFrame:
-    """`job_stats` per owning step (operationtype 1) or workflow, with streaks and errors.
+    """`job_stats` per owning step (operationtype 1) or workflow, with streaks and errors,
+    from `JobReduction.by_owner` and the unsettled jobs read one by one (`kept`, whose
+    failures are clustered by message).
 
     A streak is what a failure rate hides: a step failing every job since yesterday is
     broken now, even if its month looks healthy. Jobs without an owner are grouped under a
     NaN `owner_id` rather than dropped. `recurring_errors` lists the clusters behind
     `top_error`.
     """
-    rows = prepared_jobs(jobs)
-    keys = ["environment_id", "operationtype", "operation", "owner_kind", "owner_id"]
+    if by_owner.empty:
+        return typed(pd.DataFrame(columns=list(OWNER_STATS_DTYPES)), OWNER_STATS_DTYPES)
+    merged = finished_stats(by_owner)
+    is_step = merged["operationtype"].eq(ASYNC_PLUGIN).fillna(False).astype(bool)
+    merged["owner_kind"] = np.where(is_step, "step", "workflow")
     error_keys = ["environment_id", "operationtype", "owner_id"]
-    clusters = message_clusters(rows, max_chars, example_chars)
+    clusters = message_clusters(prepared_jobs(kept), max_chars, example_chars)
     distinct = clusters.groupby(error_keys, dropna=False).size().rename("error_clusters")
     top = clusters[clusters["rank"] == 1].rename(
         columns={"error": "top_error", "count": "top_error_count"}
     )
-    merged = (
-        group_stats(rows, keys)
-        .merge(_streaks(rows, keys), on=keys, how="left")
-        .merge(_commonest_name(rows, keys), on=keys, how="left")
-        .merge(distinct.reset_index(), on=error_keys, how="left")
-        .merge(top[[*error_keys, "top_error", "top_error_count"]], on=error_keys, how="left")
+    merged = merged.merge(distinct.reset_index(), on=error_keys, how="left").merge(
+        top[[*error_keys, "top_error", "top_error_count"]], on=error_keys, how="left"
     )
     counts = ["error_clusters", "top_error_count", "max_failure_streak", "current_failure_streak"]
     merged[counts] = merged[counts].fillna(0)
     merged["autodelete"] = False
     merged["measured_by"] = BY_JOBS
     return _ordered_owners(merged)
+
+
+def job_stats_by_owner(
+    jobs: pd.DataFrame, *, max_chars: int = 2000, example_chars: int = 300
+) -> pd.DataFrame:
+    """`owner_stats` of the rows of `jobs` (the store's `asyncoperations` columns)."""
+    reduced = reduce_jobs(jobs)
+    return owner_stats(
+        reduced.by_owner, reduced.kept, max_chars=max_chars, example_chars=example_chars
+    )
 
 
 def _ordered_owners(owners: pd.DataFrame) -> pd.DataFrame:

@@ -15,17 +15,22 @@ Jobs change state (the store keeps each job's latest, read by `modifiedon`): out
 those of completed jobs (statecode 3); a job still queued, waiting or in progress is counted
 as such, never as a failure. Failure rates and streaks are per completed job.
 
+The job rows are reduced where they are held (`auditor.engine.reductions`: counts and
+percentiles per type, per owner and per environment, Expander jobs per workflow); the jobs
+read one by one are those not settled (all but succeeded and canceled). This module gives
+the codes those reductions read and finishes their small frames.
+
 Per-owner figures (each step or workflow, its streaks and its errors) are `job_owners`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import pandas as pd
 
-from auditor.analysis.common import number, percentiles, typed
+from auditor.analysis.common import number, typed
 from auditor.analysis.statuses import (
     ASYNC_STATUSES,
     CANCELED,
@@ -37,6 +42,8 @@ from auditor.analysis.statuses import (
     WAITING,
     WAITING_FOR_RESOURCES,
 )
+from auditor.engine.reducer import JobReduction, Reducer
+from auditor.engine.reductions import JobCodes
 
 # operationtype values the auditor reads; any other value is kept and labelled "other".
 OPERATION_TYPES: Mapping[int, str] = {1: "async plug-in", 10: "workflow", 79: "flow trigger"}
@@ -49,8 +56,22 @@ COMPLETED_STATE = COMPLETED
 WAITING_STATUSES = (WAITING_FOR_RESOURCES, WAITING)
 FINAL_STATUSES = (SUCCEEDED, FAILED, CANCELED)  # the statuses of the Completed state
 KNOWN_STATUSES = tuple(ASYNC_STATUSES)
+EXPANDER_JOB = 79  # operationtype: CallbackRegistration Expander (a Dataverse flow trigger)
 
-_PERCENTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+# What the engine's job reductions read, from the declarations above.
+JOB_CODES = JobCodes(
+    completed_state=COMPLETED_STATE,
+    suspended_state=SUSPENDED_STATE,
+    locked_state=LOCKED_STATE,
+    succeeded=SUCCEEDED,
+    failed=FAILED,
+    canceled=CANCELED,
+    waiting=WAITING_STATUSES,
+    final=FINAL_STATUSES,
+    known=KNOWN_STATUSES,
+    async_plugin=ASYNC_PLUGIN,
+    expander=EXPANDER_JOB,
+)
 
 # Column names and dtypes of the frames this module returns (`job_owners` extends them),
 # declared once.
@@ -178,60 +199,44 @@ def prepared_jobs(jobs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _percentiles(values: pd.Series, keys: list[pd.Series], prefix: str) -> pd.DataFrame:
-    """p50 / p95 / p99 / max per group, nulls ignored."""
-    return percentiles(
-        values.groupby(keys, dropna=False, sort=False),
-        {f"{prefix}_{name}_ms": level for name, level in _PERCENTILES.items()},
-        maximum=f"{prefix}_max_ms",
-    )
+def reduce_jobs(jobs: pd.DataFrame) -> JobReduction:
+    """The job reductions over rows already in memory (DuckDB in memory runs the same SQL
+    as over the store): for the investigation commands and tests."""
+    reducer = Reducer.over_frames({"asyncoperations": jobs})
+    try:
+        return reducer.jobs(JOB_CODES)
+    finally:
+        reducer.close()
 
 
-def group_stats(rows: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """The counts and percentiles of `STAT_DTYPES` per group of `keys`."""
-    status, state = rows["status"], rows["state"]
-    flags = pd.DataFrame(
-        {
-            # Statuses 30-32 exist only in the Completed state: a job with one has an outcome
-            # even if its statecode is missing or undocumented.
-            "completed": (state == COMPLETED_STATE) | status.isin(FINAL_STATUSES),
-            "succeeded": status == SUCCEEDED,
-            "failed": status == FAILED,
-            "failed_without_message": (status == FAILED) & rows["message"].isna(),
-            "canceled": status == CANCELED,
-            "suspended": state == SUSPENDED_STATE,
-            "waiting": status.isin(WAITING_STATUSES),
-            "in_progress": state == LOCKED_STATE,
-            "unknown_status": ~status.isin(KNOWN_STATUSES),
-            "clipped_durations": rows["clipped"],
-            "retried": rows["retrycount"] > 0,
-        }
-    )
-    groups = [rows[k] for k in keys]
-    counts = flags.groupby(groups, dropna=False, sort=False).sum()
-    counts["jobs"] = rows.groupby(groups, dropna=False, sort=False).size()
-    counts["max_retrycount"] = rows["retrycount"].groupby(groups, dropna=False, sort=False).max()
-    completed = counts["completed"].astype("float64")
-    counts["failure_rate"] = counts["failed"] / completed.where(completed > 0)
-    counts["retried_share"] = counts["retried"] / counts["jobs"]
-    return counts.join(
-        [
-            _percentiles(rows["queue_latency"], groups, "queue_latency"),
-            _percentiles(rows["run_time"], groups, "run_time"),
-        ]
-    ).reset_index()
+def finished_stats(reduced: pd.DataFrame) -> pd.DataFrame:
+    """A reduced frame of job counts (`auditor.engine.reductions.job_stats` or
+    `job_owners`) with the operation's label and the rates: failed / completed (NaN
+    without a completed job) and retried / jobs."""
+    out = reduced.copy()
+    operation = number(out["operationtype"])
+    out["operationtype"] = operation
+    out["operation"] = operation.map(OPERATION_TYPES).fillna("other").astype("str")
+    completed = out["completed"].astype("float64")
+    out["failure_rate"] = out["failed"] / completed.where(completed > 0)
+    out["retried_share"] = out["retried"] / out["jobs"].astype("float64")
+    return out
+
+
+def job_stats_of(by_type: pd.DataFrame) -> pd.DataFrame:
+    """Per environment and operation type (`JobReduction.by_type`): volumes, outcomes,
+    waits, run times and retries. Job types other than 1, 10 and 79 are kept under their
+    own number (labelled "other"), not dropped."""
+    if by_type.empty:
+        return typed(pd.DataFrame(columns=list(JOB_STATS_DTYPES)), JOB_STATS_DTYPES)
+    stats = finished_stats(by_type)
+    ordered = stats.sort_values(["environment_id", "operationtype"], kind="stable")
+    return typed(ordered, JOB_STATS_DTYPES)
 
 
 def job_stats(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Per environment and operation type: volumes, outcomes, waits, run times and retries.
-
-    `jobs` has the columns of the store's `asyncoperations`. Job types other than 1, 10 and
-    79 are kept under their own number (labelled "other"), not dropped.
-    """
-    rows = prepared_jobs(jobs)
-    stats = group_stats(rows, ["environment_id", "operationtype", "operation"])
-    ordered = stats.sort_values(["environment_id", "operationtype"], kind="stable")
-    return typed(ordered, JOB_STATS_DTYPES)
+    """`job_stats_of` the rows of `jobs` (the store's `asyncoperations` columns)."""
+    return job_stats_of(reduce_jobs(jobs).by_type)
 
 
 def message_clusters(rows: pd.DataFrame, max_chars: int, example_chars: int) -> pd.DataFrame:
@@ -267,19 +272,18 @@ def recurring_errors(
     return typed(clusters[clusters["rank"] <= top], ERROR_DTYPES)
 
 
-def queue_latency_p95(jobs: pd.DataFrame) -> pd.Series:
-    """p95 queue latency (ms) of completed async plug-in jobs per environment.
+def queue_latency_of(queue_p95: pd.DataFrame) -> pd.Series:
+    """p95 queue latency (ms) of completed async plug-in jobs per environment
+    (`JobReduction.queue_p95`).
 
     The ground truth's definition (auditor/sim/truth/steps_and_jobs.py): operationtype 1,
     statecode 3, both timestamps present; canceled jobs never started, so they drop out.
     Environments without such a job are absent, not 0: no evidence is not a fast queue.
     """
-    rows = prepared_jobs(jobs)
-    done = rows[
-        (rows["operationtype"] == ASYNC_PLUGIN)
-        & (rows["state"] == COMPLETED_STATE)
-        & rows["queue_latency"].notna()
-    ]
-    grouped = done.groupby("environment_id")["queue_latency"]
-    p95 = percentiles(grouped, {"queue_latency_p95_ms": 0.95})["queue_latency_p95_ms"]
-    return p95.astype("float64")
+    series = queue_p95.set_index("environment_id")["queue_latency_p95_ms"].astype("float64")
+    return series.rename_axis("environment_id").rename("queue_latency_p95_ms")
+
+
+def queue_latency_p95(jobs: pd.DataFrame) -> pd.Series:
+    """`queue_latency_of` the rows of `jobs`."""
+    return queue_latency_of(reduce_jobs(jobs).queue_p95)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from auditor.analysis.actions import TRIGGER_LINK, TRIGGER_LINK_INFERRED, expander_jobs
-from auditor.checks.base import CheckMeta, Finding, Limits, evidence_rows, make
+from auditor.analysis.actions import TRIGGER_LINK, TRIGGER_LINK_INFERRED
+from auditor.checks.base import MAX_EVIDENCE_ROWS, CheckMeta, Finding, Limits, evidence_rows, make
 from auditor.checks.evidence import Evidence
 
 META = CheckMeta(
@@ -39,13 +39,14 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     """Per environment: how many type-79 jobs in the window link to a known flow, by the rule
     `analysis.actions` counts trigger executions with. Jobs with none of them linked leave
     the counts unknown: not-assessed, never a pass."""
-    jobs = evidence.frames.asyncoperations.reset_index(drop=True)
-    expanders = expander_jobs(jobs, evidence.definitions)
+    expanders = evidence.expanders
+    unlinked_rows = evidence.unlinked_expanders(MAX_EVIDENCE_ROWS)
     flows = evidence.definitions
     out = []
     for env in evidence.environments["environment_id"]:
         mine = expanders[expanders["environment_id"] == env]
-        total, linked = len(mine), int(mine["linked"].sum())
+        total = int(mine["jobs"].sum())
+        linked = int(mine.loc[mine["linked"].to_numpy(dtype=bool), "jobs"].sum())
         known = int(flows.loc[flows["environment_id"] == env, "workflowid"].notna().sum())
         if not total:
             status, message = "pass", "no flow-trigger jobs in the window"
@@ -59,7 +60,7 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
                 f"linked to any of the {known} known flows{_INFERRED}: trigger-execution "
                 "counts are unknown"
             )
-        unlinked = jobs.loc[mine.index[~mine["linked"].to_numpy(dtype=bool)]]
+        unlinked = unlinked_rows[unlinked_rows["environment_id"] == env]
         out.append(
             make(
                 META,

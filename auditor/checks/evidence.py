@@ -12,12 +12,12 @@ from functools import cached_property
 
 import pandas as pd
 
-from auditor.analysis.actions import action_frames
+from auditor.analysis.actions import action_frames, effect_actions, expander_links, linked_flows
 from auditor.analysis.block_signatures import block_signatures
 from auditor.analysis.definitions import definition_frames
 from auditor.analysis.flows import catch_paths, flow_facts
-from auditor.analysis.job_owners import job_stats_by_owner, measured_owners
-from auditor.analysis.jobs import job_stats, queue_latency_p95
+from auditor.analysis.job_owners import measured_owners, owner_stats
+from auditor.analysis.jobs import JOB_CODES, job_stats_of, queue_latency_of
 from auditor.analysis.plugins import (
     LOOP_DEPTH,
     NEAR_TIMEOUT_SHARE,
@@ -30,9 +30,9 @@ from auditor.analysis.plugins import (
 )
 from auditor.analysis.runs import flow_ids, run_summary, typed_runs
 from auditor.analysis.statuses import RUN_VOCABULARIES
-from auditor.engine.reducer import Reducer, RunReduction
+from auditor.engine.reducer import ActionReduction, JobReduction, Reducer, RunReduction
 from auditor.engine.sources import ROW_TABLES
-from auditor.frames import Frames, flow_definitions
+from auditor.frames import Frames, flow_definitions, typed
 
 _KEY = ["environment_id", "flow_id"]
 
@@ -79,7 +79,8 @@ class Evidence:
         """Runs every reduction of the row tables now, before any check: they are the
         analysis's reading of its rows, and a store that cannot be read fails here, as a
         whole, rather than as one check's error."""
-        for name in ("_run_reduction", "steps", "_async_outcomes"):
+        reductions = ("_run_reduction", "action_reduction", "job_reduction", "steps")
+        for name in (*reductions, "_async_outcomes"):
             getattr(self, name)
 
     def sources_beyond_store(self) -> dict[str, str]:
@@ -245,9 +246,7 @@ class Evidence:
 
     @cached_property
     def _run_reduction(self) -> RunReduction:
-        actions = self.frames.flow_run_actions
-        sampled = actions.loc[:, ["environment_id", "flow_name", "run_name"]].drop_duplicates()
-        return self.reducer.runs(flow_ids(self.definitions), sampled, RUN_VOCABULARIES)
+        return self.reducer.runs(flow_ids(self.definitions), RUN_VOCABULARIES)
 
     @cached_property
     def runs(self) -> pd.DataFrame:
@@ -274,10 +273,18 @@ class Evidence:
         )
 
     @cached_property
+    def action_reduction(self) -> ActionReduction:
+        """The sampled runs' action rows reduced: per run the effect actions that ran, per
+        action its retries and durations."""
+        return self.reducer.actions(effect_actions(self.parsed[1]))
+
+    @cached_property
     def action_results(self) -> dict[str, pd.DataFrame]:
         """classified, unnecessary, retries, durations, triggers (`analysis.actions`)."""
         return action_frames(
             self.frames,
+            self.action_reduction,
+            self.job_reduction.expanders,
             self.runs,
             self.run_summary,
             definitions=self.definitions,
@@ -318,8 +325,29 @@ class Evidence:
         return unfiltered_update_steps(self.frames.plugin_steps, self.steps)
 
     @cached_property
+    def job_reduction(self) -> JobReduction:
+        """The system jobs reduced (`auditor.engine.reductions`)."""
+        return self.reducer.jobs(JOB_CODES)
+
+    @cached_property
+    def kept_jobs(self) -> pd.DataFrame:
+        """The jobs read one by one: all but the succeeded and canceled (what is queued,
+        waiting, running or stuck, and the failures), in the store's key order."""
+        return typed(self.job_reduction.kept, "asyncoperations")
+
+    def unlinked_expanders(self, limit: int) -> pd.DataFrame:
+        """The first `limit` Expander jobs of each environment that name no known flow."""
+        found = self.reducer.unlinked_expanders(JOB_CODES, linked_flows(self.definitions), limit)
+        return typed(found, "asyncoperations")
+
+    @cached_property
+    def expanders(self) -> pd.DataFrame:
+        """Expander jobs per environment and workflowid, each `linked` to a flow or not."""
+        return expander_links(self.job_reduction.expanders, self.definitions)
+
+    @cached_property
     def jobs(self) -> pd.DataFrame:
-        return job_stats(self.frames.asyncoperations)
+        return job_stats_of(self.job_reduction.by_type)
 
     @cached_property
     def job_owners(self) -> pd.DataFrame:
@@ -327,7 +355,7 @@ class Evidence:
         coverage = self.trace_coverage
         trace_all = set(coverage.loc[coverage["executions_visible"], "environment_id"])
         return measured_owners(
-            job_stats_by_owner(self.frames.asyncoperations),
+            owner_stats(self.job_reduction.by_owner, self.kept_jobs),
             self.frames.plugin_steps,
             None,
             trace_all,
@@ -340,7 +368,7 @@ class Evidence:
 
     @cached_property
     def queue_latency(self) -> pd.Series:
-        return queue_latency_p95(self.frames.asyncoperations)
+        return queue_latency_of(self.job_reduction.queue_p95)
 
 
 __all__ = ["TRACE_ALL", "TRACE_FAILURES", "Evidence", "Gap"]

@@ -31,8 +31,10 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     """Per environment: p95 queue latency of completed async plug-in jobs."""
     limit = float(limits["queue_latency_p95_ms"])
     p95 = evidence.queue_latency
-    jobs = evidence.frames.asyncoperations
-    async_jobs = jobs[jobs["operationtype"].eq(1).fillna(False)].groupby("environment_id").size()
+    by_type = evidence.jobs
+    async_jobs = by_type[by_type["operationtype"].eq(1).fillna(False)].set_index("environment_id")[
+        "jobs"
+    ]
     out = []
     for env in evidence.environments["environment_id"]:
         common = {

@@ -63,7 +63,7 @@ def run(evidence: Evidence, limits: Limits) -> list[Finding]:
     cutoff = pd.Timestamp(
         evidence.frames.window.end - timedelta(hours=float(limits["waiting_hours"]))
     )
-    jobs = evidence.frames.asyncoperations
+    jobs = evidence.kept_jobs  # every job not settled: the stuck are among them
     status = jobs["statuscode"]
     queued = status.eq(_WAITING_FOR_RESOURCES).fillna(False) & (jobs["createdon"] < cutoff).fillna(
         False

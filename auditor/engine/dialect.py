@@ -15,6 +15,9 @@ its own way is here:
   store's, through Parquet) become in Spark.
 - "holds a character that is not white space": a regular expression, since `trim` removes
   only spaces in both engines (Python's `str.strip`, used before, removed all white space).
+- One row per item of a separated list: DuckDB `unnest(string_split(...))`
+  (https://duckdb.org/docs/stable/sql/functions/text.html), Spark `explode(split(...))`
+  (https://spark.apache.org/docs/latest/api/sql/index.html#explode), both in the select list.
 - Null ordering is always written out: DuckDB sorts nulls last by default, Spark first.
 """
 
@@ -33,6 +36,7 @@ class Dialect:
     percentile_function: str
     epoch_us_function: str
     regex_match: str  # a format with {text} and {pattern}
+    split_rows_format: str  # a format with {text} and {separator}
 
     def percentile(self, expression: str, level: float) -> str:
         """The exact linear percentile of `expression` at `level` (0..1), nulls ignored."""
@@ -45,8 +49,19 @@ class Dialect:
 
     def has_text(self, expression: str) -> str:
         """True when the text holds something besides white space; false for null."""
-        match = self.regex_match.format(text=expression, pattern=_NOT_SPACE)
-        return f"coalesce({match}, FALSE)"
+        return self.matches(expression, _NOT_SPACE)
+
+    def matches(self, expression: str, pattern: str) -> str:
+        """True when the text matches the regular expression literal `pattern` somewhere
+        (anchor it to match the whole); false for null."""
+        return f"coalesce({self.regex_match.format(text=expression, pattern=pattern)}, FALSE)"
+
+    def split_rows(self, expression: str, separator: str) -> str:
+        """A select-list item giving one row per item of the `separator`-separated text (a
+        plain character, not a pattern: Spark's `split` reads it as one)."""
+        if separator not in (",", ";"):
+            raise ValueError(f"unsupported separator {separator!r}")
+        return self.split_rows_format.format(text=expression, separator=text(separator))
 
 
 # A character class of ASCII white space written with the characters themselves: Spark SQL
@@ -54,8 +69,20 @@ class Dialect:
 _NOT_SPACE = "'[^" + "".join(chr(c) for c in (9, 10, 11, 12, 13, 32)) + "]'"
 
 
-DUCKDB = Dialect("duckdb", "quantile_cont", "epoch_us", "regexp_matches({text}, {pattern})")
-SPARK = Dialect("spark", "percentile", "unix_micros", "({text} RLIKE {pattern})")
+DUCKDB = Dialect(
+    "duckdb",
+    "quantile_cont",
+    "epoch_us",
+    "regexp_matches({text}, {pattern})",
+    "unnest(string_split({text}, {separator}))",
+)
+SPARK = Dialect(
+    "spark",
+    "percentile",
+    "unix_micros",
+    "({text} RLIKE {pattern})",
+    "explode(split({text}, {separator}))",
+)
 
 
 def text(value: str) -> str:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from auditor.engine import reductions
 from auditor.engine.engines import DuckDBEngine, Engine, SparkEngine, local_spark
-from auditor.engine.reductions import Vocabulary
+from auditor.engine.reductions import JobCodes, Vocabulary
 from auditor.engine.sources import ROW_TABLES, Placed, place_rows
 from auditor.errors import UsageError
 from auditor.frames import Window, dtypes, empty_frame
@@ -31,6 +31,29 @@ class RunReduction:
 
     stats: pd.DataFrame
     days: pd.DataFrame
+    kept: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class ActionReduction:
+    """The sampled runs' action rows reduced: per run, the effect actions that ran; per
+    action, its retries and its durations."""
+
+    sampled: pd.DataFrame
+    retries: pd.DataFrame
+    durations: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class JobReduction:
+    """The system jobs reduced: counts and percentiles per operation type and per owner, the
+    p95 queue latency per environment, Expander jobs per workflow, and the jobs read one by
+    one (`kept`: all but the succeeded and canceled), each in key order."""
+
+    by_type: pd.DataFrame
+    by_owner: pd.DataFrame
+    queue_p95: pd.DataFrame
+    expanders: pd.DataFrame
     kept: pd.DataFrame
 
 
@@ -117,26 +140,77 @@ class Reducer:
         combined = self._combined(flow_ids, vocabularies)
         return _in_key_order(self.engine.frame(f"SELECT * FROM {combined} runs_in"))  # noqa: S608
 
-    def runs(
-        self,
-        flow_ids: pd.DataFrame,
-        sampled: pd.DataFrame,
-        vocabularies: Mapping[str, Vocabulary],
-    ) -> RunReduction:
+    def runs(self, flow_ids: pd.DataFrame, vocabularies: Mapping[str, Vocabulary]) -> RunReduction:
         """Per-flow statistics, per-day counts and the failed and sampled runs."""
         combined = self._combined(flow_ids, vocabularies)
-        sampled_relation = self._relation("sampled_runs", sampled)
+        actions = self.engine.relations["flow_run_actions"]
         d = self.engine.dialect
         return RunReduction(
             stats=self.engine.frame(reductions.run_stats(d, combined)),
             days=self.engine.frame(reductions.run_days(combined)),
-            kept=_in_key_order(self.engine.frame(reductions.kept_runs(combined, sampled_relation))),
+            kept=_in_key_order(self.engine.frame(reductions.kept_runs(combined, actions))),
         )
 
     def run_stats_of(self, runs: pd.DataFrame) -> pd.DataFrame:
         """`reductions.run_stats` over runs already in pandas (`analysis.runs.run_summary`)."""
         relation = self._relation("runs", runs)
         return self.engine.frame(reductions.run_stats(self.engine.dialect, relation))
+
+    # Flow run actions ----------------------------------------------------------------------
+
+    def actions(self, effects: pd.DataFrame) -> ActionReduction:
+        """The sampled runs with the `effects` actions (environment_id, flow_id, action_name)
+        that ran in each, and per action its retries and durations; each in key order."""
+        actions = self.engine.relations["flow_run_actions"]
+        d = self.engine.dialect
+        by_action = ["environment_id", "flow_id", "action_name"]
+        sampled = reductions.sampled_runs(actions, self._relation("effects", effects))
+        return ActionReduction(
+            sampled=_sorted(self.engine.frame(sampled), ["environment_id", "flow_id", "run_name"]),
+            retries=_sorted(self.engine.frame(reductions.action_retries(d, actions)), by_action),
+            durations=_sorted(
+                self.engine.frame(reductions.action_durations(d, actions)), by_action
+            ),
+        )
+
+    # System jobs --------------------------------------------------------------------------
+
+    def jobs(self, codes: JobCodes) -> JobReduction:
+        """Every reduction of the system jobs but `unlinked_expanders`."""
+        jobs = self.engine.relations["asyncoperations"]
+        d = self.engine.dialect
+        owner = ["environment_id", "operationtype", "owner_id"]
+        return JobReduction(
+            by_type=_sorted(
+                self.engine.frame(reductions.job_stats(d, jobs, codes)),
+                ["environment_id", "operationtype"],
+            ),
+            by_owner=_sorted(self.engine.frame(reductions.job_owners(d, jobs, codes)), owner),
+            queue_p95=_sorted(
+                self.engine.frame(reductions.queue_latency_p95(d, jobs, codes)), ["environment_id"]
+            ),
+            expanders=_sorted(
+                self.engine.frame(reductions.expander_counts(jobs, codes)),
+                ["environment_id", "workflowid"],
+            ),
+            kept=_sorted(
+                self.engine.frame(reductions.kept_jobs(jobs, codes)),
+                ["environment_id", "asyncoperationid"],
+            ),
+        )
+
+    def unlinked_expanders(self, codes: JobCodes, linked: pd.DataFrame, limit: int) -> pd.DataFrame:
+        """The first `limit` Expander jobs of each environment, in id order, that name none of
+        the flows of `linked` (environment_id, workflowid: lower case)."""
+        found = self.engine.frame(
+            reductions.unlinked_expanders(
+                self.engine.relations["asyncoperations"],
+                self._relation("linked_flows", linked),
+                codes,
+                limit,
+            )
+        )
+        return _sorted(found.drop(columns="auditor_rank"), ["environment_id", "asyncoperationid"])
 
     # Plug-in trace logs --------------------------------------------------------------------
 
@@ -206,6 +280,11 @@ def _coerced(frame: pd.DataFrame, table: str) -> pd.DataFrame:
         else:
             out[name] = column.astype("str").where(column.notna())
     return pd.DataFrame(out, index=frame.index)
+
+
+def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rows by their keys, nulls last (an engine returns groups in any order)."""
+    return frame.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
 
 
 def _in_key_order(runs: pd.DataFrame) -> pd.DataFrame:

@@ -24,9 +24,10 @@ streak on every engine and every run.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
-from auditor.engine.dialect import Dialect, texts
+from auditor.engine.dialect import Dialect, text, texts
 
 PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 
@@ -65,9 +66,10 @@ def _number(column: str) -> str:
 
 def _span_ms(d: Dialect, start: str, end: str) -> str:
     """Milliseconds from start to end; null when either is missing or the span is negative
-    (a clock error, not a fast run)."""
+    (a clock error, not a fast run). A double on both engines (Spark reads `1000.0` as a
+    decimal, and a decimal's maximum comes back as Python `Decimal`)."""
     span = f"({d.epoch_us(end)} - {d.epoch_us(start)})"
-    return f"CASE WHEN {span} >= 0 THEN {span} / 1000.0 END"
+    return f"CASE WHEN {span} >= 0 THEN CAST({span} AS DOUBLE) / 1000 END"
 
 
 def _flags(vocabulary: Vocabulary, end_time: str) -> str:
@@ -320,4 +322,309 @@ def async_trace_outcomes(d: Dialect, traces: str) -> str:
     FROM per_block p JOIN last_block l
       ON l.environment_id = p.environment_id AND l.owner_id = p.owner_id
     GROUP BY p.environment_id, p.owner_id
+    """
+
+
+# Flow run actions (the runs sampled with action detail) -----------------------------------
+#
+# One row per action of a sampled run, as the flow API gives a run's actions: status, code,
+# start and end times and `retryHistory`, each attempt's code kept as `retry_codes`
+# (https://learn.microsoft.com/rest/api/logic/workflowrunactions/get).
+
+_ACTION_KEYS = "environment_id IS NOT NULL AND flow_name IS NOT NULL AND action_name IS NOT NULL"
+
+# Codes an attempt is answered with, by name (lower case) and number.
+CODE_NUMBERS: dict[str, int] = {
+    "toomanyrequests": 429,
+    "requesttimeout": 408,
+    "internalservererror": 500,
+    "notimplemented": 501,
+    "badgateway": 502,
+    "serviceunavailable": 503,
+    "gatewaytimeout": 504,
+}
+
+
+def _code_number(d: Dialect, column: str) -> str:
+    """The HTTP status number of a code given as a name (TooManyRequests) or a number
+    ("429"); null for anything else. Surrounding spaces are ignored."""
+    trimmed = f"trim({column})"
+    named = " ".join(f"WHEN {text(name)} THEN {number}" for name, number in CODE_NUMBERS.items())
+    # Three digits by length and a prefix: Java's `$` (Spark) also matches before a final
+    # line break, RE2's (DuckDB) does not.
+    digits = f"length({trimmed}) = 3 AND {d.matches(trimmed, text('^[0-9][0-9][0-9]'))}"
+    numeric = f"CASE WHEN {digits} THEN CAST({trimmed} AS INT) END"
+    return f"CASE lower({trimmed}) {named} ELSE {numeric} END"
+
+
+def _ran(status: str) -> str:
+    """The action ran: its status is not Skipped (an action without a status counts)."""
+    return f"({status} IS NULL OR lower({status}) <> 'skipped')"
+
+
+def sampled_runs(actions: str, effects: str) -> str:
+    """Per run sampled with action detail: how many distinct effect actions of its flow ran.
+    `effects` is (environment_id, flow_id, action_name), one row per effect action of a
+    flow's definition (`analysis.definitions`)."""
+    return f"""
+    SELECT a.environment_id, a.flow_name AS flow_id, a.run_name,
+           count(DISTINCT CASE WHEN {_ran("a.status")} AND e.action_name IS NOT NULL
+                               THEN a.action_name END) AS effects_ran
+    FROM {actions} a
+    LEFT JOIN {effects} e
+      ON e.environment_id = a.environment_id AND e.flow_id = a.flow_name
+     AND e.action_name = a.action_name
+    WHERE a.environment_id IS NOT NULL AND a.flow_name IS NOT NULL AND a.run_name IS NOT NULL
+    GROUP BY a.environment_id, a.flow_name, a.run_name
+    """
+
+
+def action_retries(d: Dialect, actions: str) -> str:
+    """Per action of a flow: executions, those retried, retries and their attempts, retried
+    executions that then succeeded (recovered) or failed (exhausted), and the attempts
+    answered 429 (throttled: each retry's code and the final one), 5xx and 408 (the retries'
+    codes)."""
+    retries = f"greatest(coalesce({_number('retry_count')}, 0), 0)"
+    final = f"coalesce({_code_number(d, 'code')}, {_code_number(d, 'error_code')})"
+    number = _code_number(d, "code")
+    return f"""
+    WITH rows AS (
+        SELECT environment_id, flow_name AS flow_id, action_name, {retries} AS retries,
+               lower(status) AS st, {final} AS final
+        FROM {actions} actions_in WHERE {_ACTION_KEYS}
+    ),
+    per_action AS (
+        SELECT environment_id, flow_id, action_name, count(*) AS executions,
+               {_tally("retries > 0")} AS retried,
+               CAST(sum(retries) AS BIGINT) AS retries,
+               CAST(sum(CASE WHEN retries > 0 THEN retries + 1 ELSE 0 END) AS BIGINT)
+                   AS attempts,
+               {_tally("retries > 0 AND st = 'succeeded'")} AS recovered,
+               {_tally("retries > 0 AND st = 'failed'")} AS exhausted,
+               {_tally("final = 429")} AS final_throttled
+        FROM rows GROUP BY environment_id, flow_id, action_name
+    ),
+    codes AS (
+        SELECT environment_id, flow_id, action_name, {number} AS n FROM (
+            SELECT environment_id, flow_name AS flow_id, action_name,
+                   {d.split_rows("retry_codes", ",")} AS code
+            FROM {actions} actions_in WHERE {_ACTION_KEYS} AND retry_codes IS NOT NULL
+        ) split_codes
+    ),
+    per_code AS (
+        SELECT environment_id, flow_id, action_name,
+               {_tally("n = 429")} AS throttled,
+               {_tally("n >= 500 AND n < 600")} AS server_errors,
+               {_tally("n = 408")} AS timeouts
+        FROM codes GROUP BY environment_id, flow_id, action_name
+    )
+    SELECT a.environment_id, a.flow_id, a.action_name, a.executions, a.retried, a.retries,
+           a.attempts, a.recovered, a.exhausted,
+           a.final_throttled + coalesce(c.throttled, 0) AS throttled,
+           coalesce(c.server_errors, 0) AS server_errors,
+           coalesce(c.timeouts, 0) AS timeouts
+    FROM per_action a LEFT JOIN per_code c
+      ON c.environment_id = a.environment_id AND c.flow_id = a.flow_id
+     AND c.action_name = a.action_name
+    """
+
+
+def action_durations(d: Dialect, actions: str) -> str:
+    """Per action of a flow: executions that ran (not Skipped) with both times and a span
+    that is not negative, and the p50, p95 and longest of those spans."""
+    return f"""
+    SELECT environment_id, flow_id, action_name, count(*) AS executions,
+           {d.percentile("ms", 0.5)} AS p50_ms, {d.percentile("ms", 0.95)} AS p95_ms,
+           max(ms) AS max_ms
+    FROM (
+        SELECT environment_id, flow_name AS flow_id, action_name,
+               {_span_ms(d, "start_time", "end_time")} AS ms
+        FROM {actions} actions_in WHERE {_ACTION_KEYS} AND {_ran("status")}
+    ) timed
+    WHERE ms IS NOT NULL
+    GROUP BY environment_id, flow_id, action_name
+    """
+
+
+# System jobs (asyncoperation) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobCodes:
+    """The asyncoperation codes the job reductions read (`analysis.statuses` declares them,
+    with their source): statecode values, statuscode values and operationtype values."""
+
+    completed_state: int
+    suspended_state: int
+    locked_state: int
+    succeeded: int
+    failed: int
+    canceled: int
+    waiting: tuple[int, ...]
+    final: tuple[int, ...]  # the statuses of the Completed state
+    known: tuple[int, ...]  # every documented statuscode
+    async_plugin: int  # operationtype of an async plug-in step's job
+    expander: int  # operationtype of a CallbackRegistration Expander job
+
+
+def _ints(values: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(int(v)) for v in values) + ")"
+
+
+def _same(left: str, right: str, columns: tuple[str, ...]) -> str:
+    """Null-safe equality of `columns` between two relations (a job without an owner, or of
+    no readable type, is a group like any other)."""
+    return " AND ".join(f"{left}.{c} IS NOT DISTINCT FROM {right}.{c}" for c in columns)
+
+
+def _job_rows(d: Dialect, jobs: str, codes: JobCodes) -> str:
+    """Job rows typed: the operation type (rounded), state, status and retry count as
+    numbers (null when unreadable), whether the message holds text, the queue latency
+    (`startedon - createdon`) and run time (`completedon - startedon`) in ms, each clipped
+    to 0 when negative (clock skew between queue and host, flagged `clipped`), and the owner:
+    the step (`owningextensionid`) of an async plug-in job, else the workflow
+    (`workflowactivationid`)."""
+    queue_us = f"({d.epoch_us('startedon')} - {d.epoch_us('createdon')})"
+    run_us = f"({d.epoch_us('completedon')} - {d.epoch_us('startedon')})"
+
+    def clipped_ms(span: str) -> str:
+        return f"CASE WHEN {span} < 0 THEN 0.0 ELSE CAST({span} AS DOUBLE) / 1000 END"
+
+    operation = f"round({_number('operationtype')})"
+    return f"""
+        SELECT environment_id, asyncoperationid, name, {operation} AS operationtype,
+               {_number("statecode")} AS state, {_number("statuscode")} AS status,
+               {_number("retrycount")} AS retrycount, {d.has_text("message")} AS has_message,
+               createdon, {clipped_ms(queue_us)} AS queue_latency,
+               {clipped_ms(run_us)} AS run_time,
+               (coalesce({queue_us} < 0, FALSE) OR coalesce({run_us} < 0, FALSE)) AS clipped,
+               CASE WHEN {operation} = {codes.async_plugin} THEN owningextensionid
+                    ELSE workflowactivationid END AS owner_id
+        FROM {jobs} jobs_in
+    """
+
+
+def _completed(codes: JobCodes) -> str:
+    """The job has an outcome: the Completed state, or a status only that state has (a
+    job whose statecode is missing or undocumented)."""
+    return f"(state = {codes.completed_state} OR status IN {_ints(codes.final)})"
+
+
+def _job_counts(d: Dialect, codes: JobCodes) -> str:
+    """The select list of the counts and percentiles of `analysis.jobs.STAT_DTYPES` (but the
+    rates, which pandas divides) over `_job_rows`."""
+    return f"""
+        count(*) AS jobs,
+        {_tally(_completed(codes))} AS completed,
+        {_tally(f"status = {codes.succeeded}")} AS succeeded,
+        {_tally(f"status = {codes.failed}")} AS failed,
+        {_tally(f"status = {codes.failed} AND NOT has_message")} AS failed_without_message,
+        {_tally(f"status = {codes.canceled}")} AS canceled,
+        {_tally(f"state = {codes.suspended_state}")} AS suspended,
+        {_tally(f"status IN {_ints(codes.waiting)}")} AS waiting,
+        {_tally(f"state = {codes.locked_state}")} AS in_progress,
+        {_tally(f"status IS NULL OR status NOT IN {_ints(codes.known)}")} AS unknown_status,
+        {_tally("clipped")} AS clipped_durations,
+        {_tally("retrycount > 0")} AS retried,
+        max(retrycount) AS max_retrycount,
+        {_percentile_columns(d, "queue_latency", "queue_latency_", "_ms")},
+        {_percentile_columns(d, "run_time", "run_time_", "_ms")}
+    """
+
+
+def job_stats(d: Dialect, jobs: str, codes: JobCodes) -> str:
+    """Per environment and operation type: the job counts and percentiles."""
+    return f"""
+    SELECT environment_id, operationtype, {_job_counts(d, codes)}
+    FROM ({_job_rows(d, jobs, codes)}) job_rows
+    GROUP BY environment_id, operationtype
+    """
+
+
+def job_owners(d: Dialect, jobs: str, codes: JobCodes) -> str:
+    """Per owner (environment, operation type, owning step or workflow): the job counts and
+    percentiles, the longest and the current streak of consecutive failed jobs among the
+    completed ones (by creation, then id; a queued or running job neither fails nor breaks a
+    streak) and the commonest job name (ties: the first in name order)."""
+    owner = ("environment_id", "operationtype", "owner_id")
+    keys = ", ".join(owner)
+    order = "createdon ASC NULLS LAST, asyncoperationid ASC NULLS LAST"
+    failed = f"coalesce(status = {codes.failed}, FALSE)"
+    return f"""
+    WITH rows AS ({_job_rows(d, jobs, codes)}),
+    counts AS (SELECT {keys}, {_job_counts(d, codes)} FROM rows GROUP BY {keys}),
+    done AS (
+        SELECT {keys}, createdon, asyncoperationid, {failed} AS failed FROM rows
+        WHERE {_completed(codes)}
+    ),
+    blocks AS ({_failure_blocks("operationtype, owner_id", order, "done")}),
+    per_block AS (
+        SELECT {keys}, block, {_tally("failed")} AS n FROM blocks GROUP BY {keys}, block
+    ),
+    last_block AS (SELECT {keys}, max(block) AS block FROM per_block GROUP BY {keys}),
+    streaks AS (
+        SELECT {", ".join(f"p.{c}" for c in owner)}, max(p.n) AS max_failure_streak,
+               max(CASE WHEN p.block = l.block THEN p.n ELSE 0 END) AS current_failure_streak
+        FROM per_block p JOIN last_block l ON {_same("p", "l", owner)}
+        GROUP BY {", ".join(f"p.{c}" for c in owner)}
+    ),
+    named AS (
+        SELECT {keys}, name, row_number() OVER (
+                   PARTITION BY {keys} ORDER BY n DESC, name ASC) AS name_rank
+        FROM (SELECT {keys}, name, count(*) AS n FROM rows WHERE name IS NOT NULL
+              GROUP BY {keys}, name) names
+    )
+    SELECT c.*, s.max_failure_streak, s.current_failure_streak, n.name
+    FROM counts c
+    LEFT JOIN streaks s ON {_same("c", "s", owner)}
+    LEFT JOIN named n ON {_same("c", "n", owner)} AND n.name_rank = 1
+    """
+
+
+def queue_latency_p95(d: Dialect, jobs: str, codes: JobCodes) -> str:
+    """Per environment: the p95 queue latency of its completed async plug-in jobs with both
+    times (canceled jobs never started, so they drop out)."""
+    return f"""
+    SELECT environment_id, {d.percentile("queue_latency", 0.95)} AS queue_latency_p95_ms
+    FROM ({_job_rows(d, jobs, codes)}) job_rows
+    WHERE environment_id IS NOT NULL AND operationtype = {codes.async_plugin}
+      AND state = {codes.completed_state} AND queue_latency IS NOT NULL
+    GROUP BY environment_id
+    """
+
+
+def expander_counts(jobs: str, codes: JobCodes) -> str:
+    """CallbackRegistration Expander jobs per environment and lower-cased
+    `workflowactivationid` (null: none)."""
+    return f"""
+    SELECT environment_id, lower(workflowactivationid) AS workflowid, count(*) AS jobs
+    FROM {jobs} jobs_in WHERE round({_number("operationtype")}) = {codes.expander}
+    GROUP BY environment_id, lower(workflowactivationid)
+    """
+
+
+def unlinked_expanders(jobs: str, linked: str, codes: JobCodes, limit: int) -> str:
+    """The first `limit` Expander jobs of each environment, in id order, whose
+    `workflowactivationid` is none of `linked` (environment_id, workflowid: lower case)."""
+    return f"""
+    SELECT * FROM (
+        SELECT j.*, row_number() OVER (
+                   PARTITION BY j.environment_id ORDER BY j.asyncoperationid ASC NULLS LAST
+               ) AS auditor_rank
+        FROM {jobs} j
+        LEFT JOIN {linked} l
+          ON l.environment_id = j.environment_id
+         AND l.workflowid = lower(j.workflowactivationid)
+        WHERE round({_number("j.operationtype")}) = {codes.expander} AND l.workflowid IS NULL
+    ) ranked WHERE auditor_rank <= {int(limit)}
+    """
+
+
+def kept_jobs(jobs: str, codes: JobCodes) -> str:
+    """The jobs read one by one: all but those that succeeded or were canceled (what is
+    queued, waiting, running or stuck, and the failures, whose messages are clustered)."""
+    settled = (codes.succeeded, codes.canceled)
+    return f"""
+    SELECT * FROM {jobs} jobs_in
+    WHERE NOT coalesce({_number("statuscode")} IN {_ints(settled)}, FALSE)
     """

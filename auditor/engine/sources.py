@@ -42,7 +42,14 @@ from auditor.store import TABLES, Store
 from auditor.store.reads import KEPT_UNFINISHED, TIME_COLUMNS
 
 # The row tables the reductions read (the rest of the analysis reads the store's frames).
-ROW_TABLES: tuple[str, ...] = ("flow_api_runs", "flowruns", "plugintracelogs")
+# `flow_run_actions` follows `flow_api_runs`: an action belongs to the window of its run.
+ROW_TABLES: tuple[str, ...] = (
+    "flow_api_runs",
+    "flow_run_actions",
+    "flowruns",
+    "plugintracelogs",
+    "asyncoperations",
+)
 
 
 @dataclass(frozen=True)
@@ -59,9 +66,12 @@ class LakeTable:
 # stored as `workflow_ref`):
 # https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/flowrun
 # https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/plugintracelog
+# https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/asyncoperation
+# (whether a link can export `asyncoperation` no page states: read when the lake has it).
 LAKE_TABLES: dict[str, LakeTable] = {
     "flowruns": LakeTable("flowrun", "flowrunid", {"workflow": "workflow_ref"}),
     "plugintracelogs": LakeTable("plugintracelog", "plugintracelogid"),
+    "asyncoperations": LakeTable("asyncoperation", "asyncoperationid"),
 }
 
 _DELETE_FLAGS = ("isdelete", "isdeleted")
@@ -81,11 +91,22 @@ class Placed:
         self.temporary.clear()
 
 
-def window_condition(table: str, window: Window, environments: Sequence[str] | None) -> str:
-    """The store's rule for a table's rows in a window (`Reads.window_rows`), as literals."""
+def window_condition(
+    table: str, window: Window, environments: Sequence[str] | None, runs: str = "flow_api_runs"
+) -> str:
+    """The store's rule for a table's rows in a window (`Reads.window_rows`), as literals,
+    over the table named `rows_in`. An action is in the window when its run (in `runs`, a
+    relation of flow API runs) is."""
     conditions = ["TRUE"]
     if environments is not None:
         conditions.append(f"environment_id IN {texts(environments)}" if environments else "FALSE")
+    if table == "flow_run_actions":
+        start, end = timestamp(window.start), timestamp(window.end)
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM {runs} r WHERE r.environment_id = rows_in.environment_id"
+            " AND r.flow_name = rows_in.flow_name AND r.run_name = rows_in.run_name"
+            f" AND (r.start_time IS NULL OR (r.start_time >= {start} AND r.start_time <= {end})))"
+        )
     if table in TIME_COLUMNS:
         time = TIME_COLUMNS[table]
         kept = f" OR {KEPT_UNFINISHED[table]}" if table in KEPT_UNFINISHED else ""
@@ -109,7 +130,9 @@ def place_rows(
         condition = window_condition(table, window, environments)
         if table in from_lake:
             relation, where = from_lake[table]
-            engine.relations[table] = f"(SELECT * FROM {relation} lake WHERE {condition})"
+            runs = engine.relations.get("flow_api_runs", "flow_api_runs")
+            lake_condition = window_condition(table, window, environments, runs)
+            engine.relations[table] = f"(SELECT * FROM {relation} rows_in WHERE {lake_condition})"
             placed.sources[table] = where
         elif store is not None:
             engine.relations[table] = _store_relation(engine, store, table, condition, placed)
@@ -128,12 +151,12 @@ def _store_relation(
     """The store's rows of a table: read in place by DuckDB when the engine is a connection
     to the store; otherwise fetched once (the store reads no other file, so the engine
     cannot reach it) and handed over as Arrow (DuckDB) or a Parquet copy (Spark)."""
-    query = f'SELECT * FROM "{table}" WHERE {condition}'
+    query = f'SELECT * FROM "{table}" rows_in WHERE {condition}'
     if isinstance(engine, DuckDBEngine) and engine.in_store:
         return f"({query})"
     # A copy leaves out what no reduction reads (a trace's message block can be a megabyte).
     kept = ", ".join(f'"{c}"' for c in dtypes(table))
-    rows = store.arrow_rows(f'SELECT {kept} FROM "{table}" WHERE {condition}')
+    rows = store.arrow_rows(f'SELECT {kept} FROM "{table}" rows_in WHERE {condition}')
     if isinstance(engine, DuckDBEngine):
         return engine.add_arrow(table, rows)
     folder = Path(tempfile.mkdtemp(prefix=f"auditor-{table}-"))
@@ -233,12 +256,15 @@ def _dataverse_rows(engine: Engine, table: str, spec: LakeTable, env: str, folde
     append-only export writes for a delete, whose body is empty. A row flagged deleted that
     still has its data (Fabric's tables are merged in place) is kept. Inferred, not
     documented: for these log tables a delete is Dataverse's retention removing the record
-    (plug-in trace logs after 24 hours, flow runs after their time to live), not a sign the
-    execution did not happen, so a week of a lake holds more than the table itself does.
+    (plug-in trace logs after 24 hours, flow runs after their time to live, system jobs
+    cleaned up), not a sign the execution did not happen, so a week of a lake holds more
+    than the table itself does.
     Retention: trace logs are deleted after 24 hours
     (https://learn.microsoft.com/power-apps/developer/data-platform/logging-tracing), flow
     runs after `flowruntimetoliveinseconds`, 28 days by default
-    (https://learn.microsoft.com/power-automate/dataverse/cloud-flow-run-metadata).
+    (https://learn.microsoft.com/power-automate/dataverse/cloud-flow-run-metadata), system
+    jobs by bulk deletion, or at once when a step auto-deletes its successful jobs
+    (https://learn.microsoft.com/power-platform/admin/manage-storage-asyncoperation-base-table).
     """
     relation = engine.delta(table, folder) if (folder / "_delta_log").is_dir() else None
     if relation is None:

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from auditor.analysis import actions, runs
+from auditor.analysis.jobs import reduce_jobs
+from auditor.engine.reducer import ActionReduction, Reducer
 from auditor.frames import typed
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -42,6 +44,16 @@ def results(*rows: tuple[str, str, str, str | None]) -> pd.DataFrame:
     return typed(frame, "flow_run_actions")
 
 
+def reduced(acts: pd.DataFrame, defs: pd.DataFrame | None = None) -> ActionReduction:
+    """The action rows reduced by DuckDB in memory, as the analysis reduces them."""
+    effects = actions.effect_actions(defs if defs is not None else definition())
+    reducer = Reducer.over_frames({"flow_run_actions": acts})
+    try:
+        return reducer.actions(effects)
+    finally:
+        reducer.close()
+
+
 def finished_runs(*keys: tuple[str, str], running: tuple[str, ...] = ()) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
@@ -69,7 +81,8 @@ def test_a_run_is_unnecessary_when_every_effect_was_skipped_or_absent() -> None:
         ("f", "r5", "Send", "Running"),  # still going: not classified
     )
     all_runs = finished_runs(*((("f", f"r{i}")) for i in range(1, 7)), running=("r5",))
-    classified = actions.classify_runs(acts, defs, all_runs).set_index("run_name")
+    classified = actions.classify_runs(reduced(acts, defs).sampled, defs, all_runs)
+    classified = classified.set_index("run_name")
     assert classified["unnecessary"].to_dict() == {
         "r1": True,
         "r2": False,
@@ -87,9 +100,10 @@ def test_a_run_is_unnecessary_when_every_effect_was_skipped_or_absent() -> None:
 
 
 def test_runs_of_a_flow_without_definition_are_not_classified() -> None:
+    defs = definition(("f", "Create", True))
     classified = actions.classify_runs(
-        results(("g", "r1", "Create", "Skipped")),
-        definition(("f", "Create", True)),
+        reduced(results(("g", "r1", "Create", "Skipped")), defs).sampled,
+        defs,
         finished_runs(("g", "r1")),
     )
     assert classified["unnecessary"].isna().all()
@@ -117,7 +131,7 @@ def test_retries_recovered_exhausted_and_codes() -> None:
         ["TooManyRequests,429", "InternalServerError,503,RequestTimeout", None], dtype="str"
     )
     acts["code"] = pd.Series([None, "TooManyRequests", "OK"], dtype="str")
-    row = actions.retry_summary(acts).iloc[0]
+    row = actions.typed_summary(reduced(acts).retries, actions.RETRY_DTYPES).iloc[0]
     assert (row["executions"], row["retried"], row["retries"], row["attempts"]) == (3, 2, 5, 7)
     assert (row["recovered"], row["exhausted"]) == (1, 1)
     assert (row["throttled"], row["server_errors"], row["timeouts"]) == (3, 2, 1)
@@ -132,7 +146,7 @@ def test_durations_skip_skipped_and_null_times() -> None:
     )
     acts.loc[2, "end_time"] = pd.NaT
     acts.loc[3, "end_time"] = T0 + timedelta(seconds=4)
-    row = actions.action_durations(acts).iloc[0]
+    row = actions.typed_summary(reduced(acts).durations, actions.DURATION_DTYPES).iloc[0]
     assert row["executions"] == 2
     assert row["p50_ms"] == 3000
     assert row["max_ms"] == 4000
@@ -151,7 +165,17 @@ def test_trigger_executions_against_runs_for_dataverse_flows_only() -> None:
         {"environment_id": ENV, "flow_id": ["a", "b"], "is_dataverse": [True, False]}
     )
     counts = pd.DataFrame({"environment_id": ENV, "flow_id": ["a", "b"], "runs": [1, 9]})
-    out = actions.trigger_executions(jobs, defs, triggers, counts)
+    out = actions.trigger_executions(reduce_jobs(jobs).expanders, defs, triggers, counts)
     assert list(out["flow_id"]) == ["a"]
     row = out.iloc[0]
     assert (row["trigger_executions"], row["runs"], row["executions_without_run"]) == (3, 1, 2)
+
+
+def test_only_a_code_name_or_three_digits_counts() -> None:
+    acts = results(("f", "r1", "Call", "Failed"))
+    acts["retry_count"] = pd.array([5], dtype="Int64")
+    acts["retry_codes"] = pd.Series(
+        [" 429 ,429.0,5000,50,serviceunavailable,4o8,x503"], dtype="str"
+    )
+    row = actions.typed_summary(reduced(acts).retries, actions.RETRY_DTYPES).iloc[0]
+    assert (row["throttled"], row["server_errors"], row["timeouts"]) == (1, 1, 0)

@@ -140,6 +140,8 @@ def test_a_start_before_creation_is_clipped_to_zero_and_reported() -> None:
     assert row["queue_latency_max_ms"] == 20_000
     p95 = queue_latency_p95(frame(rows))
     assert p95[ENV] == pytest.approx(np.percentile([0, 10_000, 20_000], 95, method="linear"))
+    two = one(job_stats(frame(rows[:2])), operationtype=1)
+    assert two["queue_latency_p50_ms"] == 5_000  # between 0 and 10 s, not between -30 and 10
 
 
 def test_queue_latency_p95_takes_only_completed_async_plugin_jobs() -> None:
@@ -163,13 +165,15 @@ def test_by_owner_separates_steps_and_workflows_and_keeps_orphans() -> None:
     rows = [
         job(0),
         job(1),
+        job(5, name="A rarer name"),  # the commonest name is the step's, not the first
         job(2, owningextensionid=other, name="Other: Create of lead"),
         job(3, owningextensionid=None),
         job(4, operationtype=79, owningextensionid=None, workflowactivationid=FLOW, name="Flow"),
     ]
     stats = job_stats_by_owner(frame(rows))
     assert tuple(stats.columns) == OWNER_STATS_COLUMNS
-    assert one(stats, owner_id=STEP)["jobs"] == 2
+    assert one(stats, owner_id=STEP)["jobs"] == 3
+    assert one(stats, owner_id=STEP)["name"] == job(0)["name"]
     assert one(stats, owner_id=STEP)["owner_kind"] == "step"
     assert one(stats, owner_id=other)["name"] == "Other: Create of lead"
     assert one(stats, owner_id=None)["jobs"] == 1

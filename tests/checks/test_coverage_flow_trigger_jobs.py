@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from auditor.analysis import actions
+from auditor.analysis.jobs import reduce_jobs
 from tests.checks.builders import (
     END,
     ENV,
@@ -87,12 +88,13 @@ def test_trigger_executions_say_their_link_to_the_flow_is_inferred() -> None:
     defs = pd.DataFrame({"environment_id": ENV, "flow_id": ["f1"], "workflowid": [WID]})
     triggers = pd.DataFrame({"environment_id": ENV, "flow_id": ["f1"], "is_dataverse": [True]})
     counts = pd.DataFrame({"environment_id": ENV, "flow_id": ["f1"], "runs": [1]})
-    out = actions.trigger_executions(jobs, defs, triggers, counts)
+    expanders = reduce_jobs(jobs).expanders
+    out = actions.trigger_executions(expanders, defs, triggers, counts)
     assert list(out.columns) == list(actions.TRIGGER_DTYPES)
     assert out["link_inferred"].dtype == bool
     assert out["link_inferred"].tolist() == [actions.TRIGGER_LINK_INFERRED] == [True]
     assert out["trigger_executions"].tolist() == [2]
-    empty = actions.trigger_executions(jobs, defs, triggers.iloc[0:0], counts)
+    empty = actions.trigger_executions(expanders, defs, triggers.iloc[0:0], counts)
     assert "link_inferred" in empty.columns
 
 

@@ -29,6 +29,9 @@ import pytest
 from simulated import collected_copy
 from typer.testing import CliRunner
 
+from auditor.analysis.actions import effect_actions, linked_flows
+from auditor.analysis.definitions import definition_frames
+from auditor.analysis.jobs import JOB_CODES
 from auditor.analysis.plugins import (
     LOOP_DEPTH,
     NEAR_TIMEOUT_SHARE,
@@ -40,6 +43,7 @@ from auditor.analysis.runs import flow_ids
 from auditor.analysis.statuses import RUN_VOCABULARIES
 from auditor.analyze import findings_frame
 from auditor.checks import run_checks
+from auditor.checks.base import MAX_EVIDENCE_ROWS
 from auditor.checks.evidence import Evidence
 from auditor.cli import app
 from auditor.engine.engines import local_spark
@@ -93,9 +97,14 @@ def _window(store: Store) -> Window:
 
 def _reduced(reducer: Reducer, frames: Frames) -> dict[str, pd.DataFrame]:
     """Every reduction the analysis asks for, each in a stable row order."""
-    sampled = frames.flow_run_actions.loc[:, ["environment_id", "flow_name", "run_name"]]
-    runs = reducer.runs(
-        flow_ids(flow_definitions(frames)), sampled.drop_duplicates(), RUN_VOCABULARIES
+    definitions = flow_definitions(frames)
+    runs = reducer.runs(flow_ids(definitions), RUN_VOCABULARIES)
+    actions = reducer.actions(effect_actions(definition_frames(definitions)[1]))
+    jobs = reducer.jobs(JOB_CODES)
+    # Every Expander job of the small tenant names a known flow: forget half the flows so
+    # that some name none.
+    unlinked = reducer.unlinked_expanders(
+        JOB_CODES, linked_flows(definitions).iloc[::2], MAX_EVIDENCE_ROWS
     )
     steps = reducer.step_traces(
         step_modes(frames.plugin_steps),
@@ -107,6 +116,15 @@ def _reduced(reducer: Reducer, frames: Frames) -> dict[str, pd.DataFrame]:
         "run_stats": runs.stats,
         "run_days": runs.days,
         "kept_runs": runs.kept,
+        "sampled_runs": actions.sampled,
+        "action_retries": actions.retries,
+        "action_durations": actions.durations,
+        "job_stats": jobs.by_type,
+        "job_owners": jobs.by_owner,
+        "queue_latency_p95": jobs.queue_p95,
+        "expanders": jobs.expanders,
+        "kept_jobs": jobs.kept,
+        "unlinked_expanders": unlinked,
         "step_traces": steps,
         "trace_depths": reducer.trace_depths(),
         "trace_owners_near": reducer.trace_owners_near(NEAR_MS),
@@ -116,11 +134,14 @@ def _reduced(reducer: Reducer, frames: Frames) -> dict[str, pd.DataFrame]:
 
 
 def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns by name, times in UTC, numbers as floats, rows sorted by every column."""
+    """Columns by name, times in UTC, numbers as floats, empty columns as nulls, rows sorted
+    by every column."""
     out = frame.reindex(columns=sorted(frame.columns))
     for column in out.columns:
         values = out[column]
-        if pd.api.types.is_datetime64_any_dtype(values):
+        if values.isna().all():  # no value: its type is the engine's guess
+            out[column] = pd.Series([None] * len(values), index=values.index, dtype=object)
+        elif pd.api.types.is_datetime64_any_dtype(values):
             out[column] = pd.to_datetime(values, utc=True)
         elif pd.api.types.is_bool_dtype(values):
             out[column] = values.astype(bool)
@@ -141,12 +162,13 @@ def assert_same_frames(left: dict[str, pd.DataFrame], right: dict[str, pd.DataFr
         assert len(a) == len(b), f"{name}: {len(a)} rows against {len(b)}"
         assert len(a) > 0, f"{name} is empty: the comparison would prove nothing"
         for column in a.columns:
+            where = f"{name}.{column}"
             if pd.api.types.is_float_dtype(a[column]) and column.endswith("_ms"):
                 pd.testing.assert_series_equal(
-                    a[column], b[column], check_exact=False, rtol=1e-9, atol=0, obj=name
+                    a[column], b[column], check_exact=False, rtol=1e-9, atol=0, obj=where
                 )
             else:  # counts, keys, flags and texts: exactly
-                pd.testing.assert_series_equal(a[column], b[column], check_exact=True, obj=name)
+                pd.testing.assert_series_equal(a[column], b[column], check_exact=True, obj=where)
 
 
 def _findings(store: Store, reducer: Reducer) -> list[dict[str, Any]]:
@@ -235,14 +257,15 @@ def test_duckdb_and_spark_reduce_an_exported_lake_to_the_same_frames_and_finding
 
 
 def fabric_lake(store_path: Path, folder: Path) -> tuple[Path, dict[str, int]]:
-    """The store's flow runs and trace logs as Delta tables named by Dataverse logical name,
-    one folder per environment, with Dataverse's columns and system columns (`Id`,
-    `versionnumber`, `SinkModifiedOn`, the delete flag spelt `isDeleted` in one table and
-    `IsDelete` in the other). Added as the exports would write them: older versions of some
-    trace rows (each ran near the platform's limit), delete markers (an empty row flagged
-    deleted, as an append-only export writes a delete) for some runs and traces, and trace
-    rows flagged deleted that keep their data (a table merged in place, after Dataverse's
-    24-hour retention deleted them): none may change a figure. The layout and columns follow
+    """The store's flow runs, trace logs and system jobs as Delta tables named by Dataverse
+    logical name, one folder per environment, with Dataverse's columns and system columns
+    (`Id`, `versionnumber`, `SinkModifiedOn`, the delete flag spelt `isDeleted` in one table
+    and `IsDelete` in the others). Added as the exports would write them: older versions of
+    some trace rows (each ran near the platform's limit) and of some completed jobs (still in
+    progress then), delete markers (an empty row flagged deleted, as an append-only export
+    writes a delete) for some runs, traces and jobs, and trace rows flagged deleted that keep
+    their data (a table merged in place, after Dataverse's 24-hour retention deleted them):
+    none may change a figure. The layout and columns follow
     https://learn.microsoft.com/power-apps/maker/data-platform/azure-synapse-link-select-fno-data#working-with-data-and-metadata
     (Id, IsDelete, versionnumber, SinkModifiedOn) and
     https://learn.microsoft.com/power-apps/maker/data-platform/export-data-lake-faq (append-only
@@ -256,8 +279,24 @@ def fabric_lake(store_path: Path, folder: Path) -> tuple[Path, dict[str, int]]:
         traces = store._frame(
             "SELECT * FROM plugintracelogs ORDER BY environment_id, plugintracelogid"
         )
+        jobs = store._frame(
+            "SELECT * FROM asyncoperations ORDER BY environment_id, asyncoperationid"
+        )
     synced = pd.Timestamp("2026-12-01T00:00:00Z")
     for env in sorted(set(runs["environment_id"]) | set(traces["environment_id"])):
+        env_jobs = jobs[jobs["environment_id"] == env].drop(columns="environment_id")
+        live = env_jobs.assign(Id=env_jobs["asyncoperationid"], versionnumber=1000, IsDelete=False)
+        # Earlier versions of completed jobs, still in progress then: the latest must count.
+        done = live[live["statecode"] == 3]
+        older = done.head(20).assign(statecode=2, statuscode=20, versionnumber=10)
+        markers = _markers(live.iloc[-30:], "Id", "IsDelete")
+        added["superseded"] += len(older)
+        added["markers"] += len(markers)
+        table = pd.concat([live, older, markers], ignore_index=True)
+        if not table.empty:
+            table["SinkModifiedOn"] = synced
+            write_deltalake(str(folder / env / "asyncoperation"), table)
+
         env_runs = runs[runs["environment_id"] == env].drop(columns="environment_id")
         env_runs = env_runs.rename(columns={"workflow_ref": "workflow"})
         live = env_runs.assign(Id=env_runs["flowrunid"], versionnumber=1000, isDeleted=False)
@@ -326,6 +365,7 @@ def test_analyze_with_spark_on_a_fabric_link_lake_gives_the_store_paths_verdicts
     assert "Rows reduced by spark" in ran.output
     assert "flowruns from lake" in ran.output
     assert "plugintracelogs from lake" in ran.output
+    assert "asyncoperations from lake" in ran.output
     assert "flow_api_runs from" not in ran.output  # the flow API's runs: from the store
     assert _verdicts(by_lake) == _verdicts(by_store)
     # The coverage findings say which source fed which figure.

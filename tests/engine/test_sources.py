@@ -43,7 +43,7 @@ def _lake(tmp_path: Path, traces: pd.DataFrame) -> Path:
     folder = lake / ENV / "plugintracelog"
     folder.mkdir(parents=True)
     traces.to_parquet(folder / "part-0.parquet")
-    for table in ("flow_api_runs", "flowruns"):
+    for table in ("flow_api_runs", "flow_run_actions", "flowruns", "asyncoperations"):
         empty_frame(table).to_parquet(lake / f"{table}.parquet")
     return lake
 
