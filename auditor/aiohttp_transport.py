@@ -12,7 +12,10 @@ https://learn.microsoft.com/python/api/overview/azure/corehttp-readme).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
+import weakref
 from typing import Any
 
 import aiohttp
@@ -44,17 +47,34 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
       is passed on as it came: httpx decodes gzip and deflate by the answer's
       Content-Encoding.
     - No redirects: an API answering a GET with one is reported, not followed.
+    - Every socket it opens is closed when it closes, also one a stop (Ctrl-C, a full store)
+      cut while its TLS handshake was being set up: Python 3.11's asyncio leaves such a
+      connection open (closing the TLS transport before the handshake has started does
+      nothing, `asyncio.sslproto.SSLProtocol._start_shutdown`), and the pool never had it.
     """
 
     def __init__(self, verify: ssl.SSLContext) -> None:
         self._verify = verify
         self._session: aiohttp.ClientSession | None = None
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+    def _socket(self, addr_info: Any) -> socket.socket:
+        """A socket for the pool (aiohttp's `socket_factory`), remembered until it is gone."""
+        family, kind, proto, _, _ = addr_info
+        made = socket.socket(family=family, type=kind, proto=proto)
+        self._sockets.add(made)
+        return made
 
     def _open(self) -> aiohttp.ClientSession:
         """The session, made on first use: aiohttp binds it to the running event loop."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._verify, limit=0, keepalive_timeout=4.0),
+                connector=aiohttp.TCPConnector(
+                    ssl=self._verify,
+                    limit=0,
+                    keepalive_timeout=4.0,
+                    socket_factory=self._socket,
+                ),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
@@ -95,6 +115,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+        await self._close_stray_sockets()
+
+    async def _close_stray_sockets(self, wait: float = 1.0) -> None:
+        """Shuts down the sockets the pool no longer knows but that are still open (see the
+        class), so that their transports see the connection end and close themselves, and
+        waits up to `wait` seconds for them to."""
+        await asyncio.sleep(0)  # the pool's own closes finish on the next turn of the loop
+        stray = [s for s in self._sockets if s.fileno() != -1]
+        for sock in stray:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for _ in range(round(wait / 0.01)):  # their closes take a turn or two of the loop
+            if all(s.fileno() == -1 for s in stray):
+                break
+            await asyncio.sleep(0.01)
 
 
 def as_httpx_error(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
