@@ -85,9 +85,10 @@ class Evidence:
 
     def sources_beyond_store(self) -> dict[str, str]:
         """Where the row tables came from, when any came from outside the store (a lake or
-        an export folder): `<table>_from` -> the folder, and `rest_from` -> `store` (the trace
-        setting, steps, system jobs, definitions and action samples). Empty when every row
-        came from the store: the coverage findings name a source only when it is not."""
+        an export folder): `<table>_from` -> the folder or `store`, and `rest_from` ->
+        `store` (the trace setting, steps, definitions and the action samples'
+        descriptions). Empty when every row came from the store: the coverage findings name
+        a source only when it is not."""
         sources = self.reducer.sources
         if all(where in ("store", "memory") for where in sources.values()):
             return {}
