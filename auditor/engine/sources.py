@@ -127,14 +127,15 @@ def place_rows(
     placed = Placed()
     from_lake = _lake_tables(engine, lake, environments, store) if lake is not None else {}
     for table in ROW_TABLES:
-        condition = window_condition(table, window, environments)
         if table in from_lake:
             relation, where = from_lake[table]
+            # The runs an action's window is read from: placed before it (see ROW_TABLES).
             runs = engine.relations.get("flow_api_runs", "flow_api_runs")
-            lake_condition = window_condition(table, window, environments, runs)
-            engine.relations[table] = f"(SELECT * FROM {relation} rows_in WHERE {lake_condition})"
+            condition = window_condition(table, window, environments, runs)
+            engine.relations[table] = f"(SELECT * FROM {relation} rows_in WHERE {condition})"
             placed.sources[table] = where
         elif store is not None:
+            condition = window_condition(table, window, environments)
             engine.relations[table] = _store_relation(engine, store, table, condition, placed)
             placed.sources[table] = "store"
         else:
