@@ -117,40 +117,11 @@ ERROR_DTYPES: dict[str, str] = {
 }
 JOB_STATS_COLUMNS = tuple(JOB_STATS_DTYPES)
 
-_JOB_COLUMNS = [
-    "environment_id",
-    "asyncoperationid",
-    "name",
-    "operationtype",
-    "statecode",
-    "statuscode",
-    "retrycount",
-    "message",
-    "friendlymessage",
-    "createdon",
-    "startedon",
-    "completedon",
-    "owningextensionid",
-    "workflowactivationid",
-]
 _GUID = re.compile(r"\{?[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\}?")
 _HEX = re.compile(r"\b0x[0-9a-fA-F]+\b")
 # Digits not glued to letters, so "(500)" and "-2147220891" are masked and "cr4f1_x" is not.
 _NUMBER = re.compile(r"(?<![A-Za-z_])\d+(?:[.,:]\d+)*(?![A-Za-z_])")
 _SPACE = re.compile(r"\s+")
-
-
-def utc_time(series: pd.Series) -> pd.Series:
-    """UTC timestamps, NaT for nulls and unparseable values."""
-    return pd.to_datetime(series, utc=True, errors="coerce")
-
-
-def _span_ms(start: pd.Series, end: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Milliseconds from start to end (NaN if either is missing) and which were negative."""
-    span = (utc_time(end) - utc_time(start)).dt.total_seconds() * 1000.0
-    span = span.astype("float64")
-    negative = span < 0
-    return span.clip(lower=0), negative
 
 
 def normalise_messages(messages: pd.Series, *, max_chars: int = 2000) -> pd.Series:
@@ -167,34 +138,18 @@ def normalise_messages(messages: pd.Series, *, max_chars: int = 2000) -> pd.Seri
     return text.where(text != "")
 
 
-def prepared_jobs(jobs: pd.DataFrame) -> pd.DataFrame:
-    """The columns the statistics need, typed, plus the owner of each job."""
-    jobs = jobs.reindex(columns=_JOB_COLUMNS)
-    operation = number(jobs["operationtype"]).round()
-    is_step = operation == ASYNC_PLUGIN
-    queue, queue_negative = _span_ms(jobs["createdon"], jobs["startedon"])
-    run, run_negative = _span_ms(jobs["startedon"], jobs["completedon"])
-    message = jobs["message"].astype("str")
-    message = message.where(message.str.strip() != "")
+def prepared_jobs(kept: pd.DataFrame) -> pd.DataFrame:
+    """The columns the message clusters read, typed, from jobs read one by one
+    (`JobReduction.kept`, which names each job's owner)."""
+    message = kept["message"].astype("str")
     return pd.DataFrame(
         {
-            "environment_id": jobs["environment_id"].astype("str"),
-            "asyncoperationid": jobs["asyncoperationid"].astype("str"),
-            "name": jobs["name"].astype("str"),
-            "operationtype": operation,
-            "operation": operation.map(OPERATION_TYPES).fillna("other").astype("str"),
-            "owner_kind": is_step.map({True: "step", False: "workflow"}).astype("str"),
-            "owner_id": jobs["owningextensionid"]
-            .where(is_step, jobs["workflowactivationid"])
-            .astype("str"),
-            "state": number(jobs["statecode"]),
-            "status": number(jobs["statuscode"]),
-            "retrycount": number(jobs["retrycount"]),
-            "message": message,
-            "createdon": utc_time(jobs["createdon"]),
-            "queue_latency": queue,
-            "run_time": run,
-            "clipped": queue_negative | run_negative,
+            "environment_id": kept["environment_id"].astype("str"),
+            "asyncoperationid": kept["asyncoperationid"].astype("str"),
+            "operationtype": number(kept["operationtype"]).round(),
+            "owner_id": kept["owner_id"].astype("str"),
+            "status": number(kept["statuscode"]),
+            "message": message.where(message.str.strip() != ""),
         }
     )
 
@@ -268,7 +223,8 @@ def recurring_errors(
     it from one-off failures. Failed jobs without a message are left out here (they are
     `failed_without_message` in the statistics).
     """
-    clusters = message_clusters(prepared_jobs(jobs), max_chars, example_chars)
+    kept = reduce_jobs(jobs).kept
+    clusters = message_clusters(prepared_jobs(kept), max_chars, example_chars)
     return typed(clusters[clusters["rank"] <= top], ERROR_DTYPES)
 
 

@@ -356,7 +356,7 @@ class Evidence:
         coverage = self.trace_coverage
         trace_all = set(coverage.loc[coverage["executions_visible"], "environment_id"])
         return measured_owners(
-            owner_stats(self.job_reduction.by_owner, self.kept_jobs),
+            owner_stats(self.job_reduction.by_owner, self.job_reduction.kept),
             self.frames.plugin_steps,
             None,
             trace_all,

@@ -447,6 +447,9 @@ def action_durations(d: Dialect, actions: str) -> str:
 
 
 # System jobs (asyncoperation) -------------------------------------------------------------
+#
+# Columns, states, statuses and operation types as the asyncoperation reference gives them
+# (https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/asyncoperation).
 
 
 @dataclass(frozen=True)
@@ -490,7 +493,7 @@ def _job_rows(d: Dialect, jobs: str, codes: JobCodes) -> str:
     def clipped_ms(span: str) -> str:
         return f"CASE WHEN {span} < 0 THEN 0.0 ELSE CAST({span} AS DOUBLE) / 1000 END"
 
-    operation = f"round({_number('operationtype')})"
+    operation = _operation("operationtype")
     return f"""
         SELECT environment_id, asyncoperationid, name, {operation} AS operationtype,
                {_number("statecode")} AS state, {_number("statuscode")} AS status,
@@ -498,10 +501,23 @@ def _job_rows(d: Dialect, jobs: str, codes: JobCodes) -> str:
                createdon, {clipped_ms(queue_us)} AS queue_latency,
                {clipped_ms(run_us)} AS run_time,
                (coalesce({queue_us} < 0, FALSE) OR coalesce({run_us} < 0, FALSE)) AS clipped,
-               CASE WHEN {operation} = {codes.async_plugin} THEN owningextensionid
-                    ELSE workflowactivationid END AS owner_id
+               {_owner(codes)} AS owner_id
         FROM {jobs} jobs_in
     """
+
+
+def _operation(column: str) -> str:
+    """A job's operation type as a whole number; null when unreadable."""
+    return f"round({_number(column)})"
+
+
+def _owner(codes: JobCodes) -> str:
+    """A job's owner: the step (`owningextensionid`) of an async plug-in job, else the
+    workflow (`workflowactivationid`)."""
+    return (
+        f"CASE WHEN {_operation('operationtype')} = {codes.async_plugin}"
+        " THEN owningextensionid ELSE workflowactivationid END"
+    )
 
 
 def _completed(codes: JobCodes) -> str:
@@ -598,7 +614,7 @@ def expander_counts(jobs: str, codes: JobCodes) -> str:
     `workflowactivationid` (null: none)."""
     return f"""
     SELECT environment_id, lower(workflowactivationid) AS workflowid, count(*) AS jobs
-    FROM {jobs} jobs_in WHERE round({_number("operationtype")}) = {codes.expander}
+    FROM {jobs} jobs_in WHERE {_operation("operationtype")} = {codes.expander}
     GROUP BY environment_id, lower(workflowactivationid)
     """
 
@@ -615,16 +631,17 @@ def unlinked_expanders(jobs: str, linked: str, codes: JobCodes, limit: int) -> s
         LEFT JOIN {linked} l
           ON l.environment_id = j.environment_id
          AND l.workflowid = lower(j.workflowactivationid)
-        WHERE round({_number("j.operationtype")}) = {codes.expander} AND l.workflowid IS NULL
+        WHERE {_operation("j.operationtype")} = {codes.expander} AND l.workflowid IS NULL
     ) ranked WHERE auditor_rank <= {int(limit)}
     """
 
 
 def kept_jobs(jobs: str, codes: JobCodes) -> str:
-    """The jobs read one by one: all but those that succeeded or were canceled (what is
-    queued, waiting, running or stuck, and the failures, whose messages are clustered)."""
+    """The jobs read one by one, with their owner (`owner_id`): all but those that succeeded
+    or were canceled (what is queued, waiting, running or stuck, and the failures, whose
+    messages are clustered)."""
     settled = (codes.succeeded, codes.canceled)
     return f"""
-    SELECT * FROM {jobs} jobs_in
+    SELECT jobs_in.*, {_owner(codes)} AS owner_id FROM {jobs} jobs_in
     WHERE NOT coalesce({_number("statuscode")} IN {_ints(settled)}, FALSE)
     """
