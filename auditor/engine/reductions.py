@@ -333,7 +333,10 @@ def async_trace_outcomes(d: Dialect, traces: str) -> str:
 
 _ACTION_KEYS = "environment_id IS NOT NULL AND flow_name IS NOT NULL AND action_name IS NOT NULL"
 
-# Codes an attempt is answered with, by name (lower case) and number.
+# Codes an attempt is answered with, by name (lower case) and number. A retry's `code` is
+# "the status code" as a string (RetryHistory:
+# https://learn.microsoft.com/javascript/api/@azure/arm-logic/retryhistory); whether it is a
+# name (TooManyRequests) or a number ("429") no page says, so both are read (inferred).
 CODE_NUMBERS: dict[str, int] = {
     "toomanyrequests": 429,
     "requesttimeout": 408,

@@ -107,6 +107,9 @@ def _layout(
     if r.error is not None:
         entry["error"] = {"code": r.error[0], "message": r.error[1]}
     if r.retries:
+        # RetryHistory: startTime, endTime, code, clientRequestId, serviceRequestId, error
+        # (https://learn.microsoft.com/javascript/api/@azure/arm-logic/retryhistory); the
+        # code as a status name is inferred (the page says only "the status code").
         slot = (inner - begin) / (r.retries + 1)
         history = []
         for i in range(r.retries):
